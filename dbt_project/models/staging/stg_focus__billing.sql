@@ -1,0 +1,33 @@
+-- FOCUS line items typed and renamed to snake_case, one row per line item.
+-- The charge day is taken in UTC so daily partitions line up across providers.
+select
+    cast(timezone('UTC', ChargePeriodStart) as date) as day,
+    timezone('UTC', ChargePeriodStart) as charge_period_start,
+    timezone('UTC', ChargePeriodEnd) as charge_period_end,
+    timezone('UTC', BillingPeriodStart) as billing_period_start,
+    ProviderName as provider,
+    BillingAccountId as billing_account_id,
+    BillingAccountName as billing_account_name,
+    SubAccountId as sub_account_id,
+    SubAccountName as sub_account_name,
+    ServiceName as service_name,
+    ServiceCategory as service_category,
+    RegionId as region_id,
+    ResourceId as resource_id,
+    ResourceName as resource_name,
+    SkuId as sku_id,
+    ChargeCategory as charge_category,
+    ChargeClass as charge_class,
+    ChargeDescription as charge_description,
+    ChargeFrequency as charge_frequency,
+    PricingCategory as pricing_category,
+    CommitmentDiscountId as commitment_discount_id,
+    BillingCurrency as billing_currency,
+    cast(BilledCost as decimal(18, 6)) as billed_cost,
+    cast(EffectiveCost as decimal(18, 6)) as effective_cost,
+    cast(ListCost as decimal(18, 6)) as list_cost,
+    -- Spend without a team tag is reported as its own team, never dropped.
+    coalesce(nullif(trim(json_extract_string(Tags, '$.team')), ''), 'untagged') as team,
+    Tags as tags,
+    x_Source as source
+from {{ source('finops', 'raw_billing') }}

@@ -1,0 +1,1 @@
+"""finops-pipeline: cloud-cost anomaly detection on Dagster."""

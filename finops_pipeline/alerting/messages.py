@@ -1,0 +1,75 @@
+"""Alert messages: Slack Block Kit payloads and their markdown twin for the outbox.
+
+Text that comes from billing data is escaped for Slack's mrkdwn (``&``, ``<``, ``>``), so a tag
+value like ``<!channel>`` or ``<https://evil|click>`` is shown literally and never pings or links.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from finops_pipeline.alerting.report import _money, describe_series
+
+SEVERITY_ICON = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
+
+
+def escape_mrkdwn(text: object) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def asset_link(dagster_url: str, day: str) -> str:
+    return f"{dagster_url}/assets/anomalies?partition={quote(day)}"
+
+
+def slack_message(fact: dict, dagster_url: str, report_ref: str | None) -> dict:
+    """``text`` (the notification fallback) and ``blocks`` for one anomaly."""
+    series = escape_mrkdwn(describe_series(fact))
+    headline = (
+        f"{fact['severity'].upper()}: {series} {'spiked' if fact['direction'] == 'spike' else 'dropped'} to "
+        f"{_money(fact['actual_usd'])} on {fact['day']} (expected {_money(fact['expected_usd'])}, "
+        f"impact {_money(fact['impact_usd'])}, {fact['deviation_pct']:+.1f}%)"
+    )
+    fields = [
+        ("Actual", _money(fact["actual_usd"])),
+        ("Expected", f"{_money(fact['expected_usd'])} (band {_money(fact['band_usd'][0])} – {_money(fact['band_usd'][1])})"),
+        ("Impact", f"{_money(fact['impact_usd'])} ({fact['deviation_pct']:+.1f}%)"),
+        ("Team", escape_mrkdwn(fact["team"] or "-")),
+        ("Account", escape_mrkdwn(f"{fact['sub_account'] or 'all'} ({fact['sub_account_id'] or '-'})")),
+        ("Provider", escape_mrkdwn(fact["provider"] or "all")),
+    ]
+    contributors = "\n".join(
+        f"• `{escape_mrkdwn(c['name'])}`: {_money(c['actual'])} vs {_money(c['expected'])} ({_money(c['delta'])})"
+        for c in fact["top_contributors"]
+    ) or "none identified"
+    link = asset_link(dagster_url, fact["day"])
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"{fact['severity'].upper()} cost anomaly: {describe_series(fact)}"[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{SEVERITY_ICON[fact['severity']]} {headline}"}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Top contributors*\n{contributors}"}},
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"<{link}|Open in Dagster> · anomaly `{fact['anomaly_id']}`"
+                                                    + (f" · report `{escape_mrkdwn(report_ref)}`" if report_ref else "")}],
+        },
+    ]
+    return {"text": headline, "blocks": blocks}
+
+
+def markdown_message(fact: dict, dagster_url: str, report_ref: str | None) -> str:
+    lines = [
+        f"# [{fact['severity'].upper()}] {describe_series(fact)} on {fact['day']}",
+        "",
+        f"- Actual: {_money(fact['actual_usd'])}",
+        f"- Expected: {_money(fact['expected_usd'])} (band {_money(fact['band_usd'][0])} – {_money(fact['band_usd'][1])})",
+        f"- Impact: {_money(fact['impact_usd'])} ({fact['deviation_pct']:+.1f}%, {fact['direction']})",
+        f"- Team: {fact['team'] or '-'}; account {fact['sub_account'] or 'all'} ({fact['sub_account_id'] or '-'}); provider {fact['provider'] or 'all'}",
+        "",
+        "Top contributors:",
+        *[f"- `{c['name']}` ({c['dimension']}): {_money(c['actual'])} vs {_money(c['expected'])} ({_money(c['delta'])})"
+          for c in fact["top_contributors"]],
+        "",
+        f"Dagster: {asset_link(dagster_url, fact['day'])}",
+        f"Anomaly id: {fact['anomaly_id']}" + (f"; report: {report_ref}" if report_ref else ""),
+    ]
+    return "\n".join(lines) + "\n"

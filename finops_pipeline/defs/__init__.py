@@ -1,0 +1,1 @@
+"""Dagster wiring, one module per stage: ingest → transform (dbt) → detect → alerting."""

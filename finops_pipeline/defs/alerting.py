@@ -1,0 +1,204 @@
+"""Stage 4: the anomaly report and the alerts, launched by a sensor on new `anomalies` rows.
+
+An anomaly is alerted once: the `alert_ledger` table, keyed by anomaly_id, records every alert
+sent, and both assets work only on anomalies that are not in it yet. Dedupe lives in data, not in
+run metadata: a single-run backfill copies one run's metadata onto every partition.
+"""
+
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    AssetSelection,
+    Config,
+    DefaultSensorStatus,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    asset,
+    define_asset_job,
+    sensor,
+)
+from dagster_duckdb import DuckDBResource
+
+from finops_pipeline.alerting.messages import markdown_message, slack_message
+from finops_pipeline.alerting.report import anomaly_facts, write_report
+from finops_pipeline.detection.scoring import SEVERITIES
+from finops_pipeline.resources import FinopsSlackResource, LLMResource, OutboxResource
+from finops_pipeline.storage import ensure_table, table_exists
+
+ANOMALIES = AssetKey("anomalies")
+
+
+class AlertSettings(Config):
+    min_severity: str = "warning"  # info anomalies stay in the table and the UI without paging anyone
+
+
+def pending_anomalies(con, min_severity: str) -> pd.DataFrame:
+    """Anomalies at or above ``min_severity`` that have not been alerted yet."""
+    if min_severity not in SEVERITIES:
+        raise ValueError(f"min_severity must be one of {SEVERITIES}, got {min_severity!r}")
+    ensure_table(con, "alert_ledger")
+    if not table_exists(con, "anomalies"):
+        return pd.DataFrame()
+    allowed = list(SEVERITIES[SEVERITIES.index(min_severity):])
+    return con.execute(
+        """SELECT a.* FROM anomalies a
+           WHERE a.severity IN (SELECT unnest(?::VARCHAR[]))
+             AND NOT EXISTS (SELECT 1 FROM alert_ledger l WHERE l.anomaly_id = a.anomaly_id)
+           ORDER BY a.period_start, abs(a.impact_usd) DESC""",
+        [allowed],
+    ).df()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@asset(
+    group_name="alerting",
+    kinds={"openai", "duckdb"},
+    owners=["team:finops"],
+    deps=[ANOMALIES],
+    pool="duckdb",
+    metadata={"dagster/table_name": "main.anomaly_reports"},
+)
+def anomaly_report(
+    context: AssetExecutionContext, config: AlertSettings, duckdb: DuckDBResource, llm: LLMResource, outbox: OutboxResource
+) -> MaterializeResult:
+    """A report on the anomalies not alerted yet: written by the configured LLM (any
+    OpenAI-compatible server), or by the deterministic template when none is configured or it
+    fails, which the report then says. Stored as markdown in `reports/` and in `anomaly_reports`."""
+    with duckdb.get_connection() as con:
+        pending = pending_anomalies(con, config.min_severity)
+    if pending.empty:
+        return MaterializeResult(metadata={"anomalies": 0, "report": "nothing new to report"})
+    facts = anomaly_facts(pending)
+    report = write_report(facts, llm.get_client() if llm.configured else None, llm.model)
+    ids = sorted(pending["anomaly_id"])
+    report_id = hashlib.sha256("|".join(ids).encode()).hexdigest()[:16]
+    created = datetime.now(timezone.utc)
+    path = outbox.path("reports") / f"report_{created:%Y%m%dT%H%M%S}_{report_id}.md"
+    _atomic_write(path, report.markdown)
+    with duckdb.get_connection() as con:
+        ensure_table(con, "anomaly_reports")
+        con.execute("DELETE FROM anomaly_reports WHERE report_id = ?", [report_id])
+        con.execute(
+            "INSERT INTO anomaly_reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [report_id, created, json.dumps(ids), report.model, report.used_fallback, report.fallback_reason,
+             report.prompt_tokens, report.completion_tokens, report.markdown],
+        )
+    if report.used_fallback:
+        context.log.warning(f"Template report used: {report.fallback_reason}")
+    return MaterializeResult(
+        metadata={
+            "anomalies": len(ids),
+            "report_id": report_id,
+            "model": report.model or "template",
+            "used_fallback": report.used_fallback,
+            "prompt_tokens": report.prompt_tokens or 0,
+            "completion_tokens": report.completion_tokens or 0,
+            "path": MetadataValue.path(str(path)),
+            "report": MetadataValue.md(report.markdown),
+        }
+    )
+
+
+@asset(
+    group_name="alerting",
+    kinds={"slack", "duckdb"},
+    owners=["team:finops"],
+    deps=[anomaly_report],
+    pool="duckdb",
+    metadata={"dagster/table_name": "main.alert_ledger"},
+)
+def anomaly_alerts(
+    context: AssetExecutionContext,
+    config: AlertSettings,
+    duckdb: DuckDBResource,
+    slack: FinopsSlackResource,
+    outbox: OutboxResource,
+) -> MaterializeResult:
+    """One alert per new anomaly: to Slack through dagster-slack when SLACK_BOT_TOKEN is set,
+    otherwise as JSON + markdown files in the outbox. Each alert is recorded in `alert_ledger`
+    right after it is sent, so no anomaly is alerted twice."""
+    with duckdb.get_connection() as con:
+        pending = pending_anomalies(con, config.min_severity)
+        latest = con.execute("SELECT report_id FROM anomaly_reports ORDER BY created_at DESC LIMIT 1").fetchone() \
+            if table_exists(con, "anomaly_reports") else None
+        report_ref = latest[0] if latest else None
+        client = slack.get_client() if slack.enabled else None
+        sent = []
+        for fact in anomaly_facts(pending) if len(pending) else []:
+            message = slack_message(fact, outbox.dagster_url, report_ref)
+            if client is not None:
+                response = client.chat_postMessage(channel=slack.channel, text=message["text"], blocks=message["blocks"])
+                destination, channel, ref = "slack", slack.channel, str(response["ts"])
+            else:
+                stem = outbox.path("outbox") / f"{fact['day']}_{fact['anomaly_id']}"
+                _atomic_write(stem.with_suffix(".json"), json.dumps({"anomaly": fact, "slack_message": message}, indent=2))
+                _atomic_write(stem.with_suffix(".md"), markdown_message(fact, outbox.dagster_url, report_ref))
+                destination, channel, ref = "outbox", None, str(stem.with_suffix(".json"))
+            con.execute(
+                "INSERT INTO alert_ledger VALUES (?, ?, ?, ?, ?, ?)",
+                [fact["anomaly_id"], report_ref, destination, channel, ref, datetime.now(timezone.utc)],
+            )
+            sent.append(fact["anomaly_id"])
+        total = con.execute("SELECT count(*) FROM alert_ledger").fetchone()[0]
+    context.log.info(f"Sent {len(sent)} alert(s) via {'Slack' if slack.enabled else 'the outbox'}")
+    return MaterializeResult(
+        metadata={
+            "alerts_sent": len(sent),
+            "destination": "slack" if slack.enabled else "outbox",
+            "dagster/row_count": int(total),
+        }
+    )
+
+
+alert_job = define_asset_job(
+    "anomaly_alert_job",
+    selection=AssetSelection.assets(anomaly_report, anomaly_alerts),
+    description="Report and alert on anomalies that have not been alerted yet.",
+)
+
+
+@sensor(
+    job=alert_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Launches the alert job once for every run that materialized `anomalies` with rows.",
+)
+def anomalies_sensor(context: SensorEvaluationContext) -> SensorResult:
+    # A plain sensor walking every materialization after the cursor: asset_sensor would only see
+    # the newest one, and two quick runs would lose an alert.
+    cursor = int(context.cursor) if context.cursor else None
+    by_run: dict[str, list] = {}
+    while True:
+        result = context.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=ANOMALIES, after_storage_id=cursor), limit=500, ascending=True
+        )
+        for record in result.records:
+            cursor = record.storage_id
+            # One backfill run emits an event per partition: one request per run is enough.
+            key = record.run_id or f"runless-{record.storage_id}"
+            by_run.setdefault(key, []).append(record)
+        if not result.has_more:
+            break
+    requests = []
+    for key, records in by_run.items():
+        rows = [r.asset_materialization.metadata.get("dagster/row_count") for r in records]
+        if any(m is not None and m.value > 0 for m in rows):
+            last = max(r.storage_id for r in records)
+            requests.append(RunRequest(run_key=f"anomalies-{last}", tags={"finops/source_run": key}))
+    return SensorResult(run_requests=requests, cursor=str(cursor) if cursor is not None else None)

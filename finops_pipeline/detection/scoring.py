@@ -1,0 +1,134 @@
+"""Deciding whether a day's cost is an anomaly, how bad it is, and what drove it.
+
+Statistics only: the forecast band says the value is unusual, a robust z-score against the same
+weekday confirms it is not just a noisy series, and dollar and percentage floors keep alerts to
+what is worth a person's time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """An anomaly needs both ``min_impact_usd`` and ``min_deviation_pct``; severity rises with both."""
+
+    min_impact_usd: float = 100.0
+    min_deviation_pct: float = 20.0
+    min_robust_z: float = 3.5
+    warning_impact_usd: float = 250.0
+    warning_deviation_pct: float = 50.0
+    critical_impact_usd: float = 2000.0
+    critical_deviation_pct: float = 100.0
+
+
+@dataclass(frozen=True)
+class Score:
+    direction: str
+    impact_usd: float
+    deviation_pct: float
+    robust_z: float | None
+    severity: str
+    detectors: tuple[str, ...]
+
+
+def anomaly_id(series_key: str, period_start: date, granularity: str = "daily") -> str:
+    """Stable across reruns and backfills: the same series and period always get the same id."""
+    return hashlib.sha256(f"{granularity}|{series_key}|{period_start.isoformat()}".encode()).hexdigest()[:24]
+
+
+def robust_z(actual: float, history: np.ndarray, min_points: int = 4) -> float | None:
+    """(actual − median) / (1.4826·MAD) of ``history``; None with too little history.
+
+    The MAD is floored at 2 % of the median so a perfectly flat series does not turn a cent of
+    change into an infinite score.
+    """
+    history = np.asarray(history, dtype=float)
+    if len(history) < min_points:
+        return None
+    median = float(np.median(history))
+    mad = 1.4826 * float(np.median(np.abs(history - median)))
+    scale = max(mad, 0.02 * abs(median), 0.01)
+    return (actual - median) / scale
+
+
+def deviation_pct(actual: float, expected: float) -> float:
+    if expected <= 0:
+        return 999.0 if actual > 0 else 0.0
+    return (actual - expected) / expected * 100.0
+
+
+def severity(impact_usd: float, deviation: float, t: Thresholds) -> str:
+    impact, dev = abs(impact_usd), abs(deviation)
+    if impact >= t.critical_impact_usd and dev >= t.critical_deviation_pct:
+        return "critical"
+    if impact >= t.warning_impact_usd and dev >= t.warning_deviation_pct:
+        return "warning"
+    return "info"
+
+
+def score(
+    actual: float,
+    expected: float,
+    lower: float,
+    upper: float,
+    same_weekday_history: np.ndarray,
+    t: Thresholds = Thresholds(),
+) -> Score | None:
+    """Score one period of one series; None when it is not an anomaly."""
+    if lower <= actual <= upper:
+        return None
+    impact = actual - expected
+    dev = deviation_pct(actual, expected)
+    if abs(impact) < t.min_impact_usd or abs(dev) < t.min_deviation_pct:
+        return None
+    detectors = ["prophet_interval"]
+    z = robust_z(actual, same_weekday_history)
+    if z is not None:
+        if abs(z) < t.min_robust_z or np.sign(z) != np.sign(impact):
+            return None
+        detectors.append("robust_zscore")
+    return Score(
+        direction="spike" if impact > 0 else "drop",
+        impact_usd=impact,
+        deviation_pct=dev,
+        robust_z=z,
+        severity=severity(impact, dev, t),
+        detectors=tuple(detectors),
+    )
+
+
+def same_weekday_history(series: pd.Series, day: date, weeks: int = 8) -> np.ndarray:
+    """The series' values on the same weekday in the ``weeks`` weeks before ``day`` (missing: 0),
+    counted only from the series' first day."""
+    if series.empty:
+        return np.array([])
+    first = series.index.min()
+    days = [d for d in (date.fromordinal(day.toordinal() - 7 * k) for k in range(1, weeks + 1)) if d >= first]
+    return series.reindex(days, fill_value=0.0).to_numpy(dtype=float)
+
+
+def top_contributors(current: pd.Series, baseline: pd.Series, n: int = 3, dimension: str = "") -> list[dict]:
+    """The ``n`` items (a region, a resource, a service…) that moved the most, by the size of the
+    change, each with actual, expected and delta. ``current`` and ``baseline`` are indexed by item."""
+    frame = pd.DataFrame({"actual": current, "expected": baseline}).fillna(0.0)
+    frame["delta"] = frame["actual"] - frame["expected"]
+    frame = frame.reindex(frame["delta"].abs().sort_values(ascending=False, kind="stable").index)
+    return [
+        {
+            "dimension": dimension,
+            "name": str(name),
+            "actual": round(float(row.actual), 2),
+            "expected": round(float(row.expected), 2),
+            "delta": round(float(row.delta), 2),
+        }
+        for name, row in frame.head(n).iterrows()
+    ]

@@ -1,0 +1,119 @@
+"""The cost series the pipeline forecasts and scores, and the detection pass over them.
+
+Only Usage charges, on EffectiveCost, make up a series: Purchase, Tax, Credit and Adjustment rows
+follow invoices and contracts, not consumption, and must neither raise nor hide an anomaly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+import pandas as pd
+
+from finops_pipeline.detection.scoring import Thresholds, anomaly_id, same_weekday_history, score
+
+SERIES_LEVELS = ("total", "sub_account_service")
+
+META_COLUMNS = ["series_key", "series_level", "provider", "sub_account_id", "sub_account_name", "service_name", "team"]
+
+
+def series_key(level: str, provider: str | None = None, sub_account_id: str | None = None, service_name: str | None = None) -> str:
+    if level == "total":
+        return "total"
+    return f"{level}:{provider}/{sub_account_id}/{service_name}"
+
+
+def build_series(usage: pd.DataFrame) -> pd.DataFrame:
+    """Daily Usage cost per series.
+
+    ``usage`` has one row per day, provider, sub_account_id, sub_account_name, service_name, team
+    with ``effective_cost``. Returns ``META_COLUMNS + [day, cost]``, one row per series and day.
+    """
+    if usage.empty:
+        return pd.DataFrame(columns=[*META_COLUMNS, "day", "cost"])
+    usage = usage.assign(effective_cost=usage["effective_cost"].astype(float))
+    total = usage.groupby("day", as_index=False)["effective_cost"].sum()
+    total = total.assign(series_key="total", series_level="total", provider=None, sub_account_id=None,
+                         sub_account_name=None, service_name=None, team=None)
+    grain = ["provider", "sub_account_id", "service_name"]
+    # A series is owned by the team that carries most of its spend.
+    team_cost = usage.groupby([*grain, "team"], as_index=False)["effective_cost"].sum()
+    owner = (
+        team_cost.sort_values([*grain, "effective_cost", "team"], ascending=[True, True, True, False, True])
+        .drop_duplicates(grain)
+        .set_index(grain)["team"]
+    )
+    names = usage.groupby(grain)["sub_account_name"].max()
+    fine = usage.groupby(["day", *grain], as_index=False)["effective_cost"].sum()
+    fine["series_level"] = "sub_account_service"
+    fine["series_key"] = [series_key("sub_account_service", *k) for k in zip(fine.provider, fine.sub_account_id, fine.service_name)]
+    idx = pd.MultiIndex.from_frame(fine[grain])
+    fine["team"] = owner.reindex(idx).to_numpy()
+    fine["sub_account_name"] = names.reindex(idx).to_numpy()
+    out = pd.concat([total, fine], ignore_index=True).rename(columns={"effective_cost": "cost"})
+    return out[[*META_COLUMNS, "day", "cost"]].sort_values(["series_key", "day"], ignore_index=True)
+
+
+def history_by_series(series: pd.DataFrame) -> dict[str, pd.Series]:
+    return {key: g.set_index("day")["cost"].astype(float) for key, g in series.groupby("series_key", sort=True)}
+
+
+def series_metadata(series: pd.DataFrame) -> pd.DataFrame:
+    return series[META_COLUMNS].drop_duplicates("series_key").set_index("series_key")
+
+
+def detect(
+    series: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    days: Iterable[date],
+    thresholds: Thresholds = Thresholds(),
+) -> pd.DataFrame:
+    """Score each series on each of ``days`` against its horizon-0 forecast.
+
+    ``forecasts`` has ``target_day, series_key, expected_cost, lower_bound, upper_bound``. A series
+    with no cost on a day it had a forecast for scores as 0: a service that stops is an anomaly too.
+    """
+    history = history_by_series(series)
+    meta = series_metadata(series) if not series.empty else pd.DataFrame()
+    wanted = set(days)
+    rows = []
+    for f in forecasts.itertuples(index=False):
+        if f.target_day not in wanted or f.series_key not in history:
+            continue
+        values = history[f.series_key]
+        actual = float(values.get(f.target_day, 0.0))
+        result = score(actual, f.expected_cost, f.lower_bound, f.upper_bound, same_weekday_history(values, f.target_day), thresholds)
+        if result is None:
+            continue
+        m = meta.loc[f.series_key]
+        rows.append(
+            {
+                "anomaly_id": anomaly_id(f.series_key, f.target_day),
+                "period_start": pd.Timestamp(f.target_day, tz="UTC"),
+                "granularity": "daily",
+                "series_level": m.series_level,
+                "series_key": f.series_key,
+                "provider": m.provider,
+                "sub_account_id": m.sub_account_id,
+                "sub_account_name": m.sub_account_name,
+                "service_name": m.service_name,
+                "team": m.team,
+                "direction": result.direction,
+                "actual_cost": round(actual, 2),
+                "expected_cost": round(float(f.expected_cost), 2),
+                "lower_bound": round(float(f.lower_bound), 2),
+                "upper_bound": round(float(f.upper_bound), 2),
+                "impact_usd": round(result.impact_usd, 2),
+                "deviation_pct": round(result.deviation_pct, 1),
+                "robust_z": None if result.robust_z is None else round(result.robust_z, 2),
+                "severity": result.severity,
+                "detectors": ",".join(result.detectors),
+            }
+        )
+    columns = ["anomaly_id", "period_start", "granularity", "series_level", "series_key", "provider", "sub_account_id",
+               "sub_account_name", "service_name", "team", "direction", "actual_cost", "expected_cost", "lower_bound",
+               "upper_bound", "impact_usd", "deviation_pct", "robust_z", "severity", "detectors"]
+    out = pd.DataFrame(rows, columns=columns)
+    out["period_start"] = pd.to_datetime(out["period_start"], utc=True)
+    return out.sort_values(["period_start", "impact_usd"], ascending=[True, False], ignore_index=True)

@@ -1,0 +1,108 @@
+"""Resources, each configured from the environment. Secrets go through ``dagster.EnvVar`` so the
+UI shows the variable's name, never its value."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from dagster import ConfigurableResource, EnvVar
+from dagster_dbt import DbtCliResource
+from dagster_duckdb import DuckDBResource
+from dagster_slack import SlackResource
+from openai import OpenAI
+from pydantic import Field
+from slack_sdk import WebClient
+
+from finops_pipeline.settings import Settings
+from finops_pipeline.sources import demo
+
+
+class BillingSourceResource(ConfigurableResource):
+    """Where line items come from. ``demo`` is the embedded, deterministic demo bill."""
+
+    source: str = Field(default="demo", description="FINOPS_SOURCE: the billing source.")
+
+    def line_items(self, start: date, end: date) -> pd.DataFrame:
+        """FOCUS line items whose charge period starts in ``[start, end)``, tagged with their source."""
+        if self.source != "demo":
+            raise ValueError(f"Unknown billing source {self.source!r}")
+        frame = demo.generate(start, end)
+        frame["x_Source"] = self.source
+        return frame
+
+
+class LLMResource(ConfigurableResource):
+    """Any OpenAI-compatible chat-completions server. Unconfigured (no key, no base URL), reports
+    fall back to the deterministic template."""
+
+    api_key: str | None = Field(default=None, description="OPENAI_API_KEY")
+    base_url: str | None = Field(default=None, description="OPENAI_BASE_URL, for Azure OpenAI, vLLM, Ollama…")
+    model: str = Field(default="gpt-4o-mini", description="FINOPS_LLM_MODEL")
+    timeout_seconds: float = 60.0
+    max_retries: int = 2
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.api_key or self.base_url)
+
+    def get_client(self) -> OpenAI:
+        # Local servers often need no key; the client insists on one.
+        return OpenAI(
+            api_key=self.api_key or "unused",
+            base_url=self.base_url,
+            timeout=self.timeout_seconds,
+            max_retries=self.max_retries,
+        )
+
+
+class FinopsSlackResource(SlackResource):
+    """dagster-slack's resource, with an optional token (no token: alerts go to the outbox) and an
+    API base URL for Slack-compatible gateways and tests."""
+
+    token: str | None = Field(default=None, description="SLACK_BOT_TOKEN")  # type: ignore[assignment]
+    api_url: str | None = Field(default=None, description="FINOPS_SLACK_API_URL")
+    channel: str = Field(default="#finops-alerts", description="FINOPS_SLACK_CHANNEL")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token)
+
+    def get_client(self) -> WebClient:
+        base_url = self.api_url or WebClient.BASE_URL
+        return WebClient(token=self.token, base_url=base_url.rstrip("/") + "/")
+
+
+class OutboxResource(ConfigurableResource):
+    """Where alerts are written when Slack is not configured, and where reports and charts live."""
+
+    outbox_dir: str
+    reports_dir: str
+    charts_dir: str
+    dagster_url: str = "http://127.0.0.1:3000"
+
+    def path(self, kind: str) -> Path:
+        folder = Path({"outbox": self.outbox_dir, "reports": self.reports_dir, "charts": self.charts_dir}[kind])
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+def _secret(name: str) -> EnvVar | None:
+    return EnvVar(name) if os.environ.get(name) else None
+
+
+def build_resources(settings: Settings, dbt_project_dir: Path, dbt_executable: str) -> dict:
+    return {
+        "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
+        "billing_source": BillingSourceResource(source=settings.source),
+        "dbt": DbtCliResource(project_dir=str(dbt_project_dir), profiles_dir=str(dbt_project_dir),
+                              dbt_executable=dbt_executable),
+        "llm": LLMResource(api_key=_secret("OPENAI_API_KEY"), base_url=os.environ.get("OPENAI_BASE_URL") or None,
+                           model=settings.llm_model),
+        "slack": FinopsSlackResource(token=_secret("SLACK_BOT_TOKEN"), api_url=settings.slack_api_url,
+                                     channel=settings.slack_channel),
+        "outbox": OutboxResource(outbox_dir=str(settings.outbox_dir), reports_dir=str(settings.reports_dir),
+                                 charts_dir=str(settings.charts_dir), dagster_url=settings.dagster_url),
+    }

@@ -1,0 +1,65 @@
+"""Configuration read from the environment, in one place.
+
+Every variable is listed in the README's configuration table. Secrets (API keys, tokens) are not
+read here: resources take them through ``dagster.EnvVar`` so their values never reach the UI.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+DEFAULT_START_DATE = "2025-01-01"
+SOURCES = ("demo",)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    duckdb_path: Path
+    source: str
+    start_date: str
+    outbox_dir: Path
+    reports_dir: Path
+    llm_model: str
+    slack_channel: str
+    slack_api_url: str | None
+    dagster_url: str
+
+    @property
+    def charts_dir(self) -> Path:
+        return self.data_dir / "charts"
+
+
+def load_settings(environ: os._Environ | dict | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    data_dir = Path(env.get("FINOPS_DATA_DIR") or Path.cwd() / "data").resolve()
+    duckdb_path = Path(env.get("FINOPS_DUCKDB_PATH") or data_dir / "finops.duckdb").resolve()
+    source = (env.get("FINOPS_SOURCE") or "demo").strip().lower()
+    if source not in SOURCES:
+        raise ValueError(f"FINOPS_SOURCE={source!r} is not supported; choose one of {', '.join(SOURCES)}")
+    start_date = env.get("FINOPS_START_DATE") or DEFAULT_START_DATE
+    try:
+        date.fromisoformat(start_date)
+    except ValueError as exc:
+        raise ValueError(f"FINOPS_START_DATE={start_date!r} is not an ISO date (YYYY-MM-DD)") from exc
+    return Settings(
+        data_dir=data_dir,
+        duckdb_path=duckdb_path,
+        source=source,
+        start_date=start_date,
+        outbox_dir=Path(env.get("FINOPS_OUTBOX_DIR") or data_dir / "outbox").resolve(),
+        reports_dir=Path(env.get("FINOPS_REPORTS_DIR") or data_dir / "reports").resolve(),
+        llm_model=env.get("FINOPS_LLM_MODEL") or "gpt-4o-mini",
+        slack_channel=env.get("FINOPS_SLACK_CHANNEL") or "#finops-alerts",
+        slack_api_url=env.get("FINOPS_SLACK_API_URL") or None,
+        dagster_url=(env.get("FINOPS_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
+    )
+
+
+def export_duckdb_path(settings: Settings) -> None:
+    """dbt runs in a subprocess and reads the DuckDB path from its profile's env_var; make sure the
+    subprocess sees the same resolved path as Python does, even when the user left it unset."""
+    os.environ["FINOPS_DUCKDB_PATH"] = str(settings.duckdb_path)

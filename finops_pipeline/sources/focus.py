@@ -1,0 +1,54 @@
+"""The FOCUS 1.2 columns the pipeline stores in ``raw_billing``, with their DuckDB types.
+
+Identifiers stay strings (account ids keep their leading zeros), timestamps are UTC, costs are
+DECIMAL so sums reconcile with the provider's invoice to the cent.
+"""
+
+from __future__ import annotations
+
+FOCUS_COLUMNS: dict[str, str] = {
+    "BillingAccountId": "VARCHAR",
+    "BillingAccountName": "VARCHAR",
+    "BillingAccountType": "VARCHAR",
+    "SubAccountId": "VARCHAR",
+    "SubAccountName": "VARCHAR",
+    "SubAccountType": "VARCHAR",
+    "BillingPeriodStart": "TIMESTAMPTZ",
+    "BillingPeriodEnd": "TIMESTAMPTZ",
+    "ChargePeriodStart": "TIMESTAMPTZ",
+    "ChargePeriodEnd": "TIMESTAMPTZ",
+    "BilledCost": "DECIMAL(18, 6)",
+    "EffectiveCost": "DECIMAL(18, 6)",
+    "ListCost": "DECIMAL(18, 6)",
+    "ContractedCost": "DECIMAL(18, 6)",
+    "BillingCurrency": "VARCHAR",
+    "ProviderName": "VARCHAR",
+    "PublisherName": "VARCHAR",
+    "InvoiceIssuerName": "VARCHAR",
+    "ServiceName": "VARCHAR",
+    "ServiceCategory": "VARCHAR",
+    "RegionId": "VARCHAR",
+    "RegionName": "VARCHAR",
+    "ResourceId": "VARCHAR",
+    "ResourceName": "VARCHAR",
+    "ResourceType": "VARCHAR",
+    "SkuId": "VARCHAR",
+    "SkuPriceId": "VARCHAR",
+    "ChargeCategory": "VARCHAR",
+    "ChargeClass": "VARCHAR",
+    "ChargeDescription": "VARCHAR",
+    "ChargeFrequency": "VARCHAR",
+    "PricingCategory": "VARCHAR",
+    "PricingQuantity": "DECIMAL(18, 6)",
+    "PricingUnit": "VARCHAR",
+    "ConsumedQuantity": "DECIMAL(18, 6)",
+    "ConsumedUnit": "VARCHAR",
+    "CommitmentDiscountId": "VARCHAR",
+    "CommitmentDiscountStatus": "VARCHAR",
+    "Tags": "JSON",
+}
+
+# Columns the pipeline adds: where a row came from, so several sources can share the table.
+LINEAGE_COLUMNS: dict[str, str] = {"x_Source": "VARCHAR"}
+
+CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
