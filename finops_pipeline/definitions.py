@@ -4,23 +4,26 @@ from dagster import Definitions
 
 from finops_pipeline.defs import alerting, detect, ingest, transform
 from finops_pipeline.resources import build_resources
-from finops_pipeline.settings import export_duckdb_path, load_settings
+from finops_pipeline.settings import Settings, export_duckdb_path, load_settings
 
-settings = load_settings()
-export_duckdb_path(settings)
 
-defs = Definitions(
-    assets=[
-        ingest.raw_billing,
-        transform.finops_dbt_models,
-        detect.cost_forecasts,
-        detect.anomalies,
-        alerting.anomaly_report,
-        alerting.anomaly_alerts,
-    ],
-    asset_checks=[detect.forecast_bands_are_ordered, detect.anomalies_have_forecasts],
-    jobs=[detect.daily_cost_pipeline, alerting.alert_job],
-    schedules=[detect.daily_cost_pipeline_schedule],
-    sensors=[alerting.anomalies_sensor],
-    resources=build_resources(settings, transform.DBT_PROJECT_DIR, transform.DBT_EXECUTABLE),
-)
+def build_definitions(settings: Settings) -> Definitions:
+    export_duckdb_path(settings)
+    return Definitions(
+        assets=[
+            ingest.raw_billing,
+            transform.finops_dbt_models,
+            detect.cost_forecasts,
+            detect.anomalies,
+            alerting.anomaly_report,
+            alerting.anomaly_alerts,
+        ],
+        asset_checks=[detect.forecast_bands_are_ordered, detect.anomalies_have_forecasts],
+        jobs=[detect.daily_cost_pipeline, alerting.alert_job],
+        schedules=[detect.daily_cost_pipeline_schedule],
+        sensors=[alerting.anomalies_sensor],
+        resources=build_resources(settings, transform.DBT_PROJECT_DIR, transform.DBT_EXECUTABLE),
+    )
+
+
+defs = build_definitions(load_settings())

@@ -43,7 +43,8 @@ def slack_message(fact: dict, dagster_url: str, report_ref: str | None) -> dict:
     ) or "none identified"
     link = asset_link(dagster_url, fact["day"])
     blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{fact['severity'].upper()} cost anomaly: {describe_series(fact)}"[:150]}},
+        # The header is fixed text: every piece of billing text goes through escaped mrkdwn.
+        {"type": "header", "text": {"type": "plain_text", "text": f"{fact['severity'].upper()} cost anomaly on {fact['day']}"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{SEVERITY_ICON[fact['severity']]} {headline}"}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Top contributors*\n{contributors}"}},

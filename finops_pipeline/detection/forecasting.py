@@ -97,7 +97,7 @@ def fit_predict(
         interval_width=config.interval_width,
         uncertainty_samples=config.uncertainty_samples,
     )
-    model.fit(train)
+    model.fit(train, seed=1)  # Stan's optimizer, seeded: reruns give the same fit
     with _SAMPLING_LOCK:
         np.random.seed(first_day.toordinal() % (2**31))
         predicted = model.predict(pd.DataFrame({"ds": days}))
@@ -121,8 +121,10 @@ class _Task:
 
 
 def _run_task(task: _Task, config: ForecastConfig) -> pd.DataFrame:
-    last = max(task.days)
-    predicted = fit_predict(task.values, task.first_day, task.anchor, last + timedelta(days=config.horizon_days), config)
+    # Always the anchor's whole window, whichever of its days were asked for: the band's random
+    # draws depend on the shape of the prediction, and a rerun of one day must match the backfill.
+    last = task.anchor + timedelta(days=config.refit_every_days - 1 + config.horizon_days)
+    predicted = fit_predict(task.values, task.first_day, task.anchor, last, config)
     by_day = predicted.set_index("target_day")
     frames = []
     for day in task.days:
@@ -165,8 +167,8 @@ def forecast(history: Mapping[str, pd.Series], days: Iterable[date], config: For
     tasks = build_tasks(history, days, config)
     columns = ["forecast_date", "target_day", "horizon_days", "series_key", "expected_cost", "lower_bound",
                "upper_bound", "trained_through", "training_days"]
-    if not tasks:
-        return pd.DataFrame(columns=columns)
+    if not tasks:  # too little history yet: nothing to forecast, with the columns' real types
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith(("cost", "bound")) else "object") for c in columns})
     workers = min(config.workers or os.cpu_count() or 1, len(tasks))
     if workers <= 1:
         frames = [_run_task(task, config) for task in tasks]

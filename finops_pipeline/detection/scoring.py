@@ -67,10 +67,12 @@ def deviation_pct(actual: float, expected: float) -> float:
 
 
 def severity(impact_usd: float, deviation: float, t: Thresholds) -> str:
+    """Both floors of a level, or the dollar floor of the level above alone: a $5,000 overrun on a
+    large bill matters even when it is only 30 % of the day."""
     impact, dev = abs(impact_usd), abs(deviation)
-    if impact >= t.critical_impact_usd and dev >= t.critical_deviation_pct:
+    if (impact >= t.critical_impact_usd and dev >= t.critical_deviation_pct) or impact >= 5 * t.critical_impact_usd:
         return "critical"
-    if impact >= t.warning_impact_usd and dev >= t.warning_deviation_pct:
+    if (impact >= t.warning_impact_usd and dev >= t.warning_deviation_pct) or impact >= t.critical_impact_usd:
         return "warning"
     return "info"
 

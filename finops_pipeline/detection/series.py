@@ -52,6 +52,7 @@ def build_series(usage: pd.DataFrame) -> pd.DataFrame:
     fine["team"] = owner.reindex(idx).to_numpy()
     fine["sub_account_name"] = names.reindex(idx).to_numpy()
     out = pd.concat([total, fine], ignore_index=True).rename(columns={"effective_cost": "cost"})
+    out["cost"] = out["cost"].round(6)  # the sums are exact to the micro-dollar; drop float noise
     return out[[*META_COLUMNS, "day", "cost"]].sort_values(["series_key", "day"], ignore_index=True)
 
 

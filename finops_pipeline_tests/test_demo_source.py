@@ -1,0 +1,103 @@
+"""The demo bill: deterministic, day by day, realistic enough to exercise every stage."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from finops_pipeline.sources import demo
+from finops_pipeline.sources.focus import CHARGE_CATEGORIES, FOCUS_COLUMNS
+from finops_pipeline.sources.validation import BillingDataError, validate_line_items
+
+
+@pytest.fixture(scope="module")
+def year() -> pd.DataFrame:
+    return demo.generate(date(2025, 1, 1), date(2026, 1, 1))
+
+
+def test_each_day_is_the_same_every_time_and_independent_of_its_neighbours():
+    alone = demo.generate(date(2025, 7, 19), date(2025, 7, 20))
+    again = demo.generate(date(2025, 7, 19), date(2025, 7, 20))
+    in_range = demo.generate(date(2025, 7, 1), date(2025, 8, 1))
+    pd.testing.assert_frame_equal(alone, again)
+    day = in_range[in_range.ChargePeriodStart == pd.Timestamp("2025-07-19", tz="UTC")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, day)
+
+
+def test_days_differ_from_each_other():
+    a = demo.generate(date(2025, 3, 4), date(2025, 3, 5))
+    b = demo.generate(date(2025, 3, 5), date(2025, 3, 6))
+    assert not a.EffectiveCost.equals(b.EffectiveCost)
+
+
+def test_speaks_focus_1_2(year):
+    assert list(year.columns) == list(FOCUS_COLUMNS)
+    assert set(year.ChargeCategory) <= set(CHARGE_CATEGORIES)
+    assert (year.ChargePeriodStart < year.ChargePeriodEnd).all()
+    assert set(year.BillingCurrency) == {"USD"}
+    validate_line_items(year, "demo")
+    # Account ids are strings and keep their leading zeros.
+    assert "012345678901" in set(year.BillingAccountId) and "098765432109" in set(year.SubAccountId)
+
+
+def test_is_a_realistic_multi_account_bill(year):
+    usage = year[year.ChargeCategory == "Usage"]
+    assert year.ProviderName.nunique() >= 2
+    assert usage.ServiceName.nunique() >= 20
+    assert year.SubAccountId.nunique() >= 4
+    teams = usage.Tags.map(lambda t: json.loads(t).get("team"))
+    untagged = usage.EffectiveCost[teams.isna()].sum() / usage.EffectiveCost.sum()
+    assert 0.07 < untagged < 0.13
+
+
+def test_has_weekly_seasonality_and_growth(year):
+    usage = year[year.ChargeCategory == "Usage"]
+    daily = usage.groupby(usage.ChargePeriodStart.dt.date).EffectiveCost.sum()
+    weekday = pd.Series([d.weekday() for d in daily.index], index=daily.index)
+    assert daily[weekday < 5].mean() > 1.08 * daily[weekday >= 5].mean()
+    assert daily.iloc[-60:-10].mean() > 1.15 * daily.iloc[:50].mean()
+
+
+def test_month_starts_bring_fees_and_tax_and_credits_are_negative(year):
+    first = year[year.ChargePeriodStart.dt.day == 1]
+    assert {"Purchase", "Tax"} <= set(first.ChargeCategory)
+    assert not set(year[year.ChargePeriodStart.dt.day != 1].ChargeCategory) & {"Purchase", "Tax"}
+    credits = year[year.ChargeCategory == "Credit"]
+    assert len(credits) >= 12 and (credits.BilledCost < 0).all()
+    # Commitment-covered usage: billed 0, cost carried by EffectiveCost; the fee itself amortized away.
+    covered = year[(year.ChargeCategory == "Usage") & year.CommitmentDiscountId.notna()]
+    assert len(covered) and (covered.BilledCost == 0).all() and (covered.EffectiveCost > 0).all()
+    fees = year[(year.ChargeCategory == "Purchase") & year.CommitmentDiscountId.notna()]
+    assert (fees.EffectiveCost == 0).all() and (fees.BilledCost > 0).all()
+
+
+def test_injected_anomalies_show_in_the_bill():
+    for truth in demo.injected_anomalies():
+        def cost(day):
+            rows = demo.generate(day, day + timedelta(days=1))
+            rows = rows[(rows.SubAccountId == truth.sub_account_id) & (rows.ServiceName == truth.service_name)
+                        & (rows.ChargeCategory == "Usage")]
+            return rows.EffectiveCost.sum()
+
+        during, week_before = cost(truth.start_date), cost(truth.start_date - timedelta(days=7))
+        assert during > 0.8 * truth.multiplier * week_before, truth.name
+
+
+def test_validation_names_the_column_and_the_row_count():
+    frame = demo.generate(date(2025, 2, 3), date(2025, 2, 4))
+    frame["EffectiveCost"] = frame["EffectiveCost"].astype(object)  # as a CSV with text in it reads
+    frame.loc[frame.index[:3], "EffectiveCost"] = "n/a"
+    frame.loc[frame.index[:2], "ChargeCategory"] = "Refund"
+    with pytest.raises(BillingDataError) as err:
+        validate_line_items(frame, "bill.csv")
+    message = str(err.value)
+    assert "bill.csv" in message and "EffectiveCost: 3 row(s)" in message and "ChargeCategory: 2 row(s)" in message
+    with pytest.raises(BillingDataError, match="missing mandatory FOCUS column.*BilledCost"):
+        validate_line_items(frame.drop(columns=["BilledCost"]), "bill.csv")
+    mixed = demo.generate(date(2025, 2, 3), date(2025, 2, 4))
+    mixed.loc[mixed.index[0], "BillingCurrency"] = "EUR"
+    with pytest.raises(BillingDataError, match="mix currencies"):
+        validate_line_items(mixed, "bill.csv")

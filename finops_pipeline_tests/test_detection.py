@@ -1,0 +1,145 @@
+"""The detection maths as pure functions: forecasts without look-ahead, scoring, severity."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from finops_pipeline.detection.forecasting import ForecastConfig, build_tasks, clip_outliers, forecast, refit_anchor
+from finops_pipeline.detection.scoring import Thresholds, anomaly_id, robust_z, score, severity, top_contributors
+from finops_pipeline.detection.series import build_series, detect
+
+
+def _weekly(days: int, start=date(2025, 1, 6), level=1000.0, seed=0) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    index = [start + timedelta(days=i) for i in range(days)]
+    values = [level * (0.7 if d.weekday() >= 5 else 1.0) * (1 + 0.02 * rng.standard_normal()) for d in index]
+    return pd.Series(values, index=index)
+
+
+def test_refit_anchor_is_the_monday_on_or_before_the_day():
+    for offset in range(14):
+        day = date(2025, 7, 14) + timedelta(days=offset)
+        anchor = refit_anchor(day, 7)
+        assert anchor.weekday() == 0 and anchor <= day < anchor + timedelta(days=7)
+
+
+def test_training_data_ends_before_the_refit_anchor():
+    history = {"s": _weekly(120)}
+    days = [date(2025, 3, 20), date(2025, 3, 21), date(2025, 4, 2)]
+    tasks = build_tasks(history, days, ForecastConfig())
+    assert [t.anchor for t in tasks] == [date(2025, 3, 17), date(2025, 3, 31)]
+    for t in tasks:
+        assert t.first_day + timedelta(days=len(t.values)) == t.anchor  # the last training day is anchor - 1
+
+
+def test_no_look_ahead_changing_the_future_changes_no_forecast():
+    history = _weekly(90)
+    day = date(2025, 3, 20)
+    tampered = history.copy()
+    tampered[tampered.index >= refit_anchor(day, 7)] *= 10
+    cfg = ForecastConfig(workers=1)
+    a = forecast({"s": history}, [day], cfg)
+    b = forecast({"s": tampered}, [day], cfg)
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a.horizon_days) == list(range(31))
+    today = a.iloc[0]
+    assert today.lower_bound <= today.expected_cost <= today.upper_bound
+    assert 850 < today.expected_cost < 1150  # a Thursday of a ~1000/day series
+
+
+def test_too_little_history_gives_no_forecast():
+    assert forecast({"s": _weekly(20)}, [date(2025, 1, 25)], ForecastConfig(workers=1)).empty
+
+
+def test_clipping_removes_a_spike_but_accepts_a_lasting_level_shift():
+    values = _weekly(140).to_numpy()
+    spiked = values.copy()
+    spiked[70] *= 8
+    assert clip_outliers(spiked)[70] < 1.5 * values[70]
+    shifted = values.copy()
+    shifted[70:] *= 2
+    # Once the new level is most of the weekday's recent history, it is no longer clipped.
+    assert clip_outliers(shifted)[135] == pytest.approx(shifted[135])
+
+
+def test_score_needs_the_band_the_dollar_floor_the_percent_floor_and_the_robust_z():
+    history = np.array([1000, 990, 1010, 1005, 995, 1002, 998, 1003], dtype=float)
+    t = Thresholds()
+    assert score(1040, 1000, 950, 1050, history, t) is None  # inside the band
+    assert score(1090, 1000, 950, 1050, history, t) is None  # outside, but under 20 %
+    small = np.array([10, 10.5, 9.5, 10, 10.2, 9.8, 10, 10.1])
+    assert score(60, 10, 8, 12, small, t) is None  # +500 %, but only $50
+    noisy = np.array([1000, 3000, 500, 2500, 800, 2800, 600, 2000], dtype=float)
+    assert score(2600, 1500, 1200, 1800, noisy, t) is None  # the series swings like that every week
+    s = score(2600, 1000, 950, 1050, history, t)
+    assert s.direction == "spike" and s.impact_usd == 1600 and s.deviation_pct == 160
+    assert s.severity == "warning" and s.detectors == ("prophet_interval", "robust_zscore")
+    drop = score(0, 1000, 950, 1050, history, t)
+    assert drop.direction == "drop" and drop.deviation_pct == -100
+
+
+def test_severity_rises_with_both_dollars_and_percent():
+    t = Thresholds()
+    assert severity(150, 30, t) == "info"
+    assert severity(300, 60, t) == "warning"
+    assert severity(300, 400, t) == "warning"  # big %, small $
+    assert severity(1500, 30, t) == "info"  # within normal % of a large bill
+    assert severity(5000, 30, t) == "warning"  # but a big enough $ overrun matters at any %
+    assert severity(12000, 25, t) == "critical"
+    assert severity(2500, 150, t) == "critical"
+    assert severity(-2500, -100, t) == "critical"
+
+
+def test_robust_z():
+    assert robust_z(5, np.array([1.0, 2.0])) is None
+    assert robust_z(1000, np.full(8, 1000.0)) == 0
+    assert robust_z(1100, np.full(8, 1000.0)) == pytest.approx(5.0)  # MAD floored at 2 % of the median
+
+
+def test_anomaly_ids_are_stable_and_distinct():
+    a = anomaly_id("total", date(2025, 7, 19))
+    assert a == anomaly_id("total", date(2025, 7, 19))
+    assert a != anomaly_id("total", date(2025, 7, 20)) != anomaly_id("x", date(2025, 7, 19))
+
+
+def test_top_contributors_rank_by_size_of_change():
+    current = pd.Series({"i-a": 900.0, "i-b": 100.0, "i-c": 50.0})
+    baseline = pd.Series({"i-a": 100.0, "i-b": 100.0, "i-d": 300.0})
+    top = top_contributors(current, baseline, n=2, dimension="resource")
+    assert [c["name"] for c in top] == ["i-a", "i-d"]
+    assert top[0] == {"dimension": "resource", "name": "i-a", "actual": 900.0, "expected": 100.0, "delta": 800.0}
+    assert top[1]["delta"] == -300.0
+
+
+def _usage(days: int) -> pd.DataFrame:
+    rows = []
+    for i, (day, cost) in enumerate(_weekly(days).items()):
+        rows.append({"day": day, "provider": "AWS", "sub_account_id": "0123", "sub_account_name": "prod",
+                     "service_name": "EC2", "team": "web", "effective_cost": cost * 0.9})
+        rows.append({"day": day, "provider": "AWS", "sub_account_id": "0123", "sub_account_name": "prod",
+                     "service_name": "EC2", "team": "untagged", "effective_cost": cost * 0.1})
+    return pd.DataFrame(rows)
+
+
+def test_detect_scores_each_series_and_flags_a_spike_and_a_stopped_service():
+    usage = _usage(70)
+    spike_day, last_day = date(2025, 3, 13), date(2025, 3, 16)
+    usage.loc[usage.day == spike_day, "effective_cost"] *= 4
+    usage = usage[usage.day != last_day]  # the service stops reporting on the last day
+    series = build_series(usage)
+    assert set(series.series_key) == {"total", "sub_account_service:AWS/0123/EC2"}
+    assert set(series[series.series_key != "total"].team) == {"web"}  # the team with most of the spend
+    forecasts = pd.DataFrame(
+        [{"target_day": d, "series_key": k, "expected_cost": 1000.0, "lower_bound": 900.0, "upper_bound": 1100.0}
+         for d in (spike_day, last_day) for k in ("total", "sub_account_service:AWS/0123/EC2")]
+    )
+    found = detect(series, forecasts, [spike_day, last_day])
+    assert len(found) == 4
+    spikes = found[found.direction == "spike"]
+    assert set(spikes.period_start.dt.date) == {spike_day} and (spikes.actual_cost > 3500).all()
+    drops = found[found.direction == "drop"]
+    assert set(drops.period_start.dt.date) == {last_day} and (drops.actual_cost == 0).all()

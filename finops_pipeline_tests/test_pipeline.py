@@ -1,0 +1,246 @@
+"""The pipeline materialized over 405 days of the demo bill: what a FinOps engineer would check."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+from dagster import build_sensor_context
+
+from finops_pipeline.defs.alerting import anomalies_sensor
+from finops_pipeline.sources.demo import MONTHLY_CREDIT, ONE_OFF_CREDITS, injected_anomalies
+
+pytestmark = pytest.mark.integration
+
+TABLES = ["raw_billing", "stg_focus__billing", "daily_costs", "team_costs", "cost_forecasts", "anomalies"]
+
+
+def _anomalies(pipeline) -> pd.DataFrame:
+    frame = pipeline.query("SELECT * FROM anomalies")
+    frame["day"] = frame["period_start"].dt.tz_convert("UTC").dt.date
+    return frame
+
+
+def _in_ground_truth(row) -> bool:
+    for truth in injected_anomalies():
+        if truth.start_date <= row.day <= truth.end_date and row.series_key in ("total", _truth_key(truth)):
+            return True
+    return False
+
+
+def _truth_key(truth) -> str:
+    return f"sub_account_service:{truth.provider}/{truth.sub_account_id}/{truth.service_name}"
+
+
+def test_every_injected_anomaly_is_found_on_its_series(pipeline):
+    found = _anomalies(pipeline)
+    for truth in injected_anomalies():
+        hits = found[(found.series_key == _truth_key(truth)) & (found.day >= truth.start_date) & (found.day <= truth.end_date)]
+        assert len(hits), f"{truth.name} ({truth.start_date}..{truth.end_date}) was not detected"
+        assert (hits.direction == "spike").all()
+        assert hits.impact_usd.max() > 250, f"{truth.name}: impact understated"
+        assert set(hits.severity) & {"warning", "critical"}, f"{truth.name} found only at info severity"
+
+
+def test_fees_tax_and_credits_raise_no_anomaly(pipeline):
+    found = _anomalies(pipeline)
+    other = pipeline.query(
+        """SELECT day, provider, sub_account_id, service_name, charge_category, sum(effective_cost) AS c
+           FROM daily_costs WHERE charge_category <> 'Usage' GROUP BY ALL"""
+    )
+    other["day"] = pd.to_datetime(other["day"]).dt.date
+    # Purchase, Tax and Credit rows swing the bill by thousands of dollars on their days...
+    assert other[other.charge_category.isin(["Purchase", "Tax"])].c.max() > 1000
+    assert other[other.charge_category == "Credit"].c.min() <= -5000
+    assert {d.day for d in other.day} == {1, 15} | {d.day for d in ONE_OFF_CREDITS}
+    # ...yet neither the total nor the series they belong to flag on those days: only Usage is scored.
+    touched = {("total", d) for d in other.day} | {
+        (f"sub_account_service:{r.provider}/{r.sub_account_id}/{r.service_name}", r.day) for r in other.itertuples()
+    }
+    flagged = found[[(k, d) in touched for k, d in zip(found.series_key, found.day)]]
+    flagged = flagged[~flagged.apply(_in_ground_truth, axis=1)]
+    assert flagged.empty, flagged[["day", "series_key", "impact_usd"]].to_string()
+    assert MONTHLY_CREDIT[2] in set(other.service_name)
+
+
+def test_false_alarms_are_rare_and_never_above_info(pipeline):
+    found = _anomalies(pipeline)
+    false = found[~found.apply(_in_ground_truth, axis=1)]
+    series_days = pipeline.query(
+        "SELECT count(DISTINCT series_key) * count(DISTINCT forecast_date) AS n FROM cost_forecasts WHERE horizon_days = 0"
+    ).n[0]
+    assert len(false) <= 0.001 * series_days, false[["day", "series_key", "deviation_pct"]].to_string()
+    assert set(false.severity) <= {"info"}
+
+
+def test_daily_costs_reconcile_with_the_line_items(pipeline):
+    raw = pipeline.query(
+        """SELECT ChargeCategory AS charge_category, sum(BilledCost) AS billed, sum(EffectiveCost) AS effective,
+                  sum(ListCost) AS list, count(*) AS n FROM raw_billing GROUP BY 1 ORDER BY 1"""
+    )
+    daily = pipeline.query(
+        """SELECT charge_category, sum(billed_cost) AS billed, sum(effective_cost) AS effective,
+                  sum(list_cost) AS list, sum(line_items) AS n FROM daily_costs GROUP BY 1 ORDER BY 1"""
+    )
+    pd.testing.assert_frame_equal(raw, daily, check_dtype=False)
+    assert set(raw.charge_category) == {"Usage", "Purchase", "Tax", "Credit"}
+    days = pipeline.query("SELECT count(DISTINCT day) AS n, min(day) AS lo, max(day) AS hi FROM daily_costs")
+    assert days.n[0] == 405
+
+
+def test_team_costs_report_the_untagged_share(pipeline):
+    teams = pipeline.query("SELECT * FROM team_costs")
+    assert "untagged" in set(teams.team)
+    share = teams.groupby("day").untagged_share.first()
+    assert 0.05 < share.mean() < 0.15
+    assert teams.groupby("day").share_of_day.sum().between(0.999, 1.001).all()
+
+
+def test_anomaly_rows_carry_their_numbers_and_contributors(pipeline):
+    found = _anomalies(pipeline)
+    required = ["anomaly_id", "period_start", "granularity", "series_level", "provider", "sub_account_id", "service_name",
+                "team", "actual_cost", "expected_cost", "lower_bound", "upper_bound", "impact_usd", "deviation_pct",
+                "severity", "detected_at"]
+    assert not found[required[:2] + required[8:]].isna().any().any()
+    assert found.anomaly_id.is_unique
+    assert str(found.period_start.dtype).startswith("datetime64") and found.period_start.dt.tz is not None
+    assert set(found.granularity) == {"daily"}
+    spikes = found[found.direction == "spike"]
+    assert (spikes.actual_cost > spikes.upper_bound).all()
+    assert ((spikes.impact_usd - (spikes.actual_cost - spikes.expected_cost)).abs() < 0.02).all()
+    # The cryptominer's excess sits on one instance: it must be the top contributor.
+    miner = next(t for t in injected_anomalies() if t.name == "cryptominer")
+    row = found[(found.series_key == _truth_key(miner)) & (found.day == miner.start_date)].iloc[0]
+    top = json.loads(row.top_contributors)[0]
+    assert top["dimension"] == "resource" and top["delta"] > 400
+    assert top["name"].startswith(f"arn:aws:instance:us-east-1:{miner.sub_account_id}:")
+    assert row.team == "untagged"  # the sandbox's instances carry no team tag
+
+
+def test_forecasts_never_look_ahead_and_cover_thirty_days(pipeline):
+    f = pipeline.query(
+        "SELECT forecast_date, min(horizon_days) lo, max(horizon_days) hi, max(trained_through) tt FROM cost_forecasts GROUP BY 1"
+    )
+    assert (pd.to_datetime(f.tt) < pd.to_datetime(f.forecast_date)).all()
+    assert (f.lo == 0).all() and (f.hi == 30).all()
+    # Forecasting starts once four weeks of history exist.
+    assert str(f.forecast_date.min())[:10] == "2025-02-03"
+
+
+def _snapshot(pipeline) -> dict[str, pd.DataFrame]:
+    return {t: pipeline.query(f"SELECT * FROM {t} ORDER BY ALL") for t in TABLES}
+
+
+def test_rematerializing_a_partition_leaves_every_table_identical(pipeline):
+    before = _snapshot(pipeline)
+    miner = next(t for t in injected_anomalies() if t.name == "cryptominer")
+    pipeline.run("daily_cost_pipeline", miner.start_date.isoformat())
+    after = _snapshot(pipeline)
+    for table in TABLES:
+        pd.testing.assert_frame_equal(before[table], after[table], obj=table)
+
+
+def test_sensor_requests_one_run_per_new_materialization_and_nothing_twice(pipeline):
+    sensor_defs = pipeline.defs
+    first = anomalies_sensor(build_sensor_context(instance=pipeline.instance, definitions=sensor_defs))
+    # The session's backfill and the re-run above: two runs that materialized anomalies.
+    assert len(first.run_requests) == 2
+    cursor = first.cursor
+    for truth in injected_anomalies()[:2]:
+        pipeline.run("daily_cost_pipeline", truth.start_date.isoformat())
+    second = anomalies_sensor(build_sensor_context(instance=pipeline.instance, cursor=cursor, definitions=sensor_defs))
+    assert len(second.run_requests) == 2
+    assert len({r.run_key for r in second.run_requests}) == 2
+    third = anomalies_sensor(build_sensor_context(instance=pipeline.instance, cursor=second.cursor, definitions=sensor_defs))
+    assert third.run_requests == []
+
+
+def test_alert_job_writes_each_anomaly_to_the_outbox_once(pipeline):
+    pipeline.run("anomaly_alert_job")
+    ledger = pipeline.query("SELECT * FROM alert_ledger")
+    alertable = pipeline.query("SELECT anomaly_id FROM anomalies WHERE severity IN ('warning', 'critical')")
+    assert set(ledger.anomaly_id) == set(alertable.anomaly_id)
+    outbox = pipeline.settings.outbox_dir
+    files = sorted(outbox.glob("*.json"))
+    assert len(files) == len(ledger)
+    alert = json.loads(files[0].read_text())
+    assert {"actual_usd", "expected_usd", "band_usd", "impact_usd", "top_contributors"} <= set(alert["anomaly"])
+    reports = sorted(pipeline.settings.reports_dir.glob("*.md"))
+    assert len(reports) == 1 and "Template report (no LLM configured)" in reports[0].read_text()
+
+    pipeline.run("anomaly_alert_job")
+    assert len(pipeline.query("SELECT * FROM alert_ledger")) == len(ledger)
+    assert len(sorted(outbox.glob("*.json"))) == len(files)
+    assert len(sorted(pipeline.settings.reports_dir.glob("*.md"))) == 1
+
+
+def test_chart_shows_cost_against_its_band(pipeline):
+    charts = sorted(pipeline.settings.charts_dir.glob("anomalies_*.png"))
+    assert charts and all(c.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for c in charts)
+    record = pipeline.instance.fetch_materializations(
+        __import__("dagster").AssetKey("anomalies"), limit=1
+    ).records[0]
+    assert record.asset_materialization.metadata["chart"].value.startswith("![cost vs forecast](data:image/png;base64,")
+
+
+def test_daily_partitions_cover_the_window(pipeline):
+    from finops_pipeline.partitions import daily_partitions
+
+    keys = daily_partitions.get_partition_keys_in_range(__import__("dagster").PartitionKeyRange("2025-01-01", "2026-02-09"))
+    assert len(keys) == 405
+    materialized = pipeline.instance.get_materialized_partitions(__import__("dagster").AssetKey("anomalies"))
+    assert set(keys) <= materialized
+    assert (pd.Timestamp("2026-02-09") - pd.Timestamp("2025-01-01")) == timedelta(days=404)
+
+
+def test_alerts_go_to_slack_with_an_llm_report_and_billing_text_escaped(pipeline, tmp_path):
+    """The same alert job with Slack and an LLM configured, on a copy of the pipeline's database
+    where nothing was alerted yet and one anomaly carries hostile billing text."""
+    import duckdb
+    import shutil
+
+    from dagster import DagsterInstance
+
+    from finops_pipeline.definitions import build_definitions
+    from finops_pipeline.settings import load_settings
+    from finops_pipeline_tests.conftest import pipeline_env
+    from finops_pipeline_tests.protocol_servers import OpenAIServer, SlackServer
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(pipeline.settings.duckdb_path, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM alert_ledger")
+        con.execute("DELETE FROM anomaly_reports")
+        con.execute(
+            """UPDATE anomalies SET team = '<!channel>', service_name = '<https://evil.example|click>'
+               WHERE anomaly_id = (SELECT anomaly_id FROM anomalies WHERE severity <> 'info' ORDER BY period_start LIMIT 1)"""
+        )
+        expected = con.execute("SELECT count(*) FROM anomalies WHERE severity <> 'info'").fetchone()[0]
+    with SlackServer() as slack, OpenAIServer(replies=["Likely a runaway workload; check the top resource."]) as llm:
+        env = {"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_DUCKDB_PATH": str(db), "SLACK_BOT_TOKEN": "xoxb-secret-token",
+               "FINOPS_SLACK_API_URL": slack.api_url, "FINOPS_SLACK_CHANNEL": "#cost-alerts",
+               "OPENAI_API_KEY": "sk-secret-key", "OPENAI_BASE_URL": llm.base_url, "FINOPS_LLM_MODEL": "local-model"}
+        with pipeline_env(**env):
+            defs = build_definitions(load_settings(env))
+            instance = DagsterInstance.ephemeral()
+            assert defs.resolve_job_def("anomaly_alert_job").execute_in_process(instance=instance).success
+            assert defs.resolve_job_def("anomaly_alert_job").execute_in_process(instance=instance).success
+    assert len(slack.posts) == expected  # the second run sent nothing again
+    assert {p["channel"] for p in slack.posts} == {"#cost-alerts"}
+    hostile = "\n".join(json.dumps(p) for p in slack.posts)
+    for raw in ("<!channel>", "<https://evil.example"):
+        at = hostile.find(raw)
+        assert at < 0, f"unescaped {raw!r} in a post: …{hostile[max(0, at - 200):at + 60]}…"
+    assert "&lt;!channel&gt;" in hostile
+    assert len(llm.requests) == 1
+    with duckdb.connect(str(db), read_only=True) as con:
+        ledger = con.execute("SELECT destination, channel, message_ref FROM alert_ledger").df()
+        report = con.execute("SELECT model, used_fallback, prompt_tokens, markdown FROM anomaly_reports").df()
+    assert len(ledger) == expected and set(ledger.destination) == {"slack"} and ledger.message_ref.str.match(r"\d+\.\d+").all()
+    assert report.model[0] == "local-model" and not report.used_fallback[0] and report.prompt_tokens[0] == 321
+    assert "runaway workload" in report.markdown[0]
+    # Secrets never reach the stored report or the alerts.
+    for text in (hostile, report.markdown[0]):
+        assert "xoxb-secret-token" not in text and "sk-secret-key" not in text
