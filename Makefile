@@ -23,7 +23,7 @@ install: $(BIN)/dagster
 # Materialize the demo history up to yesterday as one single-run backfill (skipped when done).
 data/.backfilled-$(YESTERDAY): $(BIN)/dagster
 	mkdir -p data
-	dagster asset materialize -m finops_pipeline.definitions --select '+anomalies' \
+	dagster asset materialize -m finops_pipeline.definitions --select '+anomalies,team_costs' \
 		--partition-range $(FINOPS_START_DATE)...$(YESTERDAY)
 	touch $@
 

@@ -63,3 +63,5 @@ def export_duckdb_path(settings: Settings) -> None:
     """dbt runs in a subprocess and reads the DuckDB path from its profile's env_var; make sure the
     subprocess sees the same resolved path as Python does, even when the user left it unset."""
     os.environ["FINOPS_DUCKDB_PATH"] = str(settings.duckdb_path)
+    # DuckDB creates the file but not its folder; without it every connection attempt fails.
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ from finops_pipeline.storage import ANOMALIES_COLUMNS, COST_FORECASTS_COLUMNS, r
 
 DAILY_COSTS = AssetKey("daily_costs")
 STG_BILLING = AssetKey("stg_focus__billing")
+RAW_BILLING = AssetKey("raw_billing")
 
 USAGE_SQL = """
     SELECT day, provider, sub_account_id, any_value(sub_account_name) AS sub_account_name, service_name, team,
@@ -182,7 +183,8 @@ def _chart_panels(con, series: pd.DataFrame, found: pd.DataFrame, end: date) -> 
     group_name="detect",
     kinds={"duckdb", "python"},
     owners=["team:finops"],
-    deps=[cost_forecasts, DAILY_COSTS, STG_BILLING],
+    # stg_focus__billing is a view: reading it for contributors reads raw_billing itself.
+    deps=[cost_forecasts, DAILY_COSTS, STG_BILLING, RAW_BILLING],
     pool="duckdb",
     metadata={"dagster/table_name": "main.anomalies"},
 )
@@ -240,7 +242,7 @@ def anomalies(
     )
 
 
-@asset_check(asset=cost_forecasts, description="Every band is ordered and non-negative: 0 ≤ lower ≤ expected ≤ upper.")
+@asset_check(asset=cost_forecasts, pool="duckdb", description="Every band is ordered and non-negative: 0 ≤ lower ≤ expected ≤ upper.")
 def forecast_bands_are_ordered(duckdb: DuckDBResource) -> AssetCheckResult:
     with duckdb.get_connection() as con:
         bad = con.execute(
@@ -250,7 +252,7 @@ def forecast_bands_are_ordered(duckdb: DuckDBResource) -> AssetCheckResult:
     return AssetCheckResult(passed=bad == 0, metadata={"bad_rows": int(bad)})
 
 
-@asset_check(asset=anomalies, description="Anomalies come only from series and days that had a forecast.")
+@asset_check(asset=anomalies, pool="duckdb", description="Anomalies come only from series and days that had a forecast.")
 def anomalies_have_forecasts(duckdb: DuckDBResource) -> AssetCheckResult:
     with duckdb.get_connection() as con:
         orphans = con.execute(
