@@ -70,13 +70,13 @@ def test_llm_failures_fall_back_to_the_template_and_say_so(replies, timeout, rea
         report = write_report(facts, client, "m")
     assert report.used_fallback and reason in report.fallback_reason
     assert f"Template report (LLM request failed: {reason})" in report.markdown
-    assert "$2,617.50" in report.markdown
+    assert "+$2,617.50" in report.markdown
 
 
 def test_template_report_without_llm_has_every_number():
     report = write_report(anomaly_facts(_anomalies()), None, "m")
     assert report.used_fallback and report.fallback_reason == "no LLM configured" and report.model is None
-    for figure in ("$2,711.40", "$93.90", "$60.00", "$139.17", "$2,617.50", "+2787.5%", "$2,610.00"):
+    for figure in ("$2,711.40", "$93.90", "$60.00", "$139.17", "+$2,617.50", "+2787.5%", "+$2,610.00"):
         assert figure in report.markdown
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from finops_pipeline.alerting.report import _money, describe_series
+from finops_pipeline.alerting.report import money, describe_series
 
 SEVERITY_ICON = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
 
@@ -26,19 +26,19 @@ def slack_message(fact: dict, dagster_url: str, report_ref: str | None) -> dict:
     series = escape_mrkdwn(describe_series(fact))
     headline = (
         f"{fact['severity'].upper()}: {series} {'spiked' if fact['direction'] == 'spike' else 'dropped'} to "
-        f"{_money(fact['actual_usd'])} on {fact['day']} (expected {_money(fact['expected_usd'])}, "
-        f"impact {_money(fact['impact_usd'])}, {fact['deviation_pct']:+.1f}%)"
+        f"{money(fact['actual_usd'])} on {fact['day']} (expected {money(fact['expected_usd'])}, "
+        f"impact {money(fact['impact_usd'], signed=True)}, {fact['deviation_pct']:+.1f}%)"
     )
     fields = [
-        ("Actual", _money(fact["actual_usd"])),
-        ("Expected", f"{_money(fact['expected_usd'])} (band {_money(fact['band_usd'][0])} – {_money(fact['band_usd'][1])})"),
-        ("Impact", f"{_money(fact['impact_usd'])} ({fact['deviation_pct']:+.1f}%)"),
+        ("Actual", money(fact["actual_usd"])),
+        ("Expected", f"{money(fact['expected_usd'])} (band {money(fact['band_usd'][0])} – {money(fact['band_usd'][1])})"),
+        ("Impact", f"{money(fact['impact_usd'], signed=True)} ({fact['deviation_pct']:+.1f}%)"),
         ("Team", escape_mrkdwn(fact["team"] or "-")),
         ("Account", escape_mrkdwn(f"{fact['sub_account'] or 'all'} ({fact['sub_account_id'] or '-'})")),
         ("Provider", escape_mrkdwn(fact["provider"] or "all")),
     ]
     contributors = "\n".join(
-        f"• `{escape_mrkdwn(c['name'])}`: {_money(c['actual'])} vs {_money(c['expected'])} ({_money(c['delta'])})"
+        f"• `{escape_mrkdwn(c['name'])}`: {money(c['actual'])} vs {money(c['expected'])} ({money(c['delta'], signed=True)})"
         for c in fact["top_contributors"]
     ) or "none identified"
     link = asset_link(dagster_url, fact["day"])
@@ -61,13 +61,13 @@ def markdown_message(fact: dict, dagster_url: str, report_ref: str | None) -> st
     lines = [
         f"# [{fact['severity'].upper()}] {describe_series(fact)} on {fact['day']}",
         "",
-        f"- Actual: {_money(fact['actual_usd'])}",
-        f"- Expected: {_money(fact['expected_usd'])} (band {_money(fact['band_usd'][0])} – {_money(fact['band_usd'][1])})",
-        f"- Impact: {_money(fact['impact_usd'])} ({fact['deviation_pct']:+.1f}%, {fact['direction']})",
+        f"- Actual: {money(fact['actual_usd'])}",
+        f"- Expected: {money(fact['expected_usd'])} (band {money(fact['band_usd'][0])} – {money(fact['band_usd'][1])})",
+        f"- Impact: {money(fact['impact_usd'], signed=True)} ({fact['deviation_pct']:+.1f}%, {fact['direction']})",
         f"- Team: {fact['team'] or '-'}; account {fact['sub_account'] or 'all'} ({fact['sub_account_id'] or '-'}); provider {fact['provider'] or 'all'}",
         "",
         "Top contributors:",
-        *[f"- `{c['name']}` ({c['dimension']}): {_money(c['actual'])} vs {_money(c['expected'])} ({_money(c['delta'])})"
+        *[f"- `{c['name']}` ({c['dimension']}): {money(c['actual'])} vs {money(c['expected'])} ({money(c['delta'], signed=True)})"
           for c in fact["top_contributors"]],
         "",
         f"Dagster: {asset_link(dagster_url, fact['day'])}",

@@ -32,8 +32,9 @@ class Report:
     completion_tokens: int | None = None
 
 
-def _money(value: float) -> str:
-    sign = "-" if value < 0 else ""
+def money(value: float, signed: bool = False) -> str:
+    """$1,234.50; with ``signed``, +$1,234.50 / -$1,234.50 for changes."""
+    sign = "-" if value < 0 else ("+" if signed else "")
     return f"{sign}${abs(value):,.2f}"
 
 
@@ -77,9 +78,9 @@ def figures_table(facts: list[dict]) -> str:
     ]
     for f in facts:
         cells = [
-            f["day"], f["severity"], describe_series(f), f["team"] or "-", _money(f["actual_usd"]),
-            _money(f["expected_usd"]), f"{_money(f['band_usd'][0])} – {_money(f['band_usd'][1])}",
-            _money(f["impact_usd"]), f"{f['deviation_pct']:+.1f}%",
+            f["day"], f["severity"], describe_series(f), f["team"] or "-", money(f["actual_usd"]),
+            money(f["expected_usd"]), f"{money(f['band_usd'][0])} – {money(f['band_usd'][1])}",
+            money(f["impact_usd"], signed=True), f"{f['deviation_pct']:+.1f}%",
         ]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
@@ -92,20 +93,20 @@ def template_report(facts: list[dict], reason: str) -> str:
         f"# Cost anomaly report: {len(facts)} new anomal{'y' if len(facts) == 1 else 'ies'}",
         f"_Template report ({reason})._",
         "",
-        f"Net impact {_money(total)} against forecast; by severity: "
+        f"Net impact {money(total, signed=True)} against forecast; by severity: "
         + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".",
         "",
     ]
     for f in facts:
         parts += [
             f"## [{f['severity'].upper()}] {describe_series(f)} on {f['day']}",
-            f"- Actual {_money(f['actual_usd'])} vs expected {_money(f['expected_usd'])} "
-            f"(band {_money(f['band_usd'][0])} – {_money(f['band_usd'][1])})",
-            f"- Impact {_money(f['impact_usd'])} ({f['deviation_pct']:+.1f}%), {f['direction']}, team {f['team'] or '-'}",
+            f"- Actual {money(f['actual_usd'])} vs expected {money(f['expected_usd'])} "
+            f"(band {money(f['band_usd'][0])} – {money(f['band_usd'][1])})",
+            f"- Impact {money(f['impact_usd'], signed=True)} ({f['deviation_pct']:+.1f}%), {f['direction']}, team {f['team'] or '-'}",
         ]
         for c in f["top_contributors"]:
-            parts.append(f"- Contributor ({c['dimension']}) `{c['name']}`: {_money(c['actual'])} vs {_money(c['expected'])} "
-                         f"expected ({_money(c['delta'])})")
+            parts.append(f"- Contributor ({c['dimension']}) `{c['name']}`: {money(c['actual'])} vs {money(c['expected'])} "
+                         f"expected ({money(c['delta'], signed=True)})")
         parts.append("")
     return "\n".join(parts)
 

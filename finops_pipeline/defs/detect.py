@@ -63,11 +63,13 @@ def _usage_series(duckdb: DuckDBResource, end: date) -> pd.DataFrame:
 
 
 class ForecastSettings(Config):
-    refit_every_days: int = 7
-    min_history_days: int = 28
-    max_history_days: int = 365
-    horizon_days: int = 30
-    interval_width: float = 0.98
+    """Run config for the launchpad; defaults are the pure ForecastConfig's."""
+
+    refit_every_days: int = ForecastConfig.refit_every_days
+    min_history_days: int = ForecastConfig.min_history_days
+    max_history_days: int = ForecastConfig.max_history_days
+    horizon_days: int = ForecastConfig.horizon_days
+    interval_width: float = ForecastConfig.interval_width
 
 
 @asset(
@@ -86,14 +88,7 @@ def cost_forecasts(context: AssetExecutionContext, config: ForecastSettings, duc
     fit sees only data from before its weekly refit anchor, so backfills match daily runs."""
     start, end, days = _window_days(context)
     series = _usage_series(duckdb, end)
-    cfg = ForecastConfig(
-        refit_every_days=config.refit_every_days,
-        min_history_days=config.min_history_days,
-        max_history_days=config.max_history_days,
-        horizon_days=config.horizon_days,
-        interval_width=config.interval_width,
-    )
-    predicted = forecast(history_by_series(series), days, cfg)
+    predicted = forecast(history_by_series(series), days, ForecastConfig(**config.model_dump()))
     meta = series_metadata(series) if len(series) else pd.DataFrame()
     if len(predicted):
         predicted = predicted.join(meta[["series_level", "provider", "sub_account_id", "service_name"]], on="series_key")
@@ -114,6 +109,8 @@ def cost_forecasts(context: AssetExecutionContext, config: ForecastSettings, duc
 
 
 class DetectionSettings(Config):
+    """Run config for the launchpad; defaults are the pure Thresholds'."""
+
     min_impact_usd: float = Thresholds.min_impact_usd
     min_deviation_pct: float = Thresholds.min_deviation_pct
     min_robust_z: float = Thresholds.min_robust_z
@@ -145,13 +142,13 @@ def _contributors(con, anomaly: pd.Series) -> list[dict]:
     return top_contributors(current, baseline, n=3, dimension=dimension)
 
 
-def _chart_panels(con, series: pd.DataFrame, found: pd.DataFrame, end: date) -> list:
+def _chart_panels(con, series: pd.DataFrame, found: pd.DataFrame, start: date, end: date) -> list:
+    """The total, and the service with the largest anomaly, over the window plus some context."""
     keys = ["total"]
-    if len(found):
-        biggest = found.loc[found["impact_usd"].abs().idxmax(), "series_key"]
-        if biggest != "total":
-            keys.append(biggest)
-    first = end - timedelta(days=120)
+    services = found[found.series_key != "total"]
+    if len(services):
+        keys.append(services.loc[services["impact_usd"].abs().idxmax(), "series_key"])
+    first = min(start - timedelta(days=28), end - timedelta(days=120))
     bands = _as_dates(
         con.execute(
             """SELECT target_day AS day, series_key, expected_cost, lower_bound, upper_bound FROM cost_forecasts
@@ -160,14 +157,16 @@ def _chart_panels(con, series: pd.DataFrame, found: pd.DataFrame, end: date) -> 
         ).df(),
         "day",
     )
-    stored = _as_dates(
+    # Earlier anomalies stay marked for context; the window's own come from this run.
+    earlier = _as_dates(
         con.execute(
             "SELECT period_start AS day, series_key, actual_cost AS cost FROM anomalies WHERE period_start >= ? AND period_start < ?",
-            [first, end],
+            [first, start],
         ).df(),
         "day",
     ) if table_exists(con, "anomalies") else pd.DataFrame(columns=["day", "series_key", "cost"])
-    marks = pd.concat([stored, found.assign(day=found["period_start"].dt.date, cost=found["actual_cost"])[["day", "series_key", "cost"]]])
+    current = found.assign(day=found["period_start"].dt.date, cost=found["actual_cost"])[["day", "series_key", "cost"]]
+    marks = pd.concat([earlier, current])
     panels = []
     for key in keys:
         history = series[(series.series_key == key) & (series.day >= first)][["day", "cost"]]
@@ -220,7 +219,7 @@ def anomalies(
         now = pd.Timestamp(datetime.now(timezone.utc))
         found["detected_at"] = [known.get(i, now) for i in found["anomaly_id"]]
         new_ids = [i for i in found["anomaly_id"] if i not in known]
-        panels = _chart_panels(con, series, found, end)
+        panels = _chart_panels(con, series, found, start, end)
         replace_window(con, "anomalies", found.reindex(columns=list(ANOMALIES_COLUMNS)),
                        "period_start >= ?::TIMESTAMPTZ AND period_start < ?::TIMESTAMPTZ",
                        [f"{start} 00:00:00+00", f"{end} 00:00:00+00"])
