@@ -7,7 +7,7 @@ import os
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
+import duckdb
 from dagster import ConfigurableResource, EnvVar
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
@@ -18,20 +18,38 @@ from slack_sdk import WebClient
 
 from finops_pipeline.settings import Settings
 from finops_pipeline.sources import demo
+from finops_pipeline.sources.focus import FOCUS_COLUMNS
+from finops_pipeline.sources.focus_files import discover, stage_files
 
 
 class BillingSourceResource(ConfigurableResource):
-    """Where line items come from. ``demo`` is the embedded, deterministic demo bill."""
+    """Where line items come from: ``demo`` (the embedded, deterministic demo bill) or ``focus``
+    (FOCUS export files under ``focus_path``)."""
 
-    source: str = Field(default="demo", description="FINOPS_SOURCE: the billing source.")
+    source: str = Field(default="demo", description="FINOPS_SOURCE: demo or focus.")
+    focus_path: str | None = Field(default=None, description="FINOPS_FOCUS_PATH: folder or glob of FOCUS exports.")
 
-    def line_items(self, start: date, end: date) -> pd.DataFrame:
-        """FOCUS line items whose charge period starts in ``[start, end)``, tagged with their source."""
-        if self.source != "demo":
+    def stage(self, con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:
+        """Stage the line items whose charge period starts in ``[start, end)`` as the temp table
+        ``_incoming``, typed, with their original text kept for validation."""
+        if self.source == "focus":
+            if not self.focus_path:
+                raise ValueError("FINOPS_SOURCE=focus needs FINOPS_FOCUS_PATH (a folder or glob of FOCUS exports)")
+            stage_files(con, discover(self.focus_path), start, end)
+        elif self.source == "demo":
+            frame = demo.generate(start, end)
+            con.register("_demo", frame)
+            typed = ", ".join(f'CAST("{c}" AS {t}) AS "{c}", CAST("{c}" AS VARCHAR) AS "raw__{c}"'
+                              for c, t in FOCUS_COLUMNS.items())
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _incoming AS
+                    SELECT {typed}, 'demo' AS x_Source, 'demo' AS x_SourceFile, row_number() OVER () AS x_SourceRow,
+                           CAST(NULL AS JSON) AS x_ProviderColumns
+                    FROM _demo"""
+            )
+            con.unregister("_demo")
+        else:
             raise ValueError(f"Unknown billing source {self.source!r}")
-        frame = demo.generate(start, end)
-        frame["x_Source"] = self.source
-        return frame
 
 
 class LLMResource(ConfigurableResource):
@@ -96,7 +114,7 @@ def _secret(name: str) -> EnvVar | None:
 def build_resources(settings: Settings, dbt_project_dir: Path, dbt_executable: str) -> dict:
     return {
         "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
-        "billing_source": BillingSourceResource(source=settings.source),
+        "billing_source": BillingSourceResource(source=settings.source, focus_path=settings.focus_path),
         "dbt": DbtCliResource(project_dir=str(dbt_project_dir), profiles_dir=str(dbt_project_dir),
                               dbt_executable=dbt_executable),
         "llm": LLMResource(api_key=_secret("OPENAI_API_KEY"), base_url=os.environ.get("OPENAI_BASE_URL") or None,

@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 DEFAULT_START_DATE = "2025-01-01"
-SOURCES = ("demo",)
+SOURCES = ("demo", "focus")
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Settings:
     data_dir: Path
     duckdb_path: Path
     source: str
+    focus_path: str | None
     start_date: str
     outbox_dir: Path
     reports_dir: Path
@@ -49,6 +50,7 @@ def load_settings(environ: os._Environ | dict | None = None) -> Settings:
         data_dir=data_dir,
         duckdb_path=duckdb_path,
         source=source,
+        focus_path=env.get("FINOPS_FOCUS_PATH") or None,
         start_date=start_date,
         outbox_dir=Path(env.get("FINOPS_OUTBOX_DIR") or data_dir / "outbox").resolve(),
         reports_dir=Path(env.get("FINOPS_REPORTS_DIR") or data_dir / "reports").resolve(),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import duckdb
 import pandas as pd
+from dagster_duckdb import DuckDBResource
 
 from finops_pipeline.sources.focus import FOCUS_COLUMNS, LINEAGE_COLUMNS
 
@@ -74,8 +76,21 @@ ANOMALY_REPORTS_COLUMNS: dict[str, str] = {
     "markdown": "VARCHAR",
 }
 
+RAW_BILLING_QUARANTINE_COLUMNS: dict[str, str] = {
+    "quarantined_at": "TIMESTAMPTZ",
+    "partition_start": "DATE",
+    "partition_end": "DATE",
+    "source": "VARCHAR",
+    "file": "VARCHAR",
+    "row_number": "BIGINT",
+    "column_name": "VARCHAR",
+    "reason": "VARCHAR",
+    "row_values": "JSON",  # the row as the file had it, every column as text
+}
+
 TABLES: dict[str, Mapping[str, str]] = {
     "raw_billing": RAW_BILLING_COLUMNS,
+    "raw_billing_quarantine": RAW_BILLING_QUARANTINE_COLUMNS,
     "cost_forecasts": COST_FORECASTS_COLUMNS,
     "anomalies": ANOMALIES_COLUMNS,
     "alert_ledger": ALERT_LEDGER_COLUMNS,
@@ -83,9 +98,27 @@ TABLES: dict[str, Mapping[str, str]] = {
 }
 
 
+@contextmanager
+def connect(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``resource.get_connection()``, closed even when the block raises: dagster-duckdb only closes
+    on success, and a failed step would otherwise keep holding the file's lock."""
+    with resource.get_connection() as con:
+        try:
+            yield con
+        finally:
+            con.close()
+
+
 def ensure_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Create the table, or add the columns a newer version of the pipeline introduced."""
     columns = ", ".join(f'"{name}" {dtype}' for name, dtype in TABLES[table].items())
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+    existing = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'", [table]
+    ).fetchall()}
+    for name, dtype in TABLES[table].items():
+        if name not in existing:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype.replace(" PRIMARY KEY", "")}')
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -100,28 +133,29 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 def replace_window(
     con: duckdb.DuckDBPyConnection,
     table: str,
-    frame: pd.DataFrame,
+    rows: pd.DataFrame | str,
     where_sql: str,
     params: list,
 ) -> int:
-    """Delete the rows matching ``where_sql`` and insert ``frame`` in one transaction.
+    """Delete the rows matching ``where_sql`` and insert ``rows`` (a DataFrame, or the name of a
+    staged table) in one transaction.
 
     Readers see either the old window or the new one, never a mix; a failure leaves the table as
     it was. Returns the number of rows deleted.
     """
     ensure_table(con, table)
     columns = list(TABLES[table])
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{table}: frame lacks columns {missing}")
+    if isinstance(rows, pd.DataFrame):
+        missing = [c for c in columns if c not in rows.columns]
+        if missing:
+            raise ValueError(f"{table}: frame lacks columns {missing}")
+        con.register("_frame", rows[columns])
+        rows = "_frame"
+    quoted = ", ".join(f'"{c}"' for c in columns)
     con.execute("BEGIN TRANSACTION")
     try:
         deleted = con.execute(f"DELETE FROM {table} WHERE {where_sql}", params).fetchone()[0]
-        if len(frame):
-            con.register("_incoming", frame[columns])
-            quoted = ", ".join(f'"{c}"' for c in columns)
-            con.execute(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM _incoming")
-            con.unregister("_incoming")
+        con.execute(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM {rows}")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -34,7 +34,7 @@ from finops_pipeline.alerting.messages import markdown_message, slack_message
 from finops_pipeline.alerting.report import anomaly_facts, write_report
 from finops_pipeline.detection.scoring import SEVERITIES
 from finops_pipeline.resources import FinopsSlackResource, LLMResource, OutboxResource
-from finops_pipeline.storage import ensure_table, table_exists
+from finops_pipeline.storage import connect, ensure_table, table_exists
 
 ANOMALIES = AssetKey("anomalies")
 
@@ -80,7 +80,7 @@ def anomaly_report(
     """A report on the anomalies not alerted yet: written by the configured LLM (any
     OpenAI-compatible server), or by the deterministic template when none is configured or it
     fails, which the report then says. Stored as markdown in `reports/` and in `anomaly_reports`."""
-    with duckdb.get_connection() as con:
+    with connect(duckdb) as con:
         pending = pending_anomalies(con, config.min_severity)
     if pending.empty:
         return MaterializeResult(metadata={"anomalies": 0, "report": "nothing new to report"})
@@ -91,7 +91,7 @@ def anomaly_report(
     created = datetime.now(timezone.utc)
     path = outbox.path("reports") / f"report_{created:%Y%m%dT%H%M%S}_{report_id}.md"
     _atomic_write(path, report.markdown)
-    with duckdb.get_connection() as con:
+    with connect(duckdb) as con:
         ensure_table(con, "anomaly_reports")
         con.execute("DELETE FROM anomaly_reports WHERE report_id = ?", [report_id])
         con.execute(
@@ -133,7 +133,7 @@ def anomaly_alerts(
     """One alert per new anomaly: to Slack through dagster-slack when SLACK_BOT_TOKEN is set,
     otherwise as JSON + markdown files in the outbox. Each alert is recorded in `alert_ledger`
     right after it is sent, so no anomaly is alerted twice."""
-    with duckdb.get_connection() as con:
+    with connect(duckdb) as con:
         pending = pending_anomalies(con, config.min_severity)
         latest = con.execute("SELECT report_id FROM anomaly_reports ORDER BY created_at DESC LIMIT 1").fetchone() \
             if table_exists(con, "anomaly_reports") else None

@@ -28,7 +28,7 @@ from finops_pipeline.detection.scoring import Thresholds, top_contributors
 from finops_pipeline.detection.series import build_series, detect, history_by_series, series_metadata
 from finops_pipeline.partitions import daily_partitions
 from finops_pipeline.resources import OutboxResource
-from finops_pipeline.storage import ANOMALIES_COLUMNS, COST_FORECASTS_COLUMNS, replace_window, table_exists
+from finops_pipeline.storage import ANOMALIES_COLUMNS, COST_FORECASTS_COLUMNS, connect, replace_window, table_exists
 
 DAILY_COSTS = AssetKey("daily_costs")
 STG_BILLING = AssetKey("stg_focus__billing")
@@ -57,7 +57,7 @@ def _as_dates(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
 
 
 def _usage_series(duckdb: DuckDBResource, end: date) -> pd.DataFrame:
-    with duckdb.get_connection() as con:
+    with connect(duckdb) as con:
         usage = con.execute(USAGE_SQL, [end]).df()
     return build_series(_as_dates(usage, "day"))
 
@@ -94,7 +94,7 @@ def cost_forecasts(context: AssetExecutionContext, config: ForecastSettings, duc
         predicted = predicted.join(meta[["series_level", "provider", "sub_account_id", "service_name"]], on="series_key")
     predicted["model"] = MODEL_NAME
     predicted = predicted.reindex(columns=list(COST_FORECASTS_COLUMNS))
-    with duckdb.get_connection() as con:
+    with connect(duckdb) as con:
         replace_window(con, "cost_forecasts", predicted, "forecast_date >= ? AND forecast_date < ?", [start, end])
     today = predicted[predicted["horizon_days"] == 0]
     return MaterializeResult(
@@ -197,7 +197,7 @@ def anomalies(
     start, end, days = _window_days(context)
     thresholds = Thresholds(**config.model_dump())
     series = _usage_series(duckdb, end)
-    with duckdb.get_connection() as con:
+    with connect(duckdb) as con:
         forecasts = _as_dates(
             con.execute(
                 """SELECT target_day, series_key, expected_cost, lower_bound, upper_bound FROM cost_forecasts
@@ -243,7 +243,7 @@ def anomalies(
 
 @asset_check(asset=cost_forecasts, pool="duckdb", description="Every band is ordered and non-negative: 0 ≤ lower ≤ expected ≤ upper.")
 def forecast_bands_are_ordered(duckdb: DuckDBResource) -> AssetCheckResult:
-    with duckdb.get_connection() as con:
+    with connect(duckdb) as con:
         bad = con.execute(
             "SELECT count(*) FROM cost_forecasts WHERE NOT (0 <= lower_bound AND lower_bound <= expected_cost + 1e-9 "
             "AND expected_cost <= upper_bound + 1e-9)"
@@ -253,7 +253,7 @@ def forecast_bands_are_ordered(duckdb: DuckDBResource) -> AssetCheckResult:
 
 @asset_check(asset=anomalies, pool="duckdb", description="Anomalies come only from series and days that had a forecast.")
 def anomalies_have_forecasts(duckdb: DuckDBResource) -> AssetCheckResult:
-    with duckdb.get_connection() as con:
+    with connect(duckdb) as con:
         orphans = con.execute(
             """SELECT count(*) FROM anomalies a WHERE NOT EXISTS (
                    SELECT 1 FROM cost_forecasts f WHERE f.horizon_days = 0 AND f.series_key = a.series_key

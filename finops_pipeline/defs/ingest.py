@@ -6,8 +6,8 @@ from dagster_duckdb import DuckDBResource
 
 from finops_pipeline.partitions import daily_partitions
 from finops_pipeline.resources import BillingSourceResource
-from finops_pipeline.sources.validation import validate_line_items
-from finops_pipeline.storage import replace_window
+from finops_pipeline.sources.validation import validate_staged
+from finops_pipeline.storage import connect, replace_window
 
 
 @asset(
@@ -22,28 +22,33 @@ from finops_pipeline.storage import replace_window
 def raw_billing(
     context: AssetExecutionContext, duckdb: DuckDBResource, billing_source: BillingSourceResource
 ) -> MaterializeResult:
-    """FOCUS 1.2 line items from the configured billing source (FINOPS_SOURCE), one partition per
-    charge day in UTC. Writing a partition range replaces it in one transaction: a bad batch
-    leaves the table as it was."""
+    """FOCUS line items from the configured billing source (FINOPS_SOURCE: the demo bill, or FOCUS
+    export files), one partition per charge day in UTC. Every batch is validated first; a bad row
+    fails the whole partition, lands in `raw_billing_quarantine`, and the error names the file,
+    column and row count. Writing a partition range replaces it in one transaction."""
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
-    frame = billing_source.line_items(start, end)
-    validate_line_items(frame, origin=f"source {billing_source.source!r}, {start}..{end}")
-    with duckdb.get_connection() as con:
+    with connect(duckdb) as con:
+        billing_source.stage(con, start, end)
+        rows = validate_staged(con, start, end)
         replaced = replace_window(
             con,
             "raw_billing",
-            frame,
+            "_incoming",
             "ChargePeriodStart >= ?::TIMESTAMPTZ AND ChargePeriodStart < ?::TIMESTAMPTZ",
             [f"{start} 00:00:00+00", f"{end} 00:00:00+00"],
         )
-    by_category = frame.groupby("ChargeCategory")["BilledCost"].sum().round(2)
+        by_category = dict(con.execute(
+            "SELECT ChargeCategory, round(sum(BilledCost), 2)::DOUBLE FROM _incoming GROUP BY 1 ORDER BY 1"
+        ).fetchall())
+        files = con.execute("SELECT count(DISTINCT x_SourceFile) FROM _incoming").fetchone()[0]
     return MaterializeResult(
         metadata={
-            "dagster/row_count": len(frame),
+            "dagster/row_count": rows,
             "rows_replaced": replaced,
             "source": billing_source.source,
+            "files": files,
             "days": (end - start).days,
-            "billed_cost_by_category": MetadataValue.json({k: float(v) for k, v in by_category.items()}),
+            "billed_cost_by_category": MetadataValue.json(by_category),
         }
     )

@@ -48,7 +48,13 @@ FOCUS_COLUMNS: dict[str, str] = {
     "Tags": "JSON",
 }
 
-# Columns the pipeline adds: where a row came from, so several sources can share the table.
-LINEAGE_COLUMNS: dict[str, str] = {"x_Source": "VARCHAR"}
+# Columns the pipeline adds: where a row came from (source, file, row), and the provider's own
+# x_ columns packed as JSON.
+LINEAGE_COLUMNS: dict[str, str] = {
+    "x_Source": "VARCHAR",
+    "x_SourceFile": "VARCHAR",
+    "x_SourceRow": "BIGINT",
+    "x_ProviderColumns": "JSON",
+}
 
 CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")

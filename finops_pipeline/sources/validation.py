@@ -1,42 +1,86 @@
-"""Checks every batch of line items passes before it is written: a bad batch fails whole, with a
-message that names the source, the column and how many rows are wrong."""
+"""Checks every staged batch of line items passes before it is written.
+
+Sources stage their rows in the temp table ``_incoming``: each FOCUS column typed, next to its
+original text in ``raw__<column>``, with ``x_SourceFile`` and ``x_SourceRow``. A batch with any
+bad row fails whole: the bad rows go to ``raw_billing_quarantine`` (queryable), and the error names
+each file, column, reason and row count.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
+from datetime import date
 
-from finops_pipeline.sources.focus import CHARGE_CATEGORIES
+import duckdb
 
-REQUIRED = ("BillingAccountId", "ChargePeriodStart", "ChargePeriodEnd", "BilledCost", "EffectiveCost",
-            "BillingCurrency", "ChargeCategory", "ServiceName", "ProviderName")
+from finops_pipeline.sources.focus import CHARGE_CATEGORIES, FOCUS_COLUMNS
+from finops_pipeline.storage import ensure_table
 
 
 class BillingDataError(ValueError):
     pass
 
 
-def validate_line_items(frame: pd.DataFrame, origin: str) -> None:
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise BillingDataError(f"{origin}: missing mandatory FOCUS column(s) {', '.join(missing)} ({len(frame)} rows)")
-    problems = []
-    for column in ("BilledCost", "EffectiveCost"):
-        bad = pd.to_numeric(frame[column], errors="coerce").isna() & frame[column].notna()
-        if bad.any():
-            problems.append(f"column {column}: {int(bad.sum())} row(s) not numeric")
-    for column in ("BillingAccountId", "BillingCurrency", "ChargePeriodStart", "ServiceName"):
-        bad = frame[column].isna()
-        if bad.any():
-            problems.append(f"column {column}: {int(bad.sum())} row(s) empty")
-    bad = ~frame["ChargeCategory"].isin(CHARGE_CATEGORIES)
-    if bad.any():
-        problems.append(f"column ChargeCategory: {int(bad.sum())} row(s) not one of {', '.join(CHARGE_CATEGORIES)}")
-    bad = pd.to_datetime(frame["ChargePeriodStart"]) >= pd.to_datetime(frame["ChargePeriodEnd"])
-    if bad.any():
-        problems.append(f"column ChargePeriodEnd: {int(bad.sum())} row(s) not after ChargePeriodStart")
-    currencies = frame.groupby("BillingAccountId")["BillingCurrency"].nunique()
-    mixed = currencies[currencies > 1]
-    if len(mixed):
-        problems.append(f"column BillingCurrency: billing account(s) {', '.join(mixed.index)} mix currencies")
-    if problems:
-        raise BillingDataError(f"{origin}: {len(frame)} rows rejected, nothing written; " + "; ".join(problems))
+_NUMERIC = [c for c, t in FOCUS_COLUMNS.items() if t.startswith("DECIMAL")]
+_TIMESTAMPS = [c for c, t in FOCUS_COLUMNS.items() if t == "TIMESTAMPTZ"]
+_REQUIRED = ("BillingAccountId", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
+             "BilledCost", "EffectiveCost", "ServiceName", "ProviderName")
+
+
+def _rules() -> list[tuple[str, str, str]]:
+    """(column, reason, SQL predicate for a bad row)."""
+    rules = []
+    for column, kind in [*((c, "a number") for c in _NUMERIC), *((c, "a timestamp") for c in _TIMESTAMPS), ("Tags", "JSON")]:
+        rules.append((column, f"not {kind}",
+                      f'"{column}" IS NULL AND "raw__{column}" IS NOT NULL AND trim("raw__{column}") <> \'\''))
+    for column in _REQUIRED:
+        rules.append((column, "empty", f'"{column}" IS NULL AND ("raw__{column}" IS NULL OR trim("raw__{column}") = \'\')'))
+    categories = ", ".join(f"'{c}'" for c in CHARGE_CATEGORIES)
+    rules += [
+        ("ChargeCategory", f"not one of {', '.join(CHARGE_CATEGORIES)}", f"ChargeCategory NOT IN ({categories})"),
+        ("ChargePeriodEnd", "not after ChargePeriodStart", "ChargePeriodEnd <= ChargePeriodStart"),
+        ("BillingCurrency", "not an ISO 4217 code", "NOT regexp_full_match(BillingCurrency, '[A-Z]{3}')"),
+        ("BillingCurrency", "mixed currencies in one billing account (costs would be summed across currencies)",
+         """BillingAccountId IN (SELECT BillingAccountId FROM _incoming GROUP BY 1
+                                 HAVING count(DISTINCT BillingCurrency) > 1)"""),
+    ]
+    return rules
+
+
+def validate_staged(con: duckdb.DuckDBPyConnection, start: date, end: date) -> int:
+    """Raise ``BillingDataError`` (after quarantining the bad rows) unless every row in
+    ``_incoming`` is valid; returns the number of rows checked."""
+    rules = _rules()
+    checks = " UNION ALL ".join(
+        f"SELECT x_SourceFile AS file, '{column}' AS column_name, '{reason}' AS reason, x_SourceRow AS row_number, "
+        f"x_Source AS source FROM _incoming WHERE {predicate}"
+        for column, reason, predicate in rules
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _rejected AS {checks}")
+    summary = con.execute(
+        """SELECT file, column_name, reason, count(*) AS n FROM _rejected
+           GROUP BY ALL ORDER BY file, column_name, reason"""
+    ).fetchall()
+    total = con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
+    if not summary:
+        return total
+    raw = ", ".join(f'"{c}" := "raw__{c}"' for c in FOCUS_COLUMNS)
+    ensure_table(con, "raw_billing_quarantine")
+    con.execute("BEGIN TRANSACTION")
+    # A re-run of the same window replaces its earlier quarantine entries instead of piling up.
+    con.execute(
+        "DELETE FROM raw_billing_quarantine WHERE partition_start = ? AND file IN (SELECT DISTINCT file FROM _rejected)",
+        [start],
+    )
+    con.execute(
+        f"""INSERT INTO raw_billing_quarantine
+            SELECT now(), ?, ?, r.source, r.file, r.row_number, r.column_name, r.reason, to_json(struct_pack({raw}))
+            FROM _rejected r JOIN _incoming i ON i.x_SourceFile = r.file AND i.x_SourceRow = r.row_number""",
+        [start, end],
+    )
+    con.execute("COMMIT")
+    bad_rows = con.execute("SELECT count(DISTINCT (file, row_number)) FROM _rejected").fetchone()[0]
+    details = "; ".join(f"{file}: column {column}: {n} row(s) {reason}" for file, column, reason, n in summary)
+    raise BillingDataError(
+        f"{bad_rows} of {total} rows for {start}..{end} rejected, nothing written "
+        f"(see table raw_billing_quarantine): {details}"
+    )

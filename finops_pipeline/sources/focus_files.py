@@ -1,0 +1,102 @@
+"""FOCUS exports as the clouds deliver them: CSV, CSV.gz and Parquet, one or many files, read by
+DuckDB directly (never through pandas).
+
+Each file is scanned with every column as text, then cast to the declared FOCUS type with
+TRY_CAST, keeping the text next to it; the validator compares the two to count the rows that did
+not parse. Version differences are mapped in one place, ``RENAMES``. Provider ``x_`` columns are
+kept, packed as JSON in ``x_ProviderColumns``.
+"""
+
+from __future__ import annotations
+
+import glob
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from finops_pipeline.sources.focus import FOCUS_COLUMNS
+from finops_pipeline.sources.validation import BillingDataError
+
+# FOCUS 1.3 renamed ProviderName to ServiceProviderName (and added HostProviderName); 1.0 and 1.2
+# files carry ProviderName. Map newer names onto the 1.2 column the pipeline stores.
+RENAMES = {"ServiceProviderName": "ProviderName"}
+
+MANDATORY = ("BillingAccountId", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
+             "BilledCost", "EffectiveCost", "ServiceName", "ProviderName")
+
+EXTENSIONS = (".csv", ".csv.gz", ".parquet")
+
+# FOCUS timestamps are ISO 8601. DuckDB's cast alone is too lenient: it reads 4/1/25 as the year 4.
+ISO_TIMESTAMP = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?"
+
+
+def discover(path: str) -> list[Path]:
+    """The export files under a folder (recursively) or matching a glob, in a stable order."""
+    root = Path(path)
+    if root.is_dir():
+        candidates = [p for p in root.rglob("*") if p.is_file()]
+    else:
+        candidates = [Path(p) for p in glob.glob(path, recursive=True)]
+    return sorted(p for p in candidates if p.name.lower().endswith(EXTENSIONS))
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _reader(path: Path) -> str:
+    literal = "'" + str(path).replace("'", "''") + "'"
+    if path.name.lower().endswith(".parquet"):
+        return f"read_parquet({literal})"
+    # Every column as text: identifiers keep their leading zeros, and nothing is silently coerced.
+    return f"read_csv({literal}, header = true, all_varchar = true, compression = 'auto')"
+
+
+def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> str:
+    reader = _reader(path)
+    try:
+        columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
+    except duckdb.Error as exc:
+        raise BillingDataError(f"{path}: cannot be read as FOCUS ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+    present = {RENAMES.get(c, c): c for c in columns}
+    missing = [c for c in MANDATORY if c not in present]
+    if missing:
+        rows = con.execute(f"SELECT count(*) FROM {reader}").fetchone()[0]
+        raise BillingDataError(f"{path}: missing mandatory FOCUS column(s) {', '.join(missing)} ({rows} rows, nothing loaded)")
+    parts = []
+    for name, dtype in FOCUS_COLUMNS.items():
+        if name in present:
+            src = _quote(present[name])
+            if dtype == "TIMESTAMPTZ":
+                parts.append(f"CASE WHEN regexp_full_match(trim(CAST({src} AS VARCHAR)), '{ISO_TIMESTAMP}') "
+                             f"THEN TRY_CAST({src} AS TIMESTAMPTZ) END AS {_quote(name)}")
+            else:
+                parts.append(f"TRY_CAST({src} AS {dtype}) AS {_quote(name)}")
+            parts.append(f"CAST({src} AS VARCHAR) AS {_quote('raw__' + name)}")
+        else:
+            parts.append(f"CAST(NULL AS {dtype}) AS {_quote(name)}")
+            parts.append(f"CAST(NULL AS VARCHAR) AS {_quote('raw__' + name)}")
+    extras = [c for c in columns if c.startswith("x_")]
+    packed = ", ".join(f"{_quote(c)} := {_quote(c)}" for c in extras)
+    parts.append(f"to_json(struct_pack({packed})) AS x_ProviderColumns" if extras else "CAST(NULL AS JSON) AS x_ProviderColumns")
+    literal = "'" + str(path).replace("'", "''") + "'"
+    parts += [f"'{source}' AS x_Source", f"{literal} AS x_SourceFile", "row_number() OVER () AS x_SourceRow"]
+    return f"SELECT {', '.join(parts)} FROM {reader}"
+
+
+def stage_files(con: duckdb.DuckDBPyConnection, files: list[Path], start: date, end: date, source: str = "focus") -> None:
+    """Create the temp table ``_incoming`` with the rows of ``files`` whose charge period starts in
+    ``[start, end)``, plus every row whose start does not parse (the validator reports those)."""
+    if not files:
+        raise BillingDataError("FOCUS source: no .csv, .csv.gz or .parquet files found (FINOPS_FOCUS_PATH)")
+    con.execute("SET TimeZone = 'UTC'")  # FOCUS times are UTC; a naive one must not take the host's zone
+    union = " UNION ALL BY NAME ".join(f"({_file_select(con, f, source)})" for f in files)
+    con.execute("DROP TABLE IF EXISTS _incoming")
+    con.execute(
+        f"""CREATE TEMP TABLE _incoming AS
+            SELECT * FROM ({union})
+            WHERE ChargePeriodStart IS NULL
+               OR (ChargePeriodStart >= ?::TIMESTAMPTZ AND ChargePeriodStart < ?::TIMESTAMPTZ)""",
+        [f"{start} 00:00:00+00", f"{end} 00:00:00+00"],
+    )

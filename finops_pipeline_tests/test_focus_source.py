@@ -1,0 +1,166 @@
+"""FOCUS export files into raw_billing: versions 1.0, 1.2 and 1.3, CSV, CSV.gz and Parquet, and
+every bad file rejected whole with the file, column and row count named."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import materialize
+from dagster_duckdb import DuckDBResource
+
+from finops_pipeline.defs.ingest import raw_billing
+from finops_pipeline.resources import BillingSourceResource
+from finops_pipeline.sources import demo
+from finops_pipeline.sources.focus import FOCUS_COLUMNS
+from finops_pipeline_tests.conftest import range_tags
+
+SPEC_SAMPLES = Path(__file__).parent / "fixtures" / "focus_spec_samples"
+TIMESTAMPS = [c for c, t in FOCUS_COLUMNS.items() if t == "TIMESTAMPTZ"]
+
+
+def write_export(path: Path, start: date, end: date, version: str = "1.2", **overrides) -> Path:
+    """A FOCUS export of the demo bill for ``[start, end)``, shaped like ``version`` delivers it."""
+    frame = demo.generate(start, end)
+    for column, value in overrides.items():
+        frame[column] = frame[column].astype(object)
+        frame.loc[frame.index[: value[0]], column] = value[1]
+    con = duckdb.connect()
+    con.register("bill", frame)
+    columns = []
+    for name in frame.columns:
+        expr = f'"{name}"'
+        if name in TIMESTAMPS and not path.name.endswith(".parquet"):
+            expr = f"strftime(\"{name}\" AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ')"  # as the clouds write it
+        if version == "1.3" and name == "ProviderName":
+            columns += [f"{expr} AS ServiceProviderName", f"{expr} AS HostProviderName"]
+            continue
+        if version == "1.0" and name in ("BillingAccountType", "SubAccountType", "ContractedCost"):
+            continue  # added after 1.0
+        columns.append(f"{expr} AS \"{name}\"")
+    if version == "1.3":
+        columns.append("'{\"discount\": \"edp\"}' AS x_DiscountProgram")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = "FORMAT parquet" if path.name.endswith(".parquet") else "HEADER, DELIMITER ','"
+    if path.name.endswith(".gz"):
+        options += ", COMPRESSION gzip"
+    con.execute(f"COPY (SELECT {', '.join(columns)} FROM bill) TO '{path}' ({options})")
+    return path
+
+
+def load(tmp_path: Path, focus_path: Path | str, start: str, end: str | None = None, raise_on_error: bool = True):
+    resources = {
+        "duckdb": DuckDBResource(database=str(tmp_path / "finops.duckdb")),
+        "billing_source": BillingSourceResource(source="focus", focus_path=str(focus_path)),
+    }
+    return materialize([raw_billing], resources=resources, tags=range_tags(start, end or start),
+                       raise_on_error=raise_on_error)
+
+
+def query(tmp_path: Path, sql: str):
+    with duckdb.connect(str(tmp_path / "finops.duckdb"), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def error_of(result) -> str:
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    return failure.event_specific_data.error.cause.message if failure.event_specific_data.error.cause else \
+        failure.event_specific_data.error.message
+
+
+def test_reads_every_version_and_format_into_typed_focus_columns(tmp_path):
+    exports = tmp_path / "exports"
+    write_export(exports / "BILLING_PERIOD=2025-03" / "part-0.parquet", date(2025, 3, 1), date(2025, 3, 2), "1.0")
+    write_export(exports / "BILLING_PERIOD=2025-03" / "part-1.csv", date(2025, 3, 2), date(2025, 3, 3), "1.2")
+    write_export(exports / "azure" / "run-7" / "part-0.csv.gz", date(2025, 3, 3), date(2025, 3, 4), "1.3")
+    assert load(tmp_path, exports, "2025-03-01", "2025-03-03").success
+
+    expected = demo.generate(date(2025, 3, 1), date(2025, 3, 4))
+    rows, billed, effective = query(tmp_path, "SELECT count(*), sum(BilledCost), sum(EffectiveCost) FROM raw_billing")[0]
+    assert rows == len(expected)
+    assert float(billed) == pytest.approx(expected.BilledCost.sum(), abs=0.01)
+    assert float(effective) == pytest.approx(expected.EffectiveCost.sum(), abs=0.01)
+    # Identifiers keep their leading zeros, whatever the format.
+    assert query(tmp_path, "SELECT DISTINCT x_SourceFile LIKE '%.parquet' FROM raw_billing WHERE SubAccountId = '098765432109'")
+    assert {r[0] for r in query(tmp_path, "SELECT DISTINCT BillingAccountId FROM raw_billing")} >= {"012345678901"}
+    # 1.3's ServiceProviderName lands in ProviderName; x_ columns and Tags survive as JSON.
+    providers = query(tmp_path, "SELECT DISTINCT ProviderName FROM raw_billing WHERE x_SourceFile LIKE '%.csv.gz'")
+    assert {p[0] for p in providers} == {"AWS", "Microsoft", "Google Cloud"}
+    extra = query(tmp_path, "SELECT DISTINCT x_ProviderColumns->>'$.x_DiscountProgram' FROM raw_billing WHERE x_SourceFile LIKE '%.gz'")
+    assert extra == [('{"discount": "edp"}',)]
+    assert query(tmp_path, "SELECT count(*) FROM raw_billing WHERE Tags->>'$.team' = 'web'")[0][0] > 0
+    days = query(tmp_path, "SELECT min(ChargePeriodStart), max(ChargePeriodStart) FROM raw_billing")[0]
+    assert str(days[0].astimezone().date()) == "2025-03-01" and days[1].utcoffset() is not None
+
+
+def test_a_bad_row_fails_the_partition_whole_and_is_quarantined(tmp_path):
+    exports = tmp_path / "exports"
+    good = write_export(exports / "day.csv", date(2025, 3, 1), date(2025, 3, 2))
+    assert load(tmp_path, exports, "2025-03-01").success
+    before = query(tmp_path, "SELECT count(*), sum(BilledCost) FROM raw_billing")
+
+    write_export(good, date(2025, 3, 1), date(2025, 3, 2), BilledCost=(3, "12.50 USD"), EffectiveCost=(2, "n/a"))
+    result = load(tmp_path, exports, "2025-03-01", raise_on_error=False)
+    assert not result.success
+    message = error_of(result)
+    total = len(demo.generate(date(2025, 3, 1), date(2025, 3, 2)))
+    assert f"3 of {total} rows for 2025-03-01..2025-03-02 rejected, nothing written" in message
+    assert f"{good}: column BilledCost: 3 row(s) not a number" in message
+    assert f"{good}: column EffectiveCost: 2 row(s) not a number" in message
+    # Nothing half-written: the day still holds the previous good load.
+    assert query(tmp_path, "SELECT count(*), sum(BilledCost) FROM raw_billing") == before
+    quarantined = query(tmp_path, "SELECT column_name, row_number, row_values->>'$.BilledCost' FROM raw_billing_quarantine ORDER BY ALL")
+    assert [q[0] for q in quarantined].count("BilledCost") == 3 and ("BilledCost", 1, "12.50 USD") in quarantined
+    # A re-run replaces the quarantine entries instead of piling them up.
+    load(tmp_path, exports, "2025-03-01", raise_on_error=False)
+    assert query(tmp_path, "SELECT count(*) FROM raw_billing_quarantine")[0][0] == len(quarantined)
+
+
+def test_missing_mandatory_column_names_the_file_and_rows(tmp_path):
+    path = write_export(tmp_path / "exports" / "day.csv", date(2025, 3, 1), date(2025, 3, 2))
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT * EXCLUDE (BillingCurrency) FROM read_csv('{path}', all_varchar=true)) TO '{path}' (HEADER)")
+    message = error_of(load(tmp_path, tmp_path / "exports", "2025-03-01", raise_on_error=False))
+    total = len(demo.generate(date(2025, 3, 1), date(2025, 3, 2)))
+    assert message.endswith(f"{path}: missing mandatory FOCUS column(s) BillingCurrency ({total} rows, nothing loaded)\n")
+
+
+def test_mixed_currency_in_one_billing_account_is_an_error_not_a_sum(tmp_path):
+    write_export(tmp_path / "exports" / "day.csv", date(2025, 3, 1), date(2025, 3, 2), BillingCurrency=(1, "EUR"))
+    message = error_of(load(tmp_path, tmp_path / "exports", "2025-03-01", raise_on_error=False))
+    assert "column BillingCurrency:" in message and "mixed currencies in one billing account" in message
+
+
+def test_unreadable_files_are_named(tmp_path):
+    exports = tmp_path / "exports"
+    write_export(exports / "ok.csv", date(2025, 3, 1), date(2025, 3, 2))
+    truncated = exports / "cut.csv.gz"
+    data = gzip.compress((exports / "ok.csv").read_bytes())
+    truncated.write_bytes(data[: len(data) // 2])
+    message = error_of(load(tmp_path, exports, "2025-03-01", raise_on_error=False))
+    assert f"{truncated}: cannot be read as FOCUS" in message
+    truncated.unlink()
+    (exports / "empty.csv").write_bytes(b"")
+    message = error_of(load(tmp_path, exports, "2025-03-01", raise_on_error=False))
+    assert str(exports / "empty.csv") in message
+
+
+def test_focus_spec_samples_are_rejected_with_file_column_and_rows(tmp_path):
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    shutil.copy(SPEC_SAMPLES / "commitment_discount_usage_scenario_1.csv", exports)
+    message = error_of(load(tmp_path, exports, "2025-03-01", raise_on_error=False))
+    assert "commitment_discount_usage_scenario_1.csv: missing mandatory FOCUS column(s) BillingAccountId, " \
+           "BillingCurrency, ServiceName, ProviderName (1 rows, nothing loaded)" in message
+    (exports / "commitment_discount_usage_scenario_1.csv").unlink()
+    shutil.copy(SPEC_SAMPLES / "simple_saas_agreements_c.csv", exports)
+    message = error_of(load(tmp_path, exports, "2025-03-01", raise_on_error=False))
+    sample = exports / "simple_saas_agreements_c.csv"
+    assert "3 of 3 rows for 2025-03-01..2025-03-02 rejected" in message
+    assert f"{sample}: column BilledCost: 3 row(s) not a number" in message  # "$10,100.00 "
+    assert f"{sample}: column ChargePeriodStart: 3 row(s) not a timestamp" in message  # 4/1/25, not the year 4
+    assert query(tmp_path, "SELECT count(DISTINCT row_number) FROM raw_billing_quarantine")[0][0] == 3
