@@ -38,13 +38,17 @@ class BillingSourceResource(ConfigurableResource):
             stage_files(con, discover(self.focus_path), start, end)
         elif self.source == "demo":
             frame = demo.generate(start, end)
+            # Each demo day is its own "file", its rows numbered within it: re-running one day
+            # gives the rows the numbers a backfill gave them.
+            day = frame["ChargePeriodStart"].dt.strftime("%Y-%m-%d")
+            frame["x_SourceFile"] = "demo:" + day
+            frame["x_SourceRow"] = frame.groupby(day).cumcount() + 1
             con.register("_demo", frame)
             typed = ", ".join(f'CAST("{c}" AS {t}) AS "{c}", CAST("{c}" AS VARCHAR) AS "raw__{c}"'
                               for c, t in FOCUS_COLUMNS.items())
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE _incoming AS
-                    SELECT {typed}, 'demo' AS x_Source, 'demo' AS x_SourceFile, row_number() OVER () AS x_SourceRow,
-                           CAST(NULL AS JSON) AS x_ProviderColumns
+                    SELECT {typed}, 'demo' AS x_Source, x_SourceFile, x_SourceRow, CAST(NULL AS JSON) AS x_ProviderColumns
                     FROM _demo"""
             )
             con.unregister("_demo")

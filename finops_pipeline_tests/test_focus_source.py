@@ -149,6 +149,17 @@ def test_unreadable_files_are_named(tmp_path):
     assert str(exports / "empty.csv") in message
 
 
+def test_a_duplicated_file_is_rejected_not_double_counted(tmp_path):
+    exports = tmp_path / "exports"
+    first = write_export(exports / "run-1" / "part-0.csv", date(2025, 3, 1), date(2025, 3, 2))
+    second = exports / "run-2" / "part-0.csv"
+    second.parent.mkdir()
+    shutil.copy(first, second)
+    message = error_of(load(tmp_path, exports, "2025-03-01", raise_on_error=False))
+    assert f"{first} and {second} have identical content" in message
+    assert query(tmp_path, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'raw_billing'") == [(0,)]
+
+
 def test_focus_spec_samples_are_rejected_with_file_column_and_rows(tmp_path):
     exports = tmp_path / "exports"
     exports.mkdir()
@@ -164,3 +175,52 @@ def test_focus_spec_samples_are_rejected_with_file_column_and_rows(tmp_path):
     assert f"{sample}: column BilledCost: 3 row(s) not a number" in message  # "$10,100.00 "
     assert f"{sample}: column ChargePeriodStart: 3 row(s) not a timestamp" in message  # 4/1/25, not the year 4
     assert query(tmp_path, "SELECT count(DISTINCT row_number) FROM raw_billing_quarantine")[0][0] == 3
+
+
+def _restate(path: Path, days: set[str], factor: float) -> None:
+    """Rewrite ``path`` in place with the usage costs of ``days`` scaled, like a provider's restatement."""
+    with duckdb.connect() as con:
+        frame = con.execute(f"SELECT * FROM read_csv('{path}', all_varchar=true)").df()
+        hit = frame.ChargePeriodStart.str[:10].isin(days) & (frame.ChargeCategory == "Usage")
+        for column in ("BilledCost", "EffectiveCost"):
+            frame.loc[hit, column] = (frame.loc[hit, column].astype(float) * factor).round(6).astype(str)
+        con.register("frame", frame)
+        con.execute(f"COPY frame TO '{path}' (HEADER)")
+
+
+def test_a_restated_billing_period_reloads_exactly_the_changed_days(tmp_path):
+    from dagster import build_sensor_context
+
+    from finops_pipeline.defs.ingest import focus_restatements_sensor
+
+    exports = tmp_path / "exports"
+    march = write_export(exports / "BILLING_PERIOD=2025-03" / "export.csv", date(2025, 3, 1), date(2025, 4, 1))
+    assert load(tmp_path, exports, "2025-03-01", "2025-03-31").success
+    source = BillingSourceResource(source="focus", focus_path=str(exports))
+
+    def tick(cursor):
+        return focus_restatements_sensor(build_sensor_context(cursor=cursor, resources={"billing_source": source}))
+
+    first = tick(None)
+    assert first.run_requests == [] and "Watching 1 export file(s)" in first.skip_reason.skip_message
+    assert tick(first.cursor).run_requests == []  # nothing changed
+
+    before = dict(query(tmp_path, "SELECT CAST(ChargePeriodStart AS DATE)::VARCHAR, sum(EffectiveCost) FROM raw_billing GROUP BY 1"))
+    _restate(march, {"2025-03-10", "2025-03-11"}, 1.5)
+    second = tick(first.cursor)
+    (request,) = second.run_requests
+    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) == \
+        ("2025-03-10", "2025-03-11")
+    assert tick(second.cursor).run_requests == []  # the same restatement is requested once
+
+    _restate(march, {"2025-03-03", "2025-03-20"}, 0.9)
+    third = tick(second.cursor)
+    assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+            for r in third.run_requests] == [("2025-03-03", "2025-03-03"), ("2025-03-20", "2025-03-20")]
+
+    # Running the first request reloads those two days and leaves every other day as it was.
+    assert load(tmp_path, exports, "2025-03-10", "2025-03-11").success
+    after = dict(query(tmp_path, "SELECT CAST(ChargePeriodStart AS DATE)::VARCHAR, sum(EffectiveCost) FROM raw_billing GROUP BY 1"))
+    changed = {d for d in before if before[d] != after[d]}
+    assert changed == {"2025-03-10", "2025-03-11"}
+    assert float(after["2025-03-10"]) > 1.3 * float(before["2025-03-10"])

@@ -1,12 +1,30 @@
 """Stage 1: billing line items into DuckDB."""
 
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+import hashlib
+import json
+
+import duckdb as duckdb_lib
+from dagster import (
+    AssetExecutionContext,
+    AssetSelection,
+    BackfillPolicy,
+    DefaultSensorStatus,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    asset,
+    sensor,
+)
 from dagster_duckdb import DuckDBResource
 
 from finops_pipeline.partitions import daily_partitions
 from finops_pipeline.resources import BillingSourceResource
-from finops_pipeline.sources.validation import validate_staged
+from finops_pipeline.sources.focus_files import changed_days, contiguous_ranges, day_fingerprints, discover
+from finops_pipeline.sources.validation import BillingDataError, validate_staged
 from finops_pipeline.storage import connect, replace_window
 
 
@@ -52,3 +70,52 @@ def raw_billing(
             "billed_cost_by_category": MetadataValue.json(by_category),
         }
     )
+
+
+@sensor(
+    asset_selection=AssetSelection.groups("ingest", "transform", "detect"),
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Reloads the days a provider restated: when FOCUS export files change, requests "
+    "exactly the changed days, one single run per block of consecutive days.",
+)
+def focus_restatements_sensor(context: SensorEvaluationContext, billing_source: BillingSourceResource):
+    if billing_source.source != "focus" or not billing_source.focus_path:
+        return SkipReason("FINOPS_SOURCE is not focus: no export files to watch")
+    state = json.loads(context.cursor) if context.cursor else None
+    known = (state or {}).get("files", {})
+    files, fingerprints = {}, {}
+    with duckdb_lib.connect() as con:
+        for path in discover(billing_source.focus_path):
+            stat = path.stat()
+            stamp = [stat.st_size, stat.st_mtime_ns]
+            entry = known.get(str(path))
+            if entry and entry["stamp"] == stamp:
+                days = entry["days"]  # unchanged file: no need to read it again
+            else:
+                try:
+                    days = day_fingerprints(con, path)
+                except BillingDataError as exc:
+                    # The load will fail on it with the full message; nothing to compare yet.
+                    context.log.warning(str(exc))
+                    continue
+            files[str(path)] = {"stamp": stamp, "days": days}
+            fingerprints[str(path)] = days
+    cursor = json.dumps({"files": files}, sort_keys=True)
+    if state is None:
+        # First look: record what is there; the initial load is the user's backfill.
+        return SensorResult(skip_reason=SkipReason(f"Watching {len(files)} export file(s)"), cursor=cursor)
+    valid = set(daily_partitions.get_partition_keys())
+    days = {d for d in changed_days({f: e["days"] for f, e in known.items()}, fingerprints) if d.isoformat() in valid}
+    requests = [
+        RunRequest(
+            run_key=f"restatement-{first}-{last}-{hashlib.sha256(cursor.encode()).hexdigest()[:12]}",
+            tags={
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": last.isoformat(),
+                "finops/reason": "restatement",
+            },
+        )
+        for first, last in contiguous_ranges(days)
+    ]
+    return SensorResult(run_requests=requests, cursor=cursor)

@@ -10,6 +10,8 @@ kept, packed as JSON in ``x_ProviderColumns``.
 from __future__ import annotations
 
 import glob
+import hashlib
+from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
@@ -39,6 +41,22 @@ def discover(path: str) -> list[Path]:
     else:
         candidates = [Path(p) for p in glob.glob(path, recursive=True)]
     return sorted(p for p in candidates if p.name.lower().endswith(EXTENSIONS))
+
+
+def _duplicates(files: list[Path]) -> list[list[Path]]:
+    """Groups of files with identical content: the same export delivered twice would double-count.
+    Only files of equal size are hashed."""
+    by_size: dict[int, list[Path]] = defaultdict(list)
+    for f in files:
+        by_size[f.stat().st_size].append(f)
+    groups = []
+    for same_size in (g for g in by_size.values() if len(g) > 1):
+        by_hash: dict[str, list[Path]] = defaultdict(list)
+        for f in same_size:
+            with f.open("rb") as handle:
+                by_hash[hashlib.file_digest(handle, "sha256").hexdigest()].append(f)
+        groups += [g for g in by_hash.values() if len(g) > 1]
+    return groups
 
 
 def _quote(name: str) -> str:
@@ -90,6 +108,11 @@ def stage_files(con: duckdb.DuckDBPyConnection, files: list[Path], start: date, 
     ``[start, end)``, plus every row whose start does not parse (the validator reports those)."""
     if not files:
         raise BillingDataError("FOCUS source: no .csv, .csv.gz or .parquet files found (FINOPS_FOCUS_PATH)")
+    for group in _duplicates(files):
+        raise BillingDataError(
+            f"{' and '.join(map(str, group))} have identical content: a duplicated delivery would double-count; "
+            "remove one (nothing loaded)"
+        )
     con.execute("SET TimeZone = 'UTC'")  # FOCUS times are UTC; a naive one must not take the host's zone
     union = " UNION ALL BY NAME ".join(f"({_file_select(con, f, source)})" for f in files)
     con.execute("DROP TABLE IF EXISTS _incoming")
@@ -100,3 +123,35 @@ def stage_files(con: duckdb.DuckDBPyConnection, files: list[Path], start: date, 
                OR (ChargePeriodStart >= ?::TIMESTAMPTZ AND ChargePeriodStart < ?::TIMESTAMPTZ)""",
         [f"{start} 00:00:00+00", f"{end} 00:00:00+00"],
     )
+
+
+def day_fingerprints(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
+    """Per charge day (UTC) of one export file: its row count and a hash of its rows' text, so a
+    restated file reveals exactly which days changed."""
+    rows = con.execute(
+        f"""SELECT CAST(timezone('UTC', ChargePeriodStart) AS DATE)::VARCHAR AS day, count(*),
+                   sum(hash(concat_ws('|', *COLUMNS('^raw__'))))
+            FROM ({_file_select(con, path, 'focus')}) WHERE ChargePeriodStart IS NOT NULL GROUP BY 1"""
+    ).fetchall()
+    return {day: f"{n}:{h}" for day, n, h in rows}
+
+
+def changed_days(previous: dict[str, dict[str, str]], current: dict[str, dict[str, str]]) -> set[date]:
+    """Days whose rows differ between two fingerprint sets ({file: {day: fingerprint}}): added,
+    rewritten or removed, in any file."""
+    days: set[str] = set()
+    for file in previous.keys() | current.keys():
+        old, new = previous.get(file, {}), current.get(file, {})
+        days |= {d for d in old.keys() | new.keys() if old.get(d) != new.get(d)}
+    return {date.fromisoformat(d) for d in days}
+
+
+def contiguous_ranges(days: set[date]) -> list[tuple[date, date]]:
+    """Inclusive (first, last) runs of consecutive days."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if ranges and (day - ranges[-1][1]).days == 1:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
