@@ -26,17 +26,21 @@ class BillingSourceResource(ConfigurableResource):
     """Where line items come from: ``demo`` (the embedded, deterministic demo bill) or ``focus``
     (FOCUS export files under ``focus_path``)."""
 
-    source: str = Field(default="demo", description="FINOPS_SOURCE: demo or focus.")
+    source: str = Field(default="demo", description="FINOPS_SOURCE: demo and/or focus, comma-separated.")
     focus_path: str | None = Field(default=None, description="FINOPS_FOCUS_PATH: folder or glob of FOCUS exports.")
 
-    def stage(self, con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:
-        """Stage the line items whose charge period starts in ``[start, end)`` as the temp table
-        ``_incoming``, typed, with their original text kept for validation."""
-        if self.source == "focus":
+    @property
+    def names(self) -> list[str]:
+        return [s.strip() for s in self.source.split(",") if s.strip()]
+
+    def stage(self, con: duckdb.DuckDBPyConnection, source: str, start: date, end: date) -> None:
+        """Stage ``source``'s line items whose charge period starts in ``[start, end)`` as the temp
+        table ``_incoming``, typed, with their original text kept for validation."""
+        if source == "focus":
             if not self.focus_path:
                 raise ValueError("FINOPS_SOURCE=focus needs FINOPS_FOCUS_PATH (a folder or glob of FOCUS exports)")
             stage_files(con, discover(self.focus_path), start, end)
-        elif self.source == "demo":
+        elif source == "demo":
             frame = demo.generate(start, end)
             # Each demo day is its own "file", its rows numbered within it: re-running one day
             # gives the rows the numbers a backfill gave them.
@@ -53,7 +57,7 @@ class BillingSourceResource(ConfigurableResource):
             )
             con.unregister("_demo")
         else:
-            raise ValueError(f"Unknown billing source {self.source!r}")
+            raise ValueError(f"Unknown billing source {source!r}")
 
 
 class LLMResource(ConfigurableResource):

@@ -19,7 +19,7 @@ SOURCES = ("demo", "focus")
 class Settings:
     data_dir: Path
     duckdb_path: Path
-    source: str
+    source: str  # one or more of SOURCES, comma-separated
     focus_path: str | None
     start_date: str
     outbox_dir: Path
@@ -38,9 +38,11 @@ def load_settings(environ: os._Environ | dict | None = None) -> Settings:
     env = os.environ if environ is None else environ
     data_dir = Path(env.get("FINOPS_DATA_DIR") or Path.cwd() / "data").resolve()
     duckdb_path = Path(env.get("FINOPS_DUCKDB_PATH") or data_dir / "finops.duckdb").resolve()
-    source = (env.get("FINOPS_SOURCE") or "demo").strip().lower()
-    if source not in SOURCES:
-        raise ValueError(f"FINOPS_SOURCE={source!r} is not supported; choose one of {', '.join(SOURCES)}")
+    source = ",".join(s.strip().lower() for s in (env.get("FINOPS_SOURCE") or "demo").split(",") if s.strip())
+    unknown = [s for s in source.split(",") if s not in SOURCES]
+    if unknown or not source:
+        raise ValueError(f"FINOPS_SOURCE={env.get('FINOPS_SOURCE')!r}: unknown source(s) {', '.join(unknown)}; "
+                         f"use one or more of {', '.join(SOURCES)}, comma-separated")
     start_date = env.get("FINOPS_START_DATE") or DEFAULT_START_DATE
     try:
         date.fromisoformat(start_date)

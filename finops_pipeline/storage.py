@@ -103,6 +103,9 @@ def connect(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
     """``resource.get_connection()``, closed even when the block raises: dagster-duckdb only closes
     on success, and a failed step would otherwise keep holding the file's lock."""
     with resource.get_connection() as con:
+        # Never resolve a missing table to a Python variable of the same name (an asset, say):
+        # frames are always registered explicitly.
+        con.execute("SET python_enable_replacements = false")
         try:
             yield con
         finally:

@@ -157,7 +157,7 @@ def test_a_duplicated_file_is_rejected_not_double_counted(tmp_path):
     shutil.copy(first, second)
     message = error_of(load(tmp_path, exports, "2025-03-01", raise_on_error=False))
     assert f"{first} and {second} have identical content" in message
-    assert query(tmp_path, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'raw_billing'") == [(0,)]
+    assert query(tmp_path, "SELECT count(*) FROM raw_billing") == [(0,)]
 
 
 def test_focus_spec_samples_are_rejected_with_file_column_and_rows(tmp_path):
@@ -224,3 +224,27 @@ def test_a_restated_billing_period_reloads_exactly_the_changed_days(tmp_path):
     changed = {d for d in before if before[d] != after[d]}
     assert changed == {"2025-03-10", "2025-03-11"}
     assert float(after["2025-03-10"]) > 1.3 * float(before["2025-03-10"])
+
+
+def test_several_sources_load_side_by_side_and_one_failing_keeps_the_others(tmp_path):
+    exports = tmp_path / "exports"
+    export = write_export(exports / "day.csv", date(2025, 3, 1), date(2025, 3, 2))
+    resources = lambda source: {  # noqa: E731
+        "duckdb": DuckDBResource(database=str(tmp_path / "finops.duckdb")),
+        "billing_source": BillingSourceResource(source=source, focus_path=str(exports)),
+    }
+    assert materialize([raw_billing], resources=resources("demo,focus"), tags=range_tags("2025-03-01", "2025-03-01")).success
+    per_source = dict(query(tmp_path, "SELECT x_Source, count(*) FROM raw_billing GROUP BY 1"))
+    day = len(demo.generate(date(2025, 3, 1), date(2025, 3, 2)))
+    assert per_source == {"demo": day, "focus": day}
+
+    # The export goes bad: the focus rows stay as they were, the demo rows are reloaded, the run fails.
+    write_export(export, date(2025, 3, 1), date(2025, 3, 2), EffectiveCost=(1, "oops"))
+    result = materialize([raw_billing], resources=resources("demo,focus"), tags=range_tags("2025-03-01", "2025-03-01"),
+                         raise_on_error=False)
+    assert not result.success and "source focus:" in error_of(result) and "EffectiveCost: 1 row(s) not a number" in error_of(result)
+    assert dict(query(tmp_path, "SELECT x_Source, count(*) FROM raw_billing GROUP BY 1")) == per_source
+
+    # Dropping a source from FINOPS_SOURCE removes its rows from the window on the next load.
+    assert materialize([raw_billing], resources=resources("demo"), tags=range_tags("2025-03-01", "2025-03-01")).success
+    assert dict(query(tmp_path, "SELECT x_Source, count(*) FROM raw_billing GROUP BY 1")) == {"demo": day}

@@ -25,7 +25,7 @@ from finops_pipeline.partitions import daily_partitions
 from finops_pipeline.resources import BillingSourceResource
 from finops_pipeline.sources.focus_files import changed_days, contiguous_ranges, day_fingerprints, discover
 from finops_pipeline.sources.validation import BillingDataError, validate_staged
-from finops_pipeline.storage import connect, replace_window
+from finops_pipeline.storage import connect, ensure_table, replace_window
 
 
 @asset(
@@ -40,34 +40,45 @@ from finops_pipeline.storage import connect, replace_window
 def raw_billing(
     context: AssetExecutionContext, duckdb: DuckDBResource, billing_source: BillingSourceResource
 ) -> MaterializeResult:
-    """FOCUS line items from the configured billing source (FINOPS_SOURCE: the demo bill, or FOCUS
-    export files), one partition per charge day in UTC. Every batch is validated first; a bad row
-    fails the whole partition, lands in `raw_billing_quarantine`, and the error names the file,
-    column and row count. Writing a partition range replaces it in one transaction."""
+    """FOCUS line items from the configured billing sources (FINOPS_SOURCE: the demo bill and/or
+    FOCUS export files), one partition per charge day in UTC; every row keeps its source, file and
+    row number. Each source's batch is validated, then replaces that source's rows for the window
+    in one transaction: a bad row fails the source whole (its rows land in
+    `raw_billing_quarantine`, the error names file, column and row count) and never touches
+    another source's data."""
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
+    in_window = "ChargePeriodStart >= ?::TIMESTAMPTZ AND ChargePeriodStart < ?::TIMESTAMPTZ"
+    bounds = [f"{start} 00:00:00+00", f"{end} 00:00:00+00"]
+    loaded, failures, by_category = {}, [], {}
     with connect(duckdb) as con:
-        billing_source.stage(con, start, end)
-        rows = validate_staged(con, start, end)
-        replaced = replace_window(
-            con,
-            "raw_billing",
-            "_incoming",
-            "ChargePeriodStart >= ?::TIMESTAMPTZ AND ChargePeriodStart < ?::TIMESTAMPTZ",
-            [f"{start} 00:00:00+00", f"{end} 00:00:00+00"],
-        )
-        by_category = dict(con.execute(
-            "SELECT ChargeCategory, round(sum(BilledCost), 2)::DOUBLE FROM _incoming GROUP BY 1 ORDER BY 1"
-        ).fetchall())
-        files = con.execute("SELECT count(DISTINCT x_SourceFile) FROM _incoming").fetchone()[0]
+        ensure_table(con, "raw_billing")
+        for source in billing_source.names:
+            try:
+                billing_source.stage(con, source, start, end)
+                loaded[source] = validate_staged(con, start, end)
+            except (BillingDataError, duckdb_lib.Error) as exc:
+                failures.append(f"source {source}: {exc}")
+                continue
+            replace_window(con, "raw_billing", "_incoming", f"x_Source = ? AND {in_window}", [source, *bounds])
+            for category, cost in con.execute(
+                "SELECT ChargeCategory, round(sum(BilledCost), 2)::DOUBLE FROM _incoming GROUP BY 1"
+            ).fetchall():
+                by_category[category] = round(by_category.get(category, 0.0) + cost, 2)
+        # Rows of a source that is no longer configured leave the window too.
+        con.execute(f"DELETE FROM raw_billing WHERE x_Source NOT IN (SELECT unnest(?::VARCHAR[])) AND {in_window}",
+                    [billing_source.names, *bounds])
+        files = con.execute(f"SELECT count(DISTINCT x_SourceFile) FROM raw_billing WHERE {in_window}", bounds).fetchone()[0]
+    if failures:
+        # The other sources' rows are written; the partition still fails so nobody mistakes it for complete.
+        raise BillingDataError(" | ".join(failures))
     return MaterializeResult(
         metadata={
-            "dagster/row_count": rows,
-            "rows_replaced": replaced,
-            "source": billing_source.source,
+            "dagster/row_count": sum(loaded.values()),
+            "rows_by_source": MetadataValue.json(loaded),
             "files": files,
             "days": (end - start).days,
-            "billed_cost_by_category": MetadataValue.json(by_category),
+            "billed_cost_by_category": MetadataValue.json(dict(sorted(by_category.items()))),
         }
     )
 
@@ -80,7 +91,7 @@ def raw_billing(
     "exactly the changed days, one single run per block of consecutive days.",
 )
 def focus_restatements_sensor(context: SensorEvaluationContext, billing_source: BillingSourceResource):
-    if billing_source.source != "focus" or not billing_source.focus_path:
+    if "focus" not in billing_source.names or not billing_source.focus_path:
         return SkipReason("FINOPS_SOURCE is not focus: no export files to watch")
     state = json.loads(context.cursor) if context.cursor else None
     known = (state or {}).get("files", {})
