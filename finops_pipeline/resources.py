@@ -7,7 +7,9 @@ import os
 from datetime import date
 from pathlib import Path
 
+import boto3
 import duckdb
+import pandas as pd
 from dagster import ConfigurableResource, EnvVar
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
@@ -17,7 +19,7 @@ from pydantic import Field
 from slack_sdk import WebClient
 
 from finops_pipeline.settings import Settings
-from finops_pipeline.sources import demo
+from finops_pipeline.sources import aws_cost_explorer, demo
 from finops_pipeline.sources.focus import FOCUS_COLUMNS
 from finops_pipeline.sources.focus_files import discover, stage_files
 
@@ -26,8 +28,11 @@ class BillingSourceResource(ConfigurableResource):
     """Where line items come from: ``demo`` (the embedded, deterministic demo bill) or ``focus``
     (FOCUS export files under ``focus_path``)."""
 
-    source: str = Field(default="demo", description="FINOPS_SOURCE: demo and/or focus, comma-separated.")
+    source: str = Field(default="demo", description="FINOPS_SOURCE: demo, focus and/or aws_cost_explorer, comma-separated.")
     focus_path: str | None = Field(default=None, description="FINOPS_FOCUS_PATH: folder or glob of FOCUS exports.")
+    aws_billing_account_id: str | None = Field(
+        default=None, description="FINOPS_AWS_BILLING_ACCOUNT_ID: the payer account, for Cost Explorer rows."
+    )
 
     @property
     def names(self) -> list[str]:
@@ -41,23 +46,29 @@ class BillingSourceResource(ConfigurableResource):
                 raise ValueError("FINOPS_SOURCE=focus needs FINOPS_FOCUS_PATH (a folder or glob of FOCUS exports)")
             stage_files(con, discover(self.focus_path), start, end)
         elif source == "demo":
-            frame = demo.generate(start, end)
-            # Each demo day is its own "file", its rows numbered within it: re-running one day
-            # gives the rows the numbers a backfill gave them.
-            day = frame["ChargePeriodStart"].dt.strftime("%Y-%m-%d")
-            frame["x_SourceFile"] = "demo:" + day
-            frame["x_SourceRow"] = frame.groupby(day).cumcount() + 1
-            con.register("_demo", frame)
-            typed = ", ".join(f'CAST("{c}" AS {t}) AS "{c}", CAST("{c}" AS VARCHAR) AS "raw__{c}"'
-                              for c, t in FOCUS_COLUMNS.items())
-            con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE _incoming AS
-                    SELECT {typed}, 'demo' AS x_Source, x_SourceFile, x_SourceRow, CAST(NULL AS JSON) AS x_ProviderColumns
-                    FROM _demo"""
-            )
-            con.unregister("_demo")
+            _stage_frame(con, demo.generate(start, end), source)
+        elif source == "aws_cost_explorer":
+            client = boto3.client("ce", region_name="us-east-1")  # credentials the usual AWS way
+            _stage_frame(con, aws_cost_explorer.to_focus(aws_cost_explorer.fetch(client, start, end),
+                                                         self.aws_billing_account_id), source)
         else:
             raise ValueError(f"Unknown billing source {source!r}")
+
+
+def _stage_frame(con: duckdb.DuckDBPyConnection, frame, source: str) -> None:
+    """Stage FOCUS rows held in a DataFrame as ``_incoming``, like the file reader does."""
+    # Each day is its own "file", its rows numbered within it: re-running one day gives the rows
+    # the numbers a backfill gave them.
+    day = pd.to_datetime(frame["ChargePeriodStart"], utc=True).dt.strftime("%Y-%m-%d")
+    frame = frame.assign(x_SourceFile=f"{source}:" + day, x_SourceRow=frame.groupby(day).cumcount() + 1)
+    con.register("_frame_rows", frame)
+    typed = ", ".join(f'CAST("{c}" AS {t}) AS "{c}", CAST("{c}" AS VARCHAR) AS "raw__{c}"' for c, t in FOCUS_COLUMNS.items())
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _incoming AS
+            SELECT {typed}, '{source}' AS x_Source, x_SourceFile, x_SourceRow, CAST(NULL AS JSON) AS x_ProviderColumns
+            FROM _frame_rows"""
+    )
+    con.unregister("_frame_rows")
 
 
 class LLMResource(ConfigurableResource):
@@ -122,7 +133,8 @@ def _secret(name: str) -> EnvVar | None:
 def build_resources(settings: Settings, dbt_project_dir: Path, dbt_executable: str) -> dict:
     return {
         "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
-        "billing_source": BillingSourceResource(source=settings.source, focus_path=settings.focus_path),
+        "billing_source": BillingSourceResource(source=settings.source, focus_path=settings.focus_path,
+                                                aws_billing_account_id=settings.aws_billing_account_id),
         "dbt": DbtCliResource(project_dir=str(dbt_project_dir), profiles_dir=str(dbt_project_dir),
                               dbt_executable=dbt_executable),
         "llm": LLMResource(api_key=_secret("OPENAI_API_KEY"), base_url=os.environ.get("OPENAI_BASE_URL") or None,

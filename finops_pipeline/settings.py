@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 DEFAULT_START_DATE = "2025-01-01"
-SOURCES = ("demo", "focus")
+SOURCES = ("demo", "focus", "aws_cost_explorer")
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Settings:
     duckdb_path: Path
     source: str  # one or more of SOURCES, comma-separated
     focus_path: str | None
+    aws_billing_account_id: str | None
     start_date: str
     outbox_dir: Path
     reports_dir: Path
@@ -53,6 +54,7 @@ def load_settings(environ: os._Environ | dict | None = None) -> Settings:
         duckdb_path=duckdb_path,
         source=source,
         focus_path=env.get("FINOPS_FOCUS_PATH") or None,
+        aws_billing_account_id=env.get("FINOPS_AWS_BILLING_ACCOUNT_ID") or None,
         start_date=start_date,
         outbox_dir=Path(env.get("FINOPS_OUTBOX_DIR") or data_dir / "outbox").resolve(),
         reports_dir=Path(env.get("FINOPS_REPORTS_DIR") or data_dir / "reports").resolve(),
