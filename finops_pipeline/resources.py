@@ -56,19 +56,18 @@ class BillingSourceResource(ConfigurableResource):
 
 
 def _stage_frame(con: duckdb.DuckDBPyConnection, frame, source: str) -> None:
-    """Stage FOCUS rows held in a DataFrame as ``_incoming``, like the file reader does."""
+    """Stage FOCUS rows held in a DataFrame as the view ``_incoming``, like the file reader does."""
     # Each day is its own "file", its rows numbered within it: re-running one day gives the rows
     # the numbers a backfill gave them.
     day = pd.to_datetime(frame["ChargePeriodStart"], utc=True).dt.strftime("%Y-%m-%d")
     frame = frame.assign(x_SourceFile=f"{source}:" + day, x_SourceRow=frame.groupby(day).cumcount() + 1)
-    con.register("_frame_rows", frame)
+    con.register("_frame_rows", frame)  # stays registered: the view below reads it
     typed = ", ".join(f'CAST("{c}" AS {t}) AS "{c}", CAST("{c}" AS VARCHAR) AS "raw__{c}"' for c, t in FOCUS_COLUMNS.items())
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _incoming AS
+        f"""CREATE OR REPLACE TEMP VIEW _incoming AS
             SELECT {typed}, '{source}' AS x_Source, x_SourceFile, x_SourceRow, CAST(NULL AS JSON) AS x_ProviderColumns
             FROM _frame_rows"""
     )
-    con.unregister("_frame_rows")
 
 
 class LLMResource(ConfigurableResource):

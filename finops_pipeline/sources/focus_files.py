@@ -66,7 +66,7 @@ def _quote(name: str) -> str:
 def _reader(path: Path) -> str:
     literal = "'" + str(path).replace("'", "''") + "'"
     if path.name.lower().endswith(".parquet"):
-        return f"read_parquet({literal})"
+        return f"read_parquet({literal}, file_row_number = true)"
     # Every column as text: identifiers keep their leading zeros, and nothing is silently coerced.
     return f"read_csv({literal}, header = true, all_varchar = true, compression = 'auto')"
 
@@ -99,12 +99,14 @@ def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> str
     packed = ", ".join(f"{_quote(c)} := {_quote(c)}" for c in extras)
     parts.append(f"to_json(struct_pack({packed})) AS x_ProviderColumns" if extras else "CAST(NULL AS JSON) AS x_ProviderColumns")
     literal = "'" + str(path).replace("'", "''") + "'"
-    parts += [f"'{source}' AS x_Source", f"{literal} AS x_SourceFile", "row_number() OVER () AS x_SourceRow"]
+    # Parquet numbers its rows for free; for CSV a window over the file is the only way, and costs.
+    row = "file_row_number + 1" if "file_row_number" in columns else "row_number() OVER ()"
+    parts += [f"'{source}' AS x_Source", f"{literal} AS x_SourceFile", f"{row} AS x_SourceRow"]
     return f"SELECT {', '.join(parts)} FROM {reader}"
 
 
 def stage_files(con: duckdb.DuckDBPyConnection, files: list[Path], start: date, end: date, source: str = "focus") -> None:
-    """Create the temp table ``_incoming`` with the rows of ``files`` whose charge period starts in
+    """Create the temp view ``_incoming`` over the rows of ``files`` whose charge period starts in
     ``[start, end)``, plus every row whose start does not parse (the validator reports those)."""
     if not files:
         raise BillingDataError("FOCUS source: no .csv, .csv.gz or .parquet files found (FINOPS_FOCUS_PATH)")
@@ -115,13 +117,15 @@ def stage_files(con: duckdb.DuckDBPyConnection, files: list[Path], start: date, 
         )
     con.execute("SET TimeZone = 'UTC'")  # FOCUS times are UTC; a naive one must not take the host's zone
     union = " UNION ALL BY NAME ".join(f"({_file_select(con, f, source)})" for f in files)
-    con.execute("DROP TABLE IF EXISTS _incoming")
+    # A view, not a table: validation and the insert stream from the files, so memory stays flat
+    # however large the month is. Views cannot bind parameters; the bounds are dates formatted
+    # here, never user text.
+    lo, hi = f"{start.isoformat()} 00:00:00+00", f"{end.isoformat()} 00:00:00+00"
     con.execute(
-        f"""CREATE TEMP TABLE _incoming AS
+        f"""CREATE OR REPLACE TEMP VIEW _incoming AS
             SELECT * FROM ({union})
             WHERE ChargePeriodStart IS NULL
-               OR (ChargePeriodStart >= ?::TIMESTAMPTZ AND ChargePeriodStart < ?::TIMESTAMPTZ)""",
-        [f"{start} 00:00:00+00", f"{end} 00:00:00+00"],
+               OR (ChargePeriodStart >= TIMESTAMPTZ '{lo}' AND ChargePeriodStart < TIMESTAMPTZ '{hi}')"""
     )
 
 

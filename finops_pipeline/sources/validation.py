@@ -1,6 +1,6 @@
 """Checks every staged batch of line items passes before it is written.
 
-Sources stage their rows in the temp table ``_incoming``: each FOCUS column typed, next to its
+Sources stage their rows as the temp view ``_incoming``: each FOCUS column typed, next to its
 original text in ``raw__<column>``, with ``x_SourceFile`` and ``x_SourceRow``. A batch with any
 bad row fails whole: the bad rows go to ``raw_billing_quarantine`` (queryable), and the error names
 each file, column, reason and row count.
@@ -50,12 +50,22 @@ def validate_staged(con: duckdb.DuckDBPyConnection, start: date, end: date) -> i
     """Raise ``BillingDataError`` (after quarantining the bad rows) unless every row in
     ``_incoming`` is valid; returns the number of rows checked."""
     rules = _rules()
-    checks = " UNION ALL ".join(
-        f"SELECT x_SourceFile AS file, '{column}' AS column_name, '{reason}' AS reason, x_SourceRow AS row_number, "
-        f"x_Source AS source FROM _incoming WHERE {predicate}"
-        for column, reason, predicate in rules
+    # One pass over the rows (``_incoming`` may stream from large files): each row yields the
+    # indexes of the rules it breaks, and only the bad rows are kept.
+    hits = ", ".join(f"CASE WHEN {predicate} THEN {i} END" for i, (_, _, predicate) in enumerate(rules))
+    names = ", ".join(f"({i}, '{column}', '{reason}')" for i, (column, reason, _) in enumerate(rules))
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _rejected AS
+            WITH bad AS (
+                SELECT x_SourceFile AS file, x_SourceRow AS row_number, x_Source AS source,
+                       list_filter([{hits}], lambda h: h IS NOT NULL) AS broken
+                FROM _incoming
+            ),
+            rules(rule, column_name, reason) AS (VALUES {names})
+            SELECT file, column_name, reason, row_number, source
+            FROM (SELECT file, row_number, source, unnest(broken) AS rule FROM bad WHERE len(broken) > 0)
+            JOIN rules USING (rule)"""
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _rejected AS {checks}")
     summary = con.execute(
         """SELECT file, column_name, reason, count(*) AS n FROM _rejected
            GROUP BY ALL ORDER BY file, column_name, reason"""
