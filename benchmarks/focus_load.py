@@ -65,7 +65,7 @@ def generate(path: Path, rows: int, fmt: str) -> None:
 def run_pipeline(path: Path, workdir: Path) -> int:
     import duckdb
 
-    from finops_pipeline.sources.focus_files import stage_files
+    from finops_pipeline.sources.staging import stage_files
     from finops_pipeline.sources.validation import validate_staged
     from finops_pipeline.storage import replace_window
 

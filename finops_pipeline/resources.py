@@ -9,7 +9,6 @@ from pathlib import Path
 
 import boto3
 import duckdb
-import pandas as pd
 from dagster import ConfigurableResource, EnvVar
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
@@ -20,13 +19,12 @@ from slack_sdk import WebClient
 
 from finops_pipeline.settings import Settings
 from finops_pipeline.sources import aws_cost_explorer, demo
-from finops_pipeline.sources.focus import FOCUS_COLUMNS
-from finops_pipeline.sources.focus_files import discover, stage_files
+from finops_pipeline.sources.staging import discover, stage_files, stage_frame
 
 
 class BillingSourceResource(ConfigurableResource):
-    """Where line items come from: ``demo`` (the embedded, deterministic demo bill) or ``focus``
-    (FOCUS export files under ``focus_path``)."""
+    """Where line items come from, one or more of: ``demo`` (the embedded, deterministic demo
+    bill), ``focus`` (FOCUS export files under ``focus_path``), ``aws_cost_explorer``."""
 
     source: str = Field(default="demo", description="FINOPS_SOURCE: demo, focus and/or aws_cost_explorer, comma-separated.")
     focus_path: str | None = Field(default=None, description="FINOPS_FOCUS_PATH: folder or glob of FOCUS exports.")
@@ -40,34 +38,19 @@ class BillingSourceResource(ConfigurableResource):
 
     def stage(self, con: duckdb.DuckDBPyConnection, source: str, start: date, end: date) -> None:
         """Stage ``source``'s line items whose charge period starts in ``[start, end)`` as the temp
-        table ``_incoming``, typed, with their original text kept for validation."""
+        view ``_incoming``, typed, with their original text kept for validation."""
         if source == "focus":
             if not self.focus_path:
                 raise ValueError("FINOPS_SOURCE=focus needs FINOPS_FOCUS_PATH (a folder or glob of FOCUS exports)")
             stage_files(con, discover(self.focus_path), start, end)
         elif source == "demo":
-            _stage_frame(con, demo.generate(start, end), source)
+            stage_frame(con, demo.generate(start, end), source)
         elif source == "aws_cost_explorer":
             client = boto3.client("ce", region_name="us-east-1")  # credentials the usual AWS way
-            _stage_frame(con, aws_cost_explorer.to_focus(aws_cost_explorer.fetch(client, start, end),
+            stage_frame(con, aws_cost_explorer.to_focus(aws_cost_explorer.fetch(client, start, end),
                                                          self.aws_billing_account_id), source)
         else:
             raise ValueError(f"Unknown billing source {source!r}")
-
-
-def _stage_frame(con: duckdb.DuckDBPyConnection, frame, source: str) -> None:
-    """Stage FOCUS rows held in a DataFrame as the view ``_incoming``, like the file reader does."""
-    # Each day is its own "file", its rows numbered within it: re-running one day gives the rows
-    # the numbers a backfill gave them.
-    day = pd.to_datetime(frame["ChargePeriodStart"], utc=True).dt.strftime("%Y-%m-%d")
-    frame = frame.assign(x_SourceFile=f"{source}:" + day, x_SourceRow=frame.groupby(day).cumcount() + 1)
-    con.register("_frame_rows", frame)  # stays registered: the view below reads it
-    typed = ", ".join(f'CAST("{c}" AS {t}) AS "{c}", CAST("{c}" AS VARCHAR) AS "raw__{c}"' for c, t in FOCUS_COLUMNS.items())
-    con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW _incoming AS
-            SELECT {typed}, '{source}' AS x_Source, x_SourceFile, x_SourceRow, CAST(NULL AS JSON) AS x_ProviderColumns
-            FROM _frame_rows"""
-    )
 
 
 class LLMResource(ConfigurableResource):

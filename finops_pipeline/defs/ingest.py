@@ -1,6 +1,5 @@
 """Stage 1: billing line items into DuckDB."""
 
-
 import hashlib
 import json
 
@@ -23,7 +22,7 @@ from dagster_duckdb import DuckDBResource
 
 from finops_pipeline.partitions import daily_partitions
 from finops_pipeline.resources import BillingSourceResource
-from finops_pipeline.sources.focus_files import changed_days, contiguous_ranges, day_fingerprints, discover
+from finops_pipeline.sources.staging import changed_days, contiguous_ranges, day_fingerprints, discover
 from finops_pipeline.sources.validation import BillingDataError, validate_staged
 from finops_pipeline.storage import connect, ensure_table, replace_window
 
@@ -40,8 +39,8 @@ from finops_pipeline.storage import connect, ensure_table, replace_window
 def raw_billing(
     context: AssetExecutionContext, duckdb: DuckDBResource, billing_source: BillingSourceResource
 ) -> MaterializeResult:
-    """FOCUS line items from the configured billing sources (FINOPS_SOURCE: the demo bill and/or
-    FOCUS export files), one partition per charge day in UTC; every row keeps its source, file and
+    """FOCUS line items from the configured billing sources (FINOPS_SOURCE: the demo bill, FOCUS
+    export files, AWS Cost Explorer), one partition per charge day in UTC; every row keeps its source, file and
     row number. Each source's batch is validated, then replaces that source's rows for the window
     in one transaction: a bad row fails the source whole (its rows land in
     `raw_billing_quarantine`, the error names file, column and row count) and never touches

@@ -1,6 +1,5 @@
 """Stage 2: dbt models on DuckDB, staging → marts, each partition window passed as dbt vars."""
 
-
 import json
 import shutil
 import sys

@@ -1,5 +1,6 @@
-"""FOCUS exports as the clouds deliver them: CSV, CSV.gz and Parquet, one or many files, read by
-DuckDB directly (never through pandas).
+"""Staging line items as the temp view ``_incoming``: FOCUS exports as the clouds deliver them
+(CSV, CSV.gz and Parquet, one or many files, read by DuckDB directly, never through pandas), and
+sources that produce a DataFrame (the demo bill, Cost Explorer).
 
 Each file is scanned with every column as text, then cast to the declared FOCUS type with
 TRY_CAST, keeping the text next to it; the validator compares the two to count the rows that did
@@ -16,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from finops_pipeline.sources.focus import FOCUS_COLUMNS
 from finops_pipeline.sources.validation import BillingDataError
@@ -126,6 +128,21 @@ def stage_files(con: duckdb.DuckDBPyConnection, files: list[Path], start: date, 
             SELECT * FROM ({union})
             WHERE ChargePeriodStart IS NULL
                OR (ChargePeriodStart >= TIMESTAMPTZ '{lo}' AND ChargePeriodStart < TIMESTAMPTZ '{hi}')"""
+    )
+
+
+def stage_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, source: str) -> None:
+    """Stage FOCUS rows held in a DataFrame as the view ``_incoming``, like the file reader does."""
+    # Each day is its own "file", its rows numbered within it: re-running one day gives the rows
+    # the numbers a backfill gave them.
+    day = pd.to_datetime(frame["ChargePeriodStart"], utc=True).dt.strftime("%Y-%m-%d")
+    frame = frame.assign(x_SourceFile=f"{source}:" + day, x_SourceRow=frame.groupby(day).cumcount() + 1)
+    con.register("_frame_rows", frame)  # stays registered: the view below reads it
+    typed = ", ".join(f'CAST("{c}" AS {t}) AS "{c}", CAST("{c}" AS VARCHAR) AS "raw__{c}"' for c, t in FOCUS_COLUMNS.items())
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW _incoming AS
+            SELECT {typed}, '{source}' AS x_Source, x_SourceFile, x_SourceRow, CAST(NULL AS JSON) AS x_ProviderColumns
+            FROM _frame_rows"""
     )
 
 
