@@ -31,8 +31,13 @@ MANDATORY = ("BillingAccountId", "BillingCurrency", "ChargePeriodStart", "Charge
 
 EXTENSIONS = (".csv", ".csv.gz", ".parquet")
 
-# FOCUS timestamps are ISO 8601. DuckDB's cast alone is too lenient: it reads 4/1/25 as the year 4.
-ISO_TIMESTAMP = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?"
+
+
+def _iso_timestamp(text: str) -> str:
+    """FOCUS timestamps are ISO 8601. DuckDB's cast alone is too lenient (it reads 4/1/25 as the
+    year 4): require the YYYY-MM-DD dashes first, which costs far less than a regex."""
+    t = f"trim({text})"
+    return f"CASE WHEN substring({t}, 5, 1) = '-' AND substring({t}, 8, 1) = '-' THEN TRY_CAST({t} AS TIMESTAMPTZ) END"
 
 
 def discover(path: str) -> list[Path]:
@@ -76,7 +81,9 @@ def _reader(path: Path) -> str:
 def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> str:
     reader = _reader(path)
     try:
-        columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
+        described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+        columns = [row[0] for row in described]
+        types = {row[0]: row[1] for row in described}
     except duckdb.Error as exc:
         raise BillingDataError(f"{path}: cannot be read as FOCUS ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
     present = {RENAMES.get(c, c): c for c in columns}
@@ -88,9 +95,12 @@ def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> str
     for name, dtype in FOCUS_COLUMNS.items():
         if name in present:
             src = _quote(present[name])
-            if dtype == "TIMESTAMPTZ":
-                parts.append(f"CASE WHEN regexp_full_match(trim(CAST({src} AS VARCHAR)), '{ISO_TIMESTAMP}') "
-                             f"THEN TRY_CAST({src} AS TIMESTAMPTZ) END AS {_quote(name)}")
+            source_type = types[present[name]]
+            if source_type == dtype or (dtype == "TIMESTAMPTZ" and source_type.startswith("TIMESTAMP")):
+                # Typed already (Parquet): no text round-trip, nothing that can fail to parse.
+                parts.append(f"CAST({src} AS {dtype}) AS {_quote(name)}")
+            elif dtype == "TIMESTAMPTZ":
+                parts.append(f"{_iso_timestamp(f'CAST({src} AS VARCHAR)')} AS {_quote(name)}")
             else:
                 parts.append(f"TRY_CAST({src} AS {dtype}) AS {_quote(name)}")
             parts.append(f"CAST({src} AS VARCHAR) AS {_quote('raw__' + name)}")
