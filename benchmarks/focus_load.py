@@ -66,16 +66,14 @@ def run_pipeline(path: Path, workdir: Path) -> int:
     import duckdb
 
     from finops_pipeline.sources.staging import stage_files
-    from finops_pipeline.sources.validation import validate_staged
-    from finops_pipeline.storage import replace_window
+    from finops_pipeline.sources.validation import load_staged
+    from finops_pipeline.storage import ensure_table
 
     con = duckdb.connect(str(workdir / "bench.duckdb"))
     start, end = date(2025, 3, 1), date(2025, 4, 1)
+    ensure_table(con, "raw_billing")
     stage_files(con, [path], start, end)
-    validate_staged(con, start, end)
-    replace_window(con, "raw_billing", "_incoming",
-                   "ChargePeriodStart >= ?::TIMESTAMPTZ AND ChargePeriodStart < ?::TIMESTAMPTZ",
-                   ["2025-03-01 00:00:00+00", "2025-04-01 00:00:00+00"])
+    load_staged(con, "focus", start, end)  # what raw_billing runs for each source
     return len(con.execute(AGGREGATE.format(source="raw_billing")).fetchall())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import date
 
 import duckdb
 import pandas as pd
@@ -98,14 +99,20 @@ TABLES: dict[str, Mapping[str, str]] = {
 }
 
 
+def utc_bounds(start: date, end: date) -> list[str]:
+    """A window of days as TIMESTAMPTZ literals for SQL parameters: [start 00:00 UTC, end 00:00 UTC)."""
+    return [f"{start.isoformat()} 00:00:00+00", f"{end.isoformat()} 00:00:00+00"]
+
+
 @contextmanager
 def connect(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
     """``resource.get_connection()``, closed even when the block raises: dagster-duckdb only closes
     on success, and a failed step would otherwise keep holding the file's lock."""
     with resource.get_connection() as con:
         # Never resolve a missing table to a Python variable of the same name (an asset, say):
-        # frames are always registered explicitly.
+        # frames are always registered explicitly. Days are UTC days, whatever the host's zone.
         con.execute("SET python_enable_replacements = false")
+        con.execute("SET TimeZone = 'UTC'")
         try:
             yield con
         finally:

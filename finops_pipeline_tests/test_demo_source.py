@@ -43,7 +43,8 @@ def test_speaks_focus_1_2(year):
     assert set(year.BillingCurrency) == {"USD"}
     with duckdb.connect() as con:  # the same staging and checks raw_billing runs
         BillingSourceResource(source="demo").stage(con, "demo", date(2025, 1, 1), date(2025, 2, 1))
-        assert validate_staged(con, date(2025, 1, 1), date(2025, 2, 1)) == len(year[year.ChargePeriodStart.dt.month == 1])
+        validate_staged(con, date(2025, 1, 1), date(2025, 2, 1))
+        assert con.execute("SELECT count(*) FROM _incoming").fetchone()[0] == len(year[year.ChargePeriodStart.dt.month == 1])
     # Account ids are strings and keep their leading zeros.
     assert "012345678901" in set(year.BillingAccountId) and "098765432109" in set(year.SubAccountId)
 

@@ -52,10 +52,11 @@ def write_export(path: Path, start: date, end: date, version: str = "1.2", **ove
     return path
 
 
-def load(tmp_path: Path, focus_path: Path | str, start: str, end: str | None = None, raise_on_error: bool = True):
+def load(tmp_path: Path, focus_path: Path | str, start: str, end: str | None = None, raise_on_error: bool = True,
+         source: str = "focus"):
     resources = {
         "duckdb": DuckDBResource(database=str(tmp_path / "finops.duckdb")),
-        "billing_source": BillingSourceResource(source="focus", focus_path=str(focus_path)),
+        "billing_source": BillingSourceResource(source=source, focus_path=str(focus_path)),
     }
     return materialize([raw_billing], resources=resources, tags=range_tags(start, end or start),
                        raise_on_error=raise_on_error)
@@ -229,22 +230,34 @@ def test_a_restated_billing_period_reloads_exactly_the_changed_days(tmp_path):
 def test_several_sources_load_side_by_side_and_one_failing_keeps_the_others(tmp_path):
     exports = tmp_path / "exports"
     export = write_export(exports / "day.csv", date(2025, 3, 1), date(2025, 3, 2))
-    resources = lambda source: {  # noqa: E731
-        "duckdb": DuckDBResource(database=str(tmp_path / "finops.duckdb")),
-        "billing_source": BillingSourceResource(source=source, focus_path=str(exports)),
-    }
-    assert materialize([raw_billing], resources=resources("demo,focus"), tags=range_tags("2025-03-01", "2025-03-01")).success
+    assert load(tmp_path, exports, "2025-03-01", source="demo,focus").success
     per_source = dict(query(tmp_path, "SELECT x_Source, count(*) FROM raw_billing GROUP BY 1"))
     day = len(demo.generate(date(2025, 3, 1), date(2025, 3, 2)))
     assert per_source == {"demo": day, "focus": day}
 
     # The export goes bad: the focus rows stay as they were, the demo rows are reloaded, the run fails.
     write_export(export, date(2025, 3, 1), date(2025, 3, 2), EffectiveCost=(1, "oops"))
-    result = materialize([raw_billing], resources=resources("demo,focus"), tags=range_tags("2025-03-01", "2025-03-01"),
-                         raise_on_error=False)
+    result = load(tmp_path, exports, "2025-03-01", raise_on_error=False, source="demo,focus")
     assert not result.success and "source focus:" in error_of(result) and "EffectiveCost: 1 row(s) not a number" in error_of(result)
     assert dict(query(tmp_path, "SELECT x_Source, count(*) FROM raw_billing GROUP BY 1")) == per_source
 
     # Dropping a source from FINOPS_SOURCE removes its rows from the window on the next load.
-    assert materialize([raw_billing], resources=resources("demo"), tags=range_tags("2025-03-01", "2025-03-01")).success
+    assert load(tmp_path, exports, "2025-03-01", source="demo").success
     assert dict(query(tmp_path, "SELECT x_Source, count(*) FROM raw_billing GROUP BY 1")) == {"demo": day}
+
+
+def test_naive_timestamps_are_utc_days_for_the_loader_and_the_sensor(tmp_path):
+    from finops_pipeline.sources.staging import day_fingerprints
+
+    path = write_export(tmp_path / "exports" / "day.csv", date(2025, 3, 1), date(2025, 3, 2))
+    with duckdb.connect() as con:  # the same export without the trailing Z
+        frame = con.execute(f"SELECT * FROM read_csv('{path}', all_varchar=true)").df()
+        for column in TIMESTAMPS:
+            frame[column] = frame[column].str.rstrip("Z")
+        con.register("frame", frame)
+        con.execute(f"COPY frame TO '{path}' (HEADER)")
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'Europe/Berlin'")  # a host east of UTC
+        assert set(day_fingerprints(con, path)) == {"2025-03-01"}
+    assert load(tmp_path, tmp_path / "exports", "2025-03-01").success
+    assert query(tmp_path, "SELECT DISTINCT CAST(timezone('UTC', ChargePeriodStart) AS DATE)::VARCHAR FROM raw_billing") == [("2025-03-01",)]

@@ -10,6 +10,7 @@ import pytest
 from dagster import build_sensor_context
 
 from finops_pipeline.defs.alerting import anomalies_sensor
+from finops_pipeline.detection.series import series_key
 from finops_pipeline.sources.demo import MONTHLY_CREDIT, ONE_OFF_CREDITS, injected_anomalies
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,7 @@ def _in_ground_truth(row) -> bool:
 
 
 def _truth_key(truth) -> str:
-    return f"sub_account_service:{truth.provider}/{truth.sub_account_id}/{truth.service_name}"
+    return series_key("sub_account_service", truth.provider, truth.sub_account_id, truth.service_name)
 
 
 def test_every_injected_anomaly_is_found_on_its_series(pipeline):
@@ -57,7 +58,7 @@ def test_fees_tax_and_credits_raise_no_anomaly(pipeline):
     assert {d.day for d in other.day} == {1, 15} | {d.day for d in ONE_OFF_CREDITS}
     # ...yet neither the total nor the series they belong to flag on those days: only Usage is scored.
     touched = {("total", d) for d in other.day} | {
-        (f"sub_account_service:{r.provider}/{r.sub_account_id}/{r.service_name}", r.day) for r in other.itertuples()
+        (series_key("sub_account_service", r.provider, r.sub_account_id, r.service_name), r.day) for r in other.itertuples()
     }
     flagged = found[[(k, d) in touched for k, d in zip(found.series_key, found.day)]]
     flagged = flagged[~flagged.apply(_in_ground_truth, axis=1)]

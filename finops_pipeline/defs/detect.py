@@ -28,7 +28,7 @@ from finops_pipeline.detection.scoring import Thresholds, top_contributors
 from finops_pipeline.detection.series import build_series, detect, history_by_series, series_metadata
 from finops_pipeline.partitions import daily_partitions
 from finops_pipeline.resources import OutboxResource
-from finops_pipeline.storage import ANOMALIES_COLUMNS, COST_FORECASTS_COLUMNS, connect, replace_window, table_exists
+from finops_pipeline.storage import ANOMALIES_COLUMNS, COST_FORECASTS_COLUMNS, connect, replace_window, table_exists, utc_bounds
 
 DAILY_COSTS = AssetKey("daily_costs")
 STG_BILLING = AssetKey("stg_focus__billing")
@@ -221,8 +221,7 @@ def anomalies(
         new_ids = [i for i in found["anomaly_id"] if i not in known]
         panels = _chart_panels(con, series, found, start, end)
         replace_window(con, "anomalies", found.reindex(columns=list(ANOMALIES_COLUMNS)),
-                       "period_start >= ?::TIMESTAMPTZ AND period_start < ?::TIMESTAMPTZ",
-                       [f"{start} 00:00:00+00", f"{end} 00:00:00+00"])
+                       "period_start >= ?::TIMESTAMPTZ AND period_start < ?::TIMESTAMPTZ", utc_bounds(start, end))
     png = cost_band_chart(panels)
     chart_path = outbox.path("charts") / f"anomalies_{start}_{end}.png"
     chart_path.write_bytes(png)

@@ -23,8 +23,8 @@ from dagster_duckdb import DuckDBResource
 from finops_pipeline.partitions import daily_partitions
 from finops_pipeline.resources import BillingSourceResource
 from finops_pipeline.sources.staging import changed_days, contiguous_ranges, day_fingerprints, discover
-from finops_pipeline.sources.validation import BillingDataError, validate_staged
-from finops_pipeline.storage import connect, ensure_table, replace_window
+from finops_pipeline.sources.validation import BillingDataError, load_staged
+from finops_pipeline.storage import connect, ensure_table, utc_bounds
 
 
 @asset(
@@ -40,33 +40,32 @@ def raw_billing(
     context: AssetExecutionContext, duckdb: DuckDBResource, billing_source: BillingSourceResource
 ) -> MaterializeResult:
     """FOCUS line items from the configured billing sources (FINOPS_SOURCE: the demo bill, FOCUS
-    export files, AWS Cost Explorer), one partition per charge day in UTC; every row keeps its source, file and
-    row number. Each source's batch is validated, then replaces that source's rows for the window
+    export files, AWS Cost Explorer), one partition per charge day in UTC; every row keeps its
+    source, file and row number. Each source's batch is validated, then replaces that source's rows for the window
     in one transaction: a bad row fails the source whole (its rows land in
     `raw_billing_quarantine`, the error names file, column and row count) and never touches
     another source's data."""
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     in_window = "ChargePeriodStart >= ?::TIMESTAMPTZ AND ChargePeriodStart < ?::TIMESTAMPTZ"
-    bounds = [f"{start} 00:00:00+00", f"{end} 00:00:00+00"]
-    loaded, failures, by_category = {}, [], {}
+    bounds = utc_bounds(start, end)
+    loaded, failures = {}, []
     with connect(duckdb) as con:
         ensure_table(con, "raw_billing")
         for source in billing_source.names:
             try:
                 billing_source.stage(con, source, start, end)
-                loaded[source] = validate_staged(con, start, end)
+                loaded[source] = load_staged(con, source, start, end)
             except (BillingDataError, duckdb_lib.Error) as exc:
                 failures.append(f"source {source}: {exc}")
-                continue
-            replace_window(con, "raw_billing", "_incoming", f"x_Source = ? AND {in_window}", [source, *bounds])
-            for category, cost in con.execute(
-                "SELECT ChargeCategory, round(sum(BilledCost), 2)::DOUBLE FROM _incoming GROUP BY 1"
-            ).fetchall():
-                by_category[category] = round(by_category.get(category, 0.0) + cost, 2)
         # Rows of a source that is no longer configured leave the window too.
         con.execute(f"DELETE FROM raw_billing WHERE x_Source NOT IN (SELECT unnest(?::VARCHAR[])) AND {in_window}",
                     [billing_source.names, *bounds])
+        # Summaries come from the table just written, not from the source files again.
+        by_category = dict(con.execute(
+            f"SELECT ChargeCategory, round(sum(BilledCost), 2)::DOUBLE FROM raw_billing WHERE {in_window} GROUP BY 1 ORDER BY 1",
+            bounds,
+        ).fetchall())
         files = con.execute(f"SELECT count(DISTINCT x_SourceFile) FROM raw_billing WHERE {in_window}", bounds).fetchone()[0]
     if failures:
         # The other sources' rows are written; the partition still fails so nobody mistakes it for complete.
@@ -77,7 +76,7 @@ def raw_billing(
             "rows_by_source": MetadataValue.json(loaded),
             "files": files,
             "days": (end - start).days,
-            "billed_cost_by_category": MetadataValue.json(dict(sorted(by_category.items()))),
+            "billed_cost_by_category": MetadataValue.json(by_category),
         }
     )
 
@@ -90,11 +89,13 @@ def raw_billing(
     "exactly the changed days, one single run per block of consecutive days.",
 )
 def focus_restatements_sensor(context: SensorEvaluationContext, billing_source: BillingSourceResource):
-    if "focus" not in billing_source.names or not billing_source.focus_path:
-        return SkipReason("FINOPS_SOURCE is not focus: no export files to watch")
+    if "focus" not in billing_source.names:
+        return SkipReason("FINOPS_SOURCE does not include focus: no export files to watch")
+    if not billing_source.focus_path:
+        return SkipReason("FINOPS_SOURCE includes focus but FINOPS_FOCUS_PATH is not set")
     state = json.loads(context.cursor) if context.cursor else None
     known = (state or {}).get("files", {})
-    files, fingerprints = {}, {}
+    files = {}
     with duckdb_lib.connect() as con:
         for path in discover(billing_source.focus_path):
             stat = path.stat()
@@ -110,13 +111,13 @@ def focus_restatements_sensor(context: SensorEvaluationContext, billing_source: 
                     context.log.warning(str(exc))
                     continue
             files[str(path)] = {"stamp": stamp, "days": days}
-            fingerprints[str(path)] = days
     cursor = json.dumps({"files": files}, sort_keys=True)
     if state is None:
         # First look: record what is there; the initial load is the user's backfill.
         return SensorResult(skip_reason=SkipReason(f"Watching {len(files)} export file(s)"), cursor=cursor)
     valid = set(daily_partitions.get_partition_keys())
-    days = {d for d in changed_days({f: e["days"] for f, e in known.items()}, fingerprints) if d.isoformat() in valid}
+    changed = changed_days({f: e["days"] for f, e in known.items()}, {f: e["days"] for f, e in files.items()})
+    days = {d for d in changed if d.isoformat() in valid}
     requests = [
         RunRequest(
             run_key=f"restatement-{first}-{last}-{hashlib.sha256(cursor.encode()).hexdigest()[:12]}",

@@ -14,7 +14,7 @@ from datetime import date, datetime, timezone
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from finops_pipeline.sources.focus import FOCUS_COLUMNS
+from finops_pipeline.sources.focus import FOCUS_COLUMNS, billing_period
 
 THROTTLING = {"ThrottlingException", "LimitExceededException", "RequestLimitExceeded", "TooManyRequestsException"}
 
@@ -62,8 +62,7 @@ def to_focus(results: list[dict], billing_account_id: str | None = None) -> pd.D
     rows = []
     for period in results:
         start, end = _timestamp(period["TimePeriod"]["Start"]), _timestamp(period["TimePeriod"]["End"])
-        month = datetime(start.year, start.month, 1, tzinfo=timezone.utc)
-        next_month = datetime(start.year + (start.month == 12), start.month % 12 + 1, 1, tzinfo=timezone.utc)
+        month, next_month = billing_period(start.date())
         for group in period.get("Groups", []):
             account, service = group["Keys"]
             unblended = group["Metrics"]["UnblendedCost"]

@@ -25,7 +25,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from finops_pipeline.sources.focus import FOCUS_COLUMNS
+from finops_pipeline.sources.focus import FOCUS_COLUMNS, billing_period
 
 SEED = 20250101
 GROWTH_EPOCH = date(2025, 1, 1)
@@ -203,14 +203,8 @@ def _level(line: ServiceLine, day: date) -> float:
     return level
 
 
-def _month_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime(day.year, day.month, 1, tzinfo=timezone.utc)
-    end = datetime(day.year + (day.month == 12), day.month % 12 + 1, 1, tzinfo=timezone.utc)
-    return start, end
-
-
 def _row(line_account: SubAccount, day: date, **fields: object) -> dict:
-    bp_start, bp_end = _month_bounds(day)
+    bp_start, bp_end = billing_period(day)
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     row = dict.fromkeys(FOCUS_COLUMNS)
     row.update(
@@ -293,7 +287,7 @@ def _usage_rows(line: ServiceLine, day: date, rng: np.random.Generator) -> list[
 
 def _committed_month_cost(line: ServiceLine, day: date) -> float:
     """What a commitment covering resource 0 of ``line`` costs for the month of ``day``."""
-    month_start, month_end = _month_bounds(day)
+    month_start, month_end = billing_period(day)
     days = (month_end - month_start).days
     return float(_resource_weights(line)[0]) * _level(line, month_start.date() + timedelta(days=14)) * days
 
@@ -318,7 +312,7 @@ def _first_of_month_rows(day: date) -> list[dict]:
                     ChargeDescription=f"Monthly commitment fee ({line.service_name})",
                     PricingCategory="Committed",
                     CommitmentDiscountId=f"{line.account.billing_account_id}:commitment/{line.service_name.lower().replace(' ', '-')}",
-                    ChargePeriodEnd=_month_bounds(day)[1],
+                    ChargePeriodEnd=billing_period(day)[1],
                 )
             )
     support = SUPPORT_FEE * math.exp(math.log1p(0.2) * (day - GROWTH_EPOCH).days / 365.25)
@@ -336,7 +330,7 @@ def _first_of_month_rows(day: date) -> list[dict]:
             ChargeFrequency="Recurring",
             ChargeDescription="AWS Enterprise Support monthly fee",
             PricingCategory="Standard",
-            ChargePeriodEnd=_month_bounds(day)[1],
+            ChargePeriodEnd=billing_period(day)[1],
         )
     )
     # Tax on the previous month's usage, billed on the 1st.

@@ -6,6 +6,8 @@ DECIMAL so sums reconcile with the provider's invoice to the cent.
 
 from __future__ import annotations
 
+from datetime import date, datetime, timezone
+
 FOCUS_COLUMNS: dict[str, str] = {
     "BillingAccountId": "VARCHAR",
     "BillingAccountName": "VARCHAR",
@@ -58,3 +60,13 @@ LINEAGE_COLUMNS: dict[str, str] = {
 }
 
 CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
+
+# Columns a line item cannot be loaded without.
+REQUIRED_COLUMNS = ("BillingAccountId", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
+                    "BilledCost", "EffectiveCost", "ServiceName", "ProviderName")
+
+
+def billing_period(day: date) -> tuple[datetime, datetime]:
+    """The calendar month holding ``day``, as UTC [start, end)."""
+    start = datetime(day.year, day.month, 1, tzinfo=timezone.utc)
+    return start, datetime(day.year + (day.month == 12), day.month % 12 + 1, 1, tzinfo=timezone.utc)

@@ -2,9 +2,9 @@
 (CSV, CSV.gz and Parquet, one or many files, read by DuckDB directly, never through pandas), and
 sources that produce a DataFrame (the demo bill, Cost Explorer).
 
-Each file is scanned with every column as text, then cast to the declared FOCUS type with
-TRY_CAST, keeping the text next to it; the validator compares the two to count the rows that did
-not parse. Version differences are mapped in one place, ``RENAMES``. Provider ``x_`` columns are
+CSV is scanned with every column as text and cast to the declared FOCUS type with TRY_CAST,
+keeping the text next to it, so the validator can count the rows that did not parse; Parquet
+columns that already have their type are taken as they are. Version differences are mapped in one place, ``RENAMES``. Provider ``x_`` columns are
 kept, packed as JSON in ``x_ProviderColumns``.
 """
 
@@ -19,18 +19,15 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from finops_pipeline.sources.focus import FOCUS_COLUMNS
+from finops_pipeline.sources.focus import FOCUS_COLUMNS, REQUIRED_COLUMNS
 from finops_pipeline.sources.validation import BillingDataError
+from finops_pipeline.storage import utc_bounds
 
 # FOCUS 1.3 renamed ProviderName to ServiceProviderName (and added HostProviderName); 1.0 and 1.2
 # files carry ProviderName. Map newer names onto the 1.2 column the pipeline stores.
 RENAMES = {"ServiceProviderName": "ProviderName"}
 
-MANDATORY = ("BillingAccountId", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
-             "BilledCost", "EffectiveCost", "ServiceName", "ProviderName")
-
 EXTENSIONS = (".csv", ".csv.gz", ".parquet")
-
 
 
 def _iso_timestamp(text: str) -> str:
@@ -70,8 +67,12 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def _reader(path: Path) -> str:
-    literal = "'" + str(path).replace("'", "''") + "'"
+    literal = _literal(path)
     if path.name.lower().endswith(".parquet"):
         return f"read_parquet({literal}, file_row_number = true)"
     # Every column as text: identifiers keep their leading zeros, and nothing is silently coerced.
@@ -79,15 +80,17 @@ def _reader(path: Path) -> str:
 
 
 def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> str:
+    # Naive timestamps are UTC (FOCUS says so), not the host's zone: the loader and the
+    # restatement sensor must put every row on the same day.
+    con.execute("SET TimeZone = 'UTC'")
     reader = _reader(path)
     try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
-        columns = [row[0] for row in described]
-        types = {row[0]: row[1] for row in described}
+        types = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
+        columns = list(types)
     except duckdb.Error as exc:
         raise BillingDataError(f"{path}: cannot be read as FOCUS ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
     present = {RENAMES.get(c, c): c for c in columns}
-    missing = [c for c in MANDATORY if c not in present]
+    missing = [c for c in REQUIRED_COLUMNS if c not in present]
     if missing:
         rows = con.execute(f"SELECT count(*) FROM {reader}").fetchone()[0]
         raise BillingDataError(f"{path}: missing mandatory FOCUS column(s) {', '.join(missing)} ({rows} rows, nothing loaded)")
@@ -95,8 +98,8 @@ def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> str
     for name, dtype in FOCUS_COLUMNS.items():
         if name in present:
             src = _quote(present[name])
-            source_type = types[present[name]]
-            if source_type == dtype or (dtype == "TIMESTAMPTZ" and source_type.startswith("TIMESTAMP")):
+            source_type = types[present[name]].replace(" ", "")
+            if source_type == dtype.replace(" ", "") or (dtype == "TIMESTAMPTZ" and source_type.startswith("TIMESTAMP")):
                 # Typed already (Parquet): no text round-trip, nothing that can fail to parse.
                 parts.append(f"CAST({src} AS {dtype}) AS {_quote(name)}")
             elif dtype == "TIMESTAMPTZ":
@@ -110,10 +113,9 @@ def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> str
     extras = [c for c in columns if c.startswith("x_")]
     packed = ", ".join(f"{_quote(c)} := {_quote(c)}" for c in extras)
     parts.append(f"to_json(struct_pack({packed})) AS x_ProviderColumns" if extras else "CAST(NULL AS JSON) AS x_ProviderColumns")
-    literal = "'" + str(path).replace("'", "''") + "'"
     # Parquet numbers its rows for free; for CSV a window over the file is the only way, and costs.
     row = "file_row_number + 1" if "file_row_number" in columns else "row_number() OVER ()"
-    parts += [f"'{source}' AS x_Source", f"{literal} AS x_SourceFile", f"{row} AS x_SourceRow"]
+    parts += [f"'{source}' AS x_Source", f"{_literal(path)} AS x_SourceFile", f"{row} AS x_SourceRow"]
     return f"SELECT {', '.join(parts)} FROM {reader}"
 
 
@@ -127,12 +129,11 @@ def stage_files(con: duckdb.DuckDBPyConnection, files: list[Path], start: date, 
             f"{' and '.join(map(str, group))} have identical content: a duplicated delivery would double-count; "
             "remove one (nothing loaded)"
         )
-    con.execute("SET TimeZone = 'UTC'")  # FOCUS times are UTC; a naive one must not take the host's zone
     union = " UNION ALL BY NAME ".join(f"({_file_select(con, f, source)})" for f in files)
     # A view, not a table: validation and the insert stream from the files, so memory stays flat
     # however large the month is. Views cannot bind parameters; the bounds are dates formatted
     # here, never user text.
-    lo, hi = f"{start.isoformat()} 00:00:00+00", f"{end.isoformat()} 00:00:00+00"
+    lo, hi = utc_bounds(start, end)
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _incoming AS
             SELECT * FROM ({union})

@@ -12,8 +12,8 @@ from datetime import date
 
 import duckdb
 
-from finops_pipeline.sources.focus import CHARGE_CATEGORIES, FOCUS_COLUMNS
-from finops_pipeline.storage import ensure_table
+from finops_pipeline.sources.focus import CHARGE_CATEGORIES, FOCUS_COLUMNS, REQUIRED_COLUMNS
+from finops_pipeline.storage import ensure_table, replace_window, utc_bounds
 
 
 class BillingDataError(ValueError):
@@ -22,8 +22,6 @@ class BillingDataError(ValueError):
 
 _NUMERIC = [c for c, t in FOCUS_COLUMNS.items() if t.startswith("DECIMAL")]
 _TIMESTAMPS = [c for c, t in FOCUS_COLUMNS.items() if t == "TIMESTAMPTZ"]
-_REQUIRED = ("BillingAccountId", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
-             "BilledCost", "EffectiveCost", "ServiceName", "ProviderName")
 
 
 def _rules() -> list[tuple[str, str, str]]:
@@ -32,7 +30,7 @@ def _rules() -> list[tuple[str, str, str]]:
     for column, kind in [*((c, "a number") for c in _NUMERIC), *((c, "a timestamp") for c in _TIMESTAMPS), ("Tags", "JSON")]:
         rules.append((column, f"not {kind}",
                       f'"{column}" IS NULL AND "raw__{column}" IS NOT NULL AND trim("raw__{column}") <> \'\''))
-    for column in _REQUIRED:
+    for column in REQUIRED_COLUMNS:
         rules.append((column, "empty", f'"{column}" IS NULL AND ("raw__{column}" IS NULL OR trim("raw__{column}") = \'\')'))
     categories = ", ".join(f"'{c}'" for c in CHARGE_CATEGORIES)
     rules += [
@@ -46,9 +44,9 @@ def _rules() -> list[tuple[str, str, str]]:
     return rules
 
 
-def validate_staged(con: duckdb.DuckDBPyConnection, start: date, end: date) -> int:
+def validate_staged(con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:
     """Raise ``BillingDataError`` (after quarantining the bad rows) unless every row in
-    ``_incoming`` is valid; returns the number of rows checked."""
+    ``_incoming`` is valid."""
     rules = _rules()
     # One pass over the rows (``_incoming`` may stream from large files): each row yields the
     # indexes of the rules it breaks, and only the bad rows are kept.
@@ -70,9 +68,10 @@ def validate_staged(con: duckdb.DuckDBPyConnection, start: date, end: date) -> i
         """SELECT file, column_name, reason, count(*) AS n FROM _rejected
            GROUP BY ALL ORDER BY file, column_name, reason"""
     ).fetchall()
-    total = con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
     if not summary:
-        return total
+        return
+    # Only now count everything: _incoming may stream from large files, and each read costs.
+    total = con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
     raw = ", ".join(f'"{c}" := "raw__{c}"' for c in FOCUS_COLUMNS)
     ensure_table(con, "raw_billing_quarantine")
     con.execute("BEGIN TRANSACTION")
@@ -94,3 +93,12 @@ def validate_staged(con: duckdb.DuckDBPyConnection, start: date, end: date) -> i
         f"{bad_rows} of {total} rows for {start}..{end} rejected, nothing written "
         f"(see table raw_billing_quarantine): {details}"
     )
+
+
+def load_staged(con: duckdb.DuckDBPyConnection, source: str, start: date, end: date) -> int:
+    """Validate ``_incoming`` and make it ``source``'s rows of ``raw_billing`` for ``[start, end)``,
+    in one transaction; returns the rows written."""
+    validate_staged(con, start, end)
+    in_window = "x_Source = ? AND ChargePeriodStart >= ?::TIMESTAMPTZ AND ChargePeriodStart < ?::TIMESTAMPTZ"
+    replace_window(con, "raw_billing", "_incoming", in_window, [source, *utc_bounds(start, end)])
+    return con.execute(f"SELECT count(*) FROM raw_billing WHERE {in_window}", [source, *utc_bounds(start, end)]).fetchone()[0]
