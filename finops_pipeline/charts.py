@@ -22,7 +22,7 @@ def cost_band_chart(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]]) -> byt
         history = history.sort_values("day")
         days = pd.to_datetime(history["day"])
         ax.fill_between(days, history["lower_bound"], history["upper_bound"], color="tab:blue", alpha=0.18,
-                        label="forecast band", step=None)
+                        label="forecast band")
         ax.plot(days, history["expected_cost"], color="tab:blue", linewidth=1, linestyle="--", label="expected")
         ax.plot(days, history["cost"], color="black", linewidth=1.3, label="actual")
         if len(marks):

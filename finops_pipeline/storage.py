@@ -131,15 +131,6 @@ def ensure_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
             con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype.replace(" PRIMARY KEY", "")}')
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'",
-            [table],
-        ).fetchone()[0]
-    )
-
-
 def replace_window(
     con: duckdb.DuckDBPyConnection,
     table: str,

@@ -34,7 +34,7 @@ from finops_pipeline.alerting.messages import markdown_message, slack_message
 from finops_pipeline.alerting.report import anomaly_facts, write_report
 from finops_pipeline.detection.scoring import SEVERITIES
 from finops_pipeline.resources import FinopsSlackResource, LLMResource, OutboxResource
-from finops_pipeline.storage import connect, ensure_table, table_exists
+from finops_pipeline.storage import connect, ensure_table
 
 ANOMALIES = AssetKey("anomalies")
 
@@ -48,8 +48,7 @@ def pending_anomalies(con, min_severity: str) -> pd.DataFrame:
     if min_severity not in SEVERITIES:
         raise ValueError(f"min_severity must be one of {SEVERITIES}, got {min_severity!r}")
     ensure_table(con, "alert_ledger")
-    if not table_exists(con, "anomalies"):
-        return pd.DataFrame()
+    ensure_table(con, "anomalies")
     allowed = list(SEVERITIES[SEVERITIES.index(min_severity):])
     return con.execute(
         """SELECT a.* FROM anomalies a
@@ -135,12 +134,12 @@ def anomaly_alerts(
     right after it is sent, so no anomaly is alerted twice."""
     with connect(duckdb) as con:
         pending = pending_anomalies(con, config.min_severity)
-        latest = con.execute("SELECT report_id FROM anomaly_reports ORDER BY created_at DESC LIMIT 1").fetchone() \
-            if table_exists(con, "anomaly_reports") else None
+        ensure_table(con, "anomaly_reports")
+        latest = con.execute("SELECT report_id FROM anomaly_reports ORDER BY created_at DESC LIMIT 1").fetchone()
         report_ref = latest[0] if latest else None
         client = slack.get_client() if slack.enabled else None
         sent = []
-        for fact in anomaly_facts(pending) if len(pending) else []:
+        for fact in anomaly_facts(pending):
             message = slack_message(fact, outbox.dagster_url, report_ref)
             if client is not None:
                 response = client.chat_postMessage(channel=slack.channel, text=message["text"], blocks=message["blocks"])

@@ -28,7 +28,7 @@ from finops_pipeline.detection.scoring import Thresholds, top_contributors
 from finops_pipeline.detection.series import build_series, detect, history_by_series, series_metadata
 from finops_pipeline.partitions import daily_partitions
 from finops_pipeline.resources import OutboxResource
-from finops_pipeline.storage import ANOMALIES_COLUMNS, COST_FORECASTS_COLUMNS, connect, replace_window, table_exists, utc_bounds
+from finops_pipeline.storage import ANOMALIES_COLUMNS, COST_FORECASTS_COLUMNS, connect, ensure_table, replace_window, utc_bounds
 
 DAILY_COSTS = AssetKey("daily_costs")
 STG_BILLING = AssetKey("stg_focus__billing")
@@ -164,7 +164,7 @@ def _chart_panels(con, series: pd.DataFrame, found: pd.DataFrame, start: date, e
             [first, start],
         ).df(),
         "day",
-    ) if table_exists(con, "anomalies") else pd.DataFrame(columns=["day", "series_key", "cost"])
+    )
     current = found.assign(day=found["period_start"].dt.date, cost=found["actual_cost"])[["day", "series_key", "cost"]]
     marks = pd.concat([earlier, current])
     panels = []
@@ -198,6 +198,7 @@ def anomalies(
     thresholds = Thresholds(**config.model_dump())
     series = _usage_series(duckdb, end)
     with connect(duckdb) as con:
+        ensure_table(con, "anomalies")
         forecasts = _as_dates(
             con.execute(
                 """SELECT target_day, series_key, expected_cost, lower_bound, upper_bound FROM cost_forecasts
@@ -209,12 +210,9 @@ def anomalies(
         found = detect(series, forecasts, days, thresholds)
         found["top_contributors"] = [json.dumps(_contributors(con, row)) for _, row in found.iterrows()]
         # An anomaly keeps the time it was first detected when its partition is re-run.
-        previous = (
-            con.execute("SELECT anomaly_id, detected_at FROM anomalies WHERE period_start >= ? AND period_start < ?",
-                        [start, end]).df()
-            if table_exists(con, "anomalies")
-            else pd.DataFrame(columns=["anomaly_id", "detected_at"])
-        )
+        previous = con.execute(
+            "SELECT anomaly_id, detected_at FROM anomalies WHERE period_start >= ? AND period_start < ?", [start, end]
+        ).df()
         known = dict(zip(previous["anomaly_id"], previous["detected_at"]))
         now = pd.Timestamp(datetime.now(timezone.utc))
         found["detected_at"] = [known.get(i, now) for i in found["anomaly_id"]]
