@@ -9,6 +9,7 @@ from pathlib import Path
 
 import boto3
 import duckdb
+import pandas as pd
 from dagster import ConfigurableResource, EnvVar
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
@@ -19,7 +20,8 @@ from slack_sdk import WebClient
 
 from finops_pipeline.settings import Settings
 from finops_pipeline.sources import aws_cost_explorer, demo
-from finops_pipeline.sources.staging import discover, stage_files, stage_frame
+from finops_pipeline.sources.staging import discover, load_files, stage_frame
+from finops_pipeline.sources.validation import load_staged
 
 
 class BillingSourceResource(ConfigurableResource):
@@ -36,21 +38,24 @@ class BillingSourceResource(ConfigurableResource):
     def names(self) -> list[str]:
         return [s.strip() for s in self.source.split(",") if s.strip()]
 
-    def stage(self, con: duckdb.DuckDBPyConnection, source: str, start: date, end: date) -> None:
-        """Stage ``source``'s line items whose charge period starts in ``[start, end)`` as the temp
-        view ``_incoming``, typed, with their original text kept for validation."""
+    def load(self, con: duckdb.DuckDBPyConnection, source: str, start: date, end: date) -> int:
+        """Validate ``source``'s line items whose charge period starts in ``[start, end)`` and make
+        them its rows of ``raw_billing``, all or nothing; returns the rows written."""
         if source == "focus":
             if not self.focus_path:
                 raise ValueError("FINOPS_SOURCE=focus needs FINOPS_FOCUS_PATH (a folder or glob of FOCUS exports)")
-            stage_files(con, discover(self.focus_path), start, end)
-        elif source == "demo":
-            stage_frame(con, demo.generate(start, end), source)
-        elif source == "aws_cost_explorer":
+            return load_files(con, discover(self.focus_path), source, start, end)
+        stage_frame(con, self.fetch(source, start, end), source)
+        return load_staged(con, source, start, end)
+
+    def fetch(self, source: str, start: date, end: date) -> pd.DataFrame:
+        """The FOCUS rows of a source that produces them in memory (the demo bill, Cost Explorer)."""
+        if source == "demo":
+            return demo.generate(start, end)
+        if source == "aws_cost_explorer":
             client = boto3.client("ce", region_name="us-east-1")  # credentials the usual AWS way
-            stage_frame(con, aws_cost_explorer.to_focus(aws_cost_explorer.fetch(client, start, end),
-                                                         self.aws_billing_account_id), source)
-        else:
-            raise ValueError(f"Unknown billing source {source!r}")
+            return aws_cost_explorer.to_focus(aws_cost_explorer.fetch(client, start, end), self.aws_billing_account_id)
+        raise ValueError(f"Unknown billing source {source!r}")
 
 
 class LLMResource(ConfigurableResource):

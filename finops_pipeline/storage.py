@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 
@@ -137,9 +137,10 @@ def replace_window(
     rows: pd.DataFrame | str,
     where_sql: str,
     params: list,
+    check: Callable[[], None] | None = None,
 ) -> int:
     """Delete the rows matching ``where_sql`` and insert ``rows`` (a DataFrame, or the name of a
-    staged table) in one transaction.
+    staged table) in one transaction; ``check``, if given, runs before the commit and may raise.
 
     Readers see either the old window or the new one, never a mix; a failure leaves the table as
     it was. Returns the number of rows deleted.
@@ -157,6 +158,8 @@ def replace_window(
     try:
         deleted = con.execute(f"DELETE FROM {table} WHERE {where_sql}", params).fetchone()[0]
         con.execute(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM {rows}")
+        if check is not None:
+            check()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -16,40 +16,14 @@ from dagster_duckdb import DuckDBResource
 from finops_pipeline.defs.ingest import raw_billing
 from finops_pipeline.resources import BillingSourceResource
 from finops_pipeline.sources import demo
-from finops_pipeline.sources.focus import FOCUS_COLUMNS
+from finops_pipeline.sources.focus import TIMESTAMP_COLUMNS
+from finops_pipeline.sources.staging import discover, load_files, stage_files
+from finops_pipeline.sources.validation import load_staged
+from finops_pipeline.storage import ensure_table
 from finops_pipeline_tests.conftest import range_tags
+from finops_pipeline_tests.focus_exports import write_export
 
 SPEC_SAMPLES = Path(__file__).parent / "fixtures" / "focus_spec_samples"
-TIMESTAMPS = [c for c, t in FOCUS_COLUMNS.items() if t == "TIMESTAMPTZ"]
-
-
-def write_export(path: Path, start: date, end: date, version: str = "1.2", **overrides) -> Path:
-    """A FOCUS export of the demo bill for ``[start, end)``, shaped like ``version`` delivers it."""
-    frame = demo.generate(start, end)
-    for column, value in overrides.items():
-        frame[column] = frame[column].astype(object)
-        frame.loc[frame.index[: value[0]], column] = value[1]
-    con = duckdb.connect()
-    con.register("bill", frame)
-    columns = []
-    for name in frame.columns:
-        expr = f'"{name}"'
-        if name in TIMESTAMPS and not path.name.endswith(".parquet"):
-            expr = f"strftime(\"{name}\" AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ')"  # as the clouds write it
-        if version == "1.3" and name == "ProviderName":
-            columns += [f"{expr} AS ServiceProviderName", f"{expr} AS HostProviderName"]
-            continue
-        if version == "1.0" and name in ("BillingAccountType", "SubAccountType", "ContractedCost"):
-            continue  # added after 1.0
-        columns.append(f"{expr} AS \"{name}\"")
-    if version == "1.3":
-        columns.append("'{\"discount\": \"edp\"}' AS x_DiscountProgram")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    options = "FORMAT parquet" if path.name.endswith(".parquet") else "HEADER, DELIMITER ','"
-    if path.name.endswith(".gz"):
-        options += ", COMPRESSION gzip"
-    con.execute(f"COPY (SELECT {', '.join(columns)} FROM bill) TO '{path}' ({options})")
-    return path
 
 
 def load(tmp_path: Path, focus_path: Path | str, start: str, end: str | None = None, raise_on_error: bool = True,
@@ -96,6 +70,28 @@ def test_reads_every_version_and_format_into_typed_focus_columns(tmp_path):
     assert query(tmp_path, "SELECT count(*) FROM raw_billing WHERE Tags->>'$.team' = 'web'")[0][0] > 0
     days = query(tmp_path, "SELECT min(ChargePeriodStart), max(ChargePeriodStart) FROM raw_billing")[0]
     assert str(days[0].astimezone().date()) == "2025-03-01" and days[1].utcoffset() is not None
+
+
+def test_the_one_pass_load_gives_exactly_the_rows_of_the_row_by_row_validator(tmp_path):
+    exports = tmp_path / "exports"
+    write_export(exports / "a.parquet", date(2025, 3, 1), date(2025, 3, 2), "1.0")
+    write_export(exports / "b.csv", date(2025, 3, 2), date(2025, 3, 3), "1.2")
+    write_export(exports / "c.csv.gz", date(2025, 3, 3), date(2025, 3, 4), "1.3")
+    files, start, end = discover(str(exports)), date(2025, 3, 1), date(2025, 3, 4)
+    tables = []
+    for one_pass in (True, False):
+        with duckdb.connect() as con:
+            ensure_table(con, "raw_billing")
+            if one_pass:
+                load_files(con, files, "focus", start, end)
+            else:
+                stage_files(con, files, start, end)
+                load_staged(con, "focus", start, end)
+            # CSV rows are numbered only when a file is rejected: the row-by-row path numbers them.
+            tables.append(con.execute(
+                "SELECT * EXCLUDE (x_SourceRow) FROM raw_billing ORDER BY x_SourceFile, ChargePeriodStart, ResourceId, "
+                "SkuId, ChargeCategory, BilledCost, EffectiveCost, Tags::VARCHAR").fetchall())
+    assert len(tables[0]) == len(demo.generate(start, end)) and tables[0] == tables[1]
 
 
 def test_a_bad_row_fails_the_partition_whole_and_is_quarantined(tmp_path):
@@ -252,7 +248,7 @@ def test_naive_timestamps_are_utc_days_for_the_loader_and_the_sensor(tmp_path):
     path = write_export(tmp_path / "exports" / "day.csv", date(2025, 3, 1), date(2025, 3, 2))
     with duckdb.connect() as con:  # the same export without the trailing Z
         frame = con.execute(f"SELECT * FROM read_csv('{path}', all_varchar=true)").df()
-        for column in TIMESTAMPS:
+        for column in TIMESTAMP_COLUMNS:
             frame[column] = frame[column].str.rstrip("Z")
         con.register("frame", frame)
         con.execute(f"COPY frame TO '{path}' (HEADER)")

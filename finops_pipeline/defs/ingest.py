@@ -23,8 +23,12 @@ from dagster_duckdb import DuckDBResource
 from finops_pipeline.partitions import daily_partitions
 from finops_pipeline.resources import BillingSourceResource
 from finops_pipeline.sources.staging import changed_days, contiguous_ranges, day_fingerprints, discover
-from finops_pipeline.sources.validation import BillingDataError, load_staged
+from finops_pipeline.sources.validation import BillingDataError
 from finops_pipeline.storage import connect, ensure_table, utc_bounds
+
+
+# Marks the runs that reload restated days: their re-scored anomalies may revise sent alerts.
+RESTATEMENT_TAG = {"finops/reason": "restatement"}
 
 
 @asset(
@@ -54,8 +58,7 @@ def raw_billing(
         ensure_table(con, "raw_billing")
         for source in billing_source.names:
             try:
-                billing_source.stage(con, source, start, end)
-                loaded[source] = load_staged(con, source, start, end)
+                loaded[source] = billing_source.load(con, source, start, end)
             except (BillingDataError, duckdb_lib.Error) as exc:
                 failures.append(f"source {source}: {exc}")
         # Rows of a source that is no longer configured leave the window too.
@@ -124,7 +127,7 @@ def focus_restatements_sensor(context: SensorEvaluationContext, billing_source: 
             tags={
                 "dagster/asset_partition_range_start": first.isoformat(),
                 "dagster/asset_partition_range_end": last.isoformat(),
-                "finops/reason": "restatement",
+                **RESTATEMENT_TAG,
             },
         )
         for first, last in contiguous_ranges(days)

@@ -59,6 +59,9 @@ LINEAGE_COLUMNS: dict[str, str] = {
     "x_ProviderColumns": "JSON",
 }
 
+NUMERIC_COLUMNS = [c for c, t in FOCUS_COLUMNS.items() if t.startswith("DECIMAL")]
+TIMESTAMP_COLUMNS = [c for c, t in FOCUS_COLUMNS.items() if t == "TIMESTAMPTZ"]
+
 CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
 
 # Columns a line item cannot be loaded without.

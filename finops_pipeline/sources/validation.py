@@ -12,7 +12,13 @@ from datetime import date
 
 import duckdb
 
-from finops_pipeline.sources.focus import CHARGE_CATEGORIES, FOCUS_COLUMNS, REQUIRED_COLUMNS
+from finops_pipeline.sources.focus import (
+    CHARGE_CATEGORIES,
+    FOCUS_COLUMNS,
+    NUMERIC_COLUMNS,
+    REQUIRED_COLUMNS,
+    TIMESTAMP_COLUMNS,
+)
 from finops_pipeline.storage import ensure_table, replace_window, utc_bounds
 
 
@@ -20,26 +26,36 @@ class BillingDataError(ValueError):
     pass
 
 
-_NUMERIC = [c for c, t in FOCUS_COLUMNS.items() if t.startswith("DECIMAL")]
-_TIMESTAMPS = [c for c, t in FOCUS_COLUMNS.items() if t == "TIMESTAMPTZ"]
+class RuleViolation(Exception):
+    """Rows just written break a rule: roll back and find them with the full validator."""
 
 
-def _rules() -> list[tuple[str, str, str]]:
-    """(column, reason, SQL predicate for a bad row)."""
+def _rules(relation: str = "_incoming", with_text: bool = True) -> list[tuple[str, str, str]]:
+    """(column, reason, SQL predicate for a bad row of ``relation``).
+
+    ``with_text``: rows carry their original text in ``raw__<column>``, which tells a value that
+    did not parse from an empty one. Without it (rows read strictly, where anything that did not
+    parse has failed the read already) a missing required value is simply NULL.
+    """
     rules = []
-    for column, kind in [*((c, "a number") for c in _NUMERIC), *((c, "a timestamp") for c in _TIMESTAMPS), ("Tags", "JSON")]:
-        rules.append((column, f"not {kind}",
-                      f'"{column}" IS NULL AND "raw__{column}" IS NOT NULL AND trim("raw__{column}") <> \'\''))
+    if with_text:
+        kinds = [*((c, "a number") for c in NUMERIC_COLUMNS), *((c, "a timestamp") for c in TIMESTAMP_COLUMNS), ("Tags", "JSON")]
+        for column, kind in kinds:
+            rules.append((column, f"not {kind}",
+                          f'"{column}" IS NULL AND "raw__{column}" IS NOT NULL AND trim("raw__{column}") <> \'\''))
     for column in REQUIRED_COLUMNS:
-        rules.append((column, "empty", f'"{column}" IS NULL AND ("raw__{column}" IS NULL OR trim("raw__{column}") = \'\')'))
+        empty = f'"{column}" IS NULL'
+        if with_text:
+            empty += f' AND ("raw__{column}" IS NULL OR trim("raw__{column}") = \'\')'
+        rules.append((column, "empty", empty))
     categories = ", ".join(f"'{c}'" for c in CHARGE_CATEGORIES)
     rules += [
         ("ChargeCategory", f"not one of {', '.join(CHARGE_CATEGORIES)}", f"ChargeCategory NOT IN ({categories})"),
         ("ChargePeriodEnd", "not after ChargePeriodStart", "ChargePeriodEnd <= ChargePeriodStart"),
         ("BillingCurrency", "not an ISO 4217 code", "NOT regexp_full_match(BillingCurrency, '[A-Z]{3}')"),
         ("BillingCurrency", "mixed currencies in one billing account (costs would be summed across currencies)",
-         """BillingAccountId IN (SELECT BillingAccountId FROM _incoming GROUP BY 1
-                                 HAVING count(DISTINCT BillingCurrency) > 1)"""),
+         f"""BillingAccountId IN (SELECT BillingAccountId FROM {relation} GROUP BY 1
+                                  HAVING count(DISTINCT BillingCurrency) > 1)"""),
     ]
     return rules
 
@@ -95,10 +111,34 @@ def validate_staged(con: duckdb.DuckDBPyConnection, start: date, end: date) -> N
     )
 
 
-def load_staged(con: duckdb.DuckDBPyConnection, source: str, start: date, end: date) -> int:
-    """Validate ``_incoming`` and make it ``source``'s rows of ``raw_billing`` for ``[start, end)``,
-    in one transaction; returns the rows written."""
-    validate_staged(con, start, end)
+def write_staged(con: duckdb.DuckDBPyConnection, source: str, start: date, end: date, check=None) -> int:
+    """Make ``_incoming`` ``source``'s rows of ``raw_billing`` for ``[start, end)`` in one
+    transaction (``check`` runs inside it, before the commit); returns the rows written."""
     in_window = "x_Source = ? AND ChargePeriodStart >= ?::TIMESTAMPTZ AND ChargePeriodStart < ?::TIMESTAMPTZ"
-    replace_window(con, "raw_billing", "_incoming", in_window, [source, *utc_bounds(start, end)])
-    return con.execute(f"SELECT count(*) FROM raw_billing WHERE {in_window}", [source, *utc_bounds(start, end)]).fetchone()[0]
+    params = [source, *utc_bounds(start, end)]
+    replace_window(con, "raw_billing", "_incoming", in_window, params,
+                   check=None if check is None else lambda: check(con, source, start, end))
+    return con.execute(f"SELECT count(*) FROM raw_billing WHERE {in_window}", params).fetchone()[0]
+
+
+def check_written(con: duckdb.DuckDBPyConnection, source: str, start: date, end: date) -> None:
+    """Raise ``RuleViolation`` if any of ``source``'s rows for ``[start, end)`` in ``raw_billing``
+    (in the open transaction, rows whose charge period start is missing too) breaks a value rule.
+    One scan of the columns involved, however many rules."""
+    # No CTE: the cross-row rule would make DuckDB materialize it, every column of every row.
+    written = """x_Source = $1 AND (ChargePeriodStart IS NULL
+                 OR (ChargePeriodStart >= $2::TIMESTAMPTZ AND ChargePeriodStart < $3::TIMESTAMPTZ))"""
+    relation = f"(SELECT BillingAccountId, BillingCurrency FROM raw_billing WHERE {written})"
+    predicates = " OR ".join(f"({predicate})" for _, _, predicate in _rules(relation, with_text=False))
+    broken = con.execute(
+        f"SELECT count(*) FROM raw_billing WHERE {written} AND ({predicates})", [source, *utc_bounds(start, end)]
+    ).fetchone()[0]
+    if broken:
+        raise RuleViolation(f"{broken} rows break a rule")
+
+
+def load_staged(con: duckdb.DuckDBPyConnection, source: str, start: date, end: date) -> int:
+    """Validate ``_incoming`` (staged leniently, with its text) and write it as ``source``'s rows of
+    ``raw_billing`` for ``[start, end)``; returns the rows written."""
+    validate_staged(con, start, end)
+    return write_staged(con, source, start, end)
