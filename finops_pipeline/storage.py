@@ -63,6 +63,11 @@ ALERT_LEDGER_COLUMNS: dict[str, str] = {
     "channel": "VARCHAR",
     "message_ref": "VARCHAR",  # Slack message ts, or the outbox file
     "sent_at": "TIMESTAMPTZ",
+    "status": "VARCHAR",  # sent, updated (re-scored to other figures) or withdrawn (no longer an anomaly)
+    "revision": "INTEGER",
+    "fingerprint": "VARCHAR",  # of the figures last announced
+    "announced": "JSON",  # the figures last announced
+    "updated_at": "TIMESTAMPTZ",
 }
 
 ANOMALY_REPORTS_COLUMNS: dict[str, str] = {

@@ -110,3 +110,43 @@ def test_slack_resource_posts_block_kit_over_the_web_api():
     (post,) = server.posts
     assert post["channel"] == "#finops" and post["blocks"] == message["blocks"]
     assert not FinopsSlackResource(channel="#x").enabled
+
+
+def test_the_ledger_revises_a_sent_alert_only_when_its_announced_figures_change():
+    import duckdb
+
+    from finops_pipeline.alerting.ledger import pending_revisions, record_revision, record_sent
+    from finops_pipeline.storage import ensure_table, replace_window
+
+    def rescore(frame):  # a re-run of the days: the anomalies table replaced
+        replace_window(con, "anomalies", frame.assign(detected_at=pd.Timestamp.now(tz="UTC"), robust_z=None,
+                                                      detectors="prophet", series_key=frame.anomaly_id), "TRUE", [])
+
+    with duckdb.connect() as con:
+        ensure_table(con, "alert_ledger")
+        anomalies = _anomalies()
+        rescore(anomalies)
+        for fact in anomaly_facts(anomalies):
+            record_sent(con, fact, None, "slack", "C0FINOPS", f"17000000{fact['anomaly_id'][1]}.0001")
+        assert pending_revisions(con) == []
+
+        # Float noise below a cent is the same alert; a new actual, or a gone anomaly, is not.
+        rescore(anomalies.assign(actual_cost=anomalies.actual_cost + 0.0001))
+        assert pending_revisions(con) == []
+        rescore(anomalies.iloc[:1].assign(actual_cost=2911.4, impact_usd=2817.5))
+        updated, withdrawn = sorted(pending_revisions(con), key=lambda r: r.anomaly_id)
+        assert (updated.anomaly_id, updated.withdrawn, updated.revision) == ("a1", False, 1)
+        assert updated.previous["actual_usd"] == 2711.4 and updated.current["actual_usd"] == 2911.4
+        assert (withdrawn.anomaly_id, withdrawn.withdrawn, withdrawn.message_ref) == ("a2", True, "170000002.0001")
+        for revision in (updated, withdrawn):
+            record_revision(con, revision)
+        assert pending_revisions(con) == []
+        assert con.execute("SELECT anomaly_id, status, revision FROM alert_ledger ORDER BY 1").fetchall() == \
+            [("a1", "updated", 1), ("a2", "withdrawn", 1)]
+
+        # A withdrawn anomaly that a later re-run brings back is announced again, in its message.
+        rescore(anomalies.assign(actual_cost=[2911.4, 568.68], impact_usd=[2817.5, 472.17]))
+        (back,) = pending_revisions(con)
+        assert (back.anomaly_id, back.withdrawn, back.revision) == ("a2", False, 2)
+    message = slack_message(back.previous, "http://dagster", None, "Withdrawn: <!here>", withdrawn=True)
+    assert message["blocks"][0]["text"]["text"].startswith("WITHDRAWN: ") and "&lt;!here&gt;" in json.dumps(message)

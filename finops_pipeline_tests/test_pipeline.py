@@ -245,3 +245,105 @@ def test_alerts_go_to_slack_with_an_llm_report_and_billing_text_escaped(pipeline
     # Secrets never reach the stored report or the alerts.
     for text in (hostile, report.markdown[0]):
         assert "xoxb-secret-token" not in text and "sk-secret-key" not in text
+
+
+def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipeline, tmp_path):
+    """On a copy of the pipeline's database, now fed by FOCUS exports: alerts go to Slack; then the
+    provider restates the api_loop days (May 12 billed like the week before, a Correction added
+    to May 13). The sensor requests exactly those days, the re-scored anomalies edit the messages
+    already posted (May 12 withdrawn, May 13 updated), and nothing is posted again."""
+    import shutil
+    from datetime import date
+
+    import duckdb
+    from dagster import DagsterInstance
+
+    from finops_pipeline.definitions import build_definitions
+    from finops_pipeline.defs.ingest import focus_restatements_sensor
+    from finops_pipeline.resources import BillingSourceResource
+    from finops_pipeline.settings import load_settings
+    from finops_pipeline.sources import demo
+    from finops_pipeline_tests.conftest import pipeline_env
+    from finops_pipeline_tests.focus_exports import write_export
+    from finops_pipeline_tests.protocol_servers import SlackServer
+
+    loop = next(t for t in injected_anomalies() if t.name == "api_loop")
+    day1, day2 = loop.start_date, loop.end_date  # 2025-05-12, 2025-05-13
+    loop_key = _truth_key(loop)
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(pipeline.settings.duckdb_path, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM alert_ledger")
+    exports = tmp_path / "exports"
+    may = demo.generate(date(2025, 5, 1), date(2025, 6, 1))
+    write_export(exports / "BILLING_PERIOD=2025-05" / "part-0.csv", date(2025, 5, 1), date(2025, 6, 1), frame=may.copy())
+
+    def alerts_on(day):
+        return pipeline_query(db, """SELECT l.anomaly_id, a.series_key, l.status, l.revision, l.message_ref,
+                                            l.announced->>'$.actual_usd' AS announced_actual
+                                     FROM alert_ledger l LEFT JOIN anomalies a USING (anomaly_id)
+                                     WHERE l.announced->>'$.day' = ?""", [day.isoformat()])
+
+    with SlackServer() as slack:
+        env = {"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_DUCKDB_PATH": str(db), "SLACK_BOT_TOKEN": "xoxb-test",
+               "FINOPS_SLACK_API_URL": slack.api_url, "FINOPS_SOURCE": "focus", "FINOPS_FOCUS_PATH": str(exports)}
+        with pipeline_env(**env):
+            defs = build_definitions(load_settings(env))
+            instance = DagsterInstance.ephemeral()
+            billing_source = BillingSourceResource(source="focus", focus_path=str(exports))
+
+            def tick(cursor):
+                return focus_restatements_sensor(build_sensor_context(cursor=cursor, resources={"billing_source": billing_source}))
+
+            assert defs.resolve_job_def("anomaly_alert_job").execute_in_process(instance=instance).success
+            posted = len(slack.posts)
+            before = alerts_on(day1), alerts_on(day2)
+            assert all(loop_key in set(b.series_key) for b in before)
+            watching = tick(None)
+
+            # The restatement: May 12 rebilled as the Monday before; a Correction on May 13 in June's export.
+            restated = pd.concat([may[may.ChargePeriodStart.dt.date != day1],
+                                  may[may.ChargePeriodStart.dt.date == day1 - timedelta(days=7)].assign(
+                                      ChargePeriodStart=lambda f: f.ChargePeriodStart + timedelta(days=7),
+                                      ChargePeriodEnd=lambda f: f.ChargePeriodEnd + timedelta(days=7))])
+            write_export(exports / "BILLING_PERIOD=2025-05" / "part-0.csv", date(2025, 5, 1), date(2025, 6, 1), frame=restated)
+            lambda_row = may[(may.ChargePeriodStart.dt.date == day2) & (may.ServiceName == loop.service_name)
+                             & (may.SubAccountId == loop.sub_account_id) & (may.ChargeCategory == "Usage")].head(1)
+            correction = lambda_row.assign(ChargeClass="Correction", BilledCost=250.0, EffectiveCost=250.0, ListCost=250.0,
+                                           BillingPeriodStart=pd.Timestamp("2025-06-01", tz="UTC"),
+                                           BillingPeriodEnd=pd.Timestamp("2025-07-01", tz="UTC"))
+            write_export(exports / "BILLING_PERIOD=2025-06" / "part-0.csv", date(2025, 6, 1), date(2025, 7, 1), frame=correction)
+
+            (request,) = tick(watching.cursor).run_requests
+            assert (request.tags["dagster/asset_partition_range_start"],
+                    request.tags["dagster/asset_partition_range_end"]) == (day1.isoformat(), day2.isoformat())
+            assert defs.resolve_job_def("daily_cost_pipeline").execute_in_process(instance=instance, tags=request.tags).success
+            assert len(anomalies_sensor(build_sensor_context(instance=instance, definitions=defs)).run_requests) >= 1
+            for _ in range(2):  # the second run finds nothing left to send or revise
+                assert defs.resolve_job_def("anomaly_alert_job").execute_in_process(instance=instance).success
+
+    assert len(slack.posts) == posted  # nothing posted twice
+    # The correction landed on the day it corrects; the rebilled day is back to normal.
+    lambda_cost = pipeline_query(db, """SELECT CAST(timezone('UTC', ChargePeriodStart) AS DATE) AS day, sum(EffectiveCost)
+                                        FROM raw_billing WHERE ServiceName = ? AND SubAccountId = ? AND ChargePeriodStart >= ?
+                                          AND ChargePeriodStart < ? GROUP BY 1 ORDER BY 1""",
+                                 [loop.service_name, loop.sub_account_id, f"{day1} 00:00:00+00", f"{day2 + timedelta(days=1)} 00:00:00+00"])
+    first, second = alerts_on(day1), alerts_on(day2)
+    loop1 = first[first.anomaly_id.isin(before[0][before[0].series_key == loop_key].anomaly_id)].iloc[0]
+    assert loop1.status == "withdrawn" and pd.isna(loop1.series_key)  # gone from anomalies
+    loop2 = second[second.series_key == loop_key].iloc[0]
+    assert loop2.status == "updated" and loop2.revision == 1
+    assert float(loop2.announced_actual) == pytest.approx(float(lambda_cost.iloc[1, 1]), abs=0.01)
+    edited = {u["ts"]: u for u in slack.updates}
+    assert set(edited) >= {loop1.message_ref, loop2.message_ref}
+    assert len(slack.updates) == len(edited)  # each message edited once
+    assert "WITHDRAWN" in edited[loop1.message_ref]["text"]
+    assert f"${float(loop2.announced_actual):,.2f}" in edited[loop2.message_ref]["text"]
+    assert slack.messages[loop2.message_ref]["text"] == edited[loop2.message_ref]["text"]
+
+
+def pipeline_query(db, sql: str, params: list | None = None) -> pd.DataFrame:
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql, params or []).df()

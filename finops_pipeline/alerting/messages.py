@@ -21,11 +21,22 @@ def asset_link(dagster_url: str, day: str) -> str:
     return f"{dagster_url}/assets/anomalies?partition={quote(day)}"
 
 
-def slack_message(fact: dict, dagster_url: str, report_ref: str | None) -> dict:
-    """``text`` (the notification fallback) and ``blocks`` for one anomaly."""
+def revision_note(previous: dict, current: dict | None) -> str:
+    """Why a sent alert was edited: its day was re-scored (the provider restated the bill)."""
+    was = (f"{money(previous['actual_usd'])} actual, impact {money(previous['impact_usd'], signed=True)}, "
+           f"{previous['severity']}")
+    if current is None:
+        return f"Withdrawn: re-scored after the bill for {previous['day']} was restated, this is no longer an anomaly (it was {was})."
+    return f"Updated: re-scored after the bill for {previous['day']} was restated (it was {was})."
+
+
+def slack_message(fact: dict, dagster_url: str, report_ref: str | None, note: str | None = None,
+                  withdrawn: bool = False) -> dict:
+    """``text`` (the notification fallback) and ``blocks`` for one anomaly; ``note`` says why a
+    sent alert was edited, and a ``withdrawn`` one says so in its header."""
     series = escape_mrkdwn(describe_series(fact))
     headline = (
-        f"{fact['severity'].upper()}: {series} {'spiked' if fact['direction'] == 'spike' else 'dropped'} to "
+        f"{'WITHDRAWN ' if withdrawn else ''}{fact['severity'].upper()}: {series} {'spiked' if fact['direction'] == 'spike' else 'dropped'} to "
         f"{money(fact['actual_usd'])} on {fact['day']} (expected {money(fact['expected_usd'])}, "
         f"impact {money(fact['impact_usd'], signed=True)}, {fact['deviation_pct']:+.1f}%)"
     )
@@ -44,7 +55,8 @@ def slack_message(fact: dict, dagster_url: str, report_ref: str | None) -> dict:
     link = asset_link(dagster_url, fact["day"])
     blocks = [
         # The header is fixed text: every piece of billing text goes through escaped mrkdwn.
-        {"type": "header", "text": {"type": "plain_text", "text": f"{fact['severity'].upper()} cost anomaly on {fact['day']}"}},
+        {"type": "header", "text": {"type": "plain_text", "text": f"{'WITHDRAWN: ' if withdrawn else ''}"
+                                                                 f"{fact['severity'].upper()} cost anomaly on {fact['day']}"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{SEVERITY_ICON[fact['severity']]} {headline}"}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Top contributors*\n{contributors}"}},
@@ -54,13 +66,17 @@ def slack_message(fact: dict, dagster_url: str, report_ref: str | None) -> dict:
                                                     + (f" · report `{escape_mrkdwn(report_ref)}`" if report_ref else "")}],
         },
     ]
+    if note:
+        blocks.insert(1, {"type": "context", "elements": [{"type": "mrkdwn", "text": f":memo: {escape_mrkdwn(note)}"}]})
     return {"text": headline, "blocks": blocks}
 
 
-def markdown_message(fact: dict, dagster_url: str, report_ref: str | None) -> str:
+def markdown_message(fact: dict, dagster_url: str, report_ref: str | None, note: str | None = None,
+                     withdrawn: bool = False) -> str:
     lines = [
-        f"# [{fact['severity'].upper()}] {describe_series(fact)} on {fact['day']}",
+        f"# {'WITHDRAWN ' if withdrawn else ''}[{fact['severity'].upper()}] {describe_series(fact)} on {fact['day']}",
         "",
+        *([f"_{note}_", ""] if note else []),
         f"- Actual: {money(fact['actual_usd'])}",
         f"- Expected: {money(fact['expected_usd'])} (band {money(fact['band_usd'][0])} – {money(fact['band_usd'][1])})",
         f"- Impact: {money(fact['impact_usd'], signed=True)} ({fact['deviation_pct']:+.1f}%, {fact['direction']})",

@@ -2,7 +2,8 @@
 
 An anomaly is alerted once: the `alert_ledger` table, keyed by anomaly_id, records every alert
 sent, and both assets work only on anomalies that are not in it yet. Dedupe lives in data, not in
-run metadata: a single-run backfill copies one run's metadata onto every partition.
+run metadata: a single-run backfill copies one run's metadata onto every partition. A sent alert
+whose day is re-scored is edited in place (see `alerting.ledger`).
 """
 
 import hashlib
@@ -30,8 +31,10 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from finops_pipeline.alerting.messages import markdown_message, slack_message
+from finops_pipeline.alerting.ledger import pending_revisions, record_revision, record_sent
+from finops_pipeline.alerting.messages import markdown_message, revision_note, slack_message
 from finops_pipeline.alerting.report import anomaly_facts, write_report
+from finops_pipeline.defs.ingest import RESTATEMENT_TAG
 from finops_pipeline.detection.scoring import SEVERITIES
 from finops_pipeline.resources import FinopsSlackResource, LLMResource, OutboxResource
 from finops_pipeline.storage import connect, ensure_table
@@ -131,7 +134,9 @@ def anomaly_alerts(
 ) -> MaterializeResult:
     """One alert per new anomaly: to Slack through dagster-slack when SLACK_BOT_TOKEN is set,
     otherwise as JSON + markdown files in the outbox. Each alert is recorded in `alert_ledger`
-    right after it is sent, so no anomaly is alerted twice."""
+    right after it is sent, so no anomaly is alerted twice. When a day is re-scored (a provider
+    restated it), its sent alerts are edited in place, never sent again: updated to the new
+    figures, or withdrawn when the anomaly is gone."""
     with connect(duckdb) as con:
         pending = pending_anomalies(con, config.min_severity)
         ensure_table(con, "anomaly_reports")
@@ -143,26 +148,48 @@ def anomaly_alerts(
             message = slack_message(fact, outbox.dagster_url, report_ref)
             if client is not None:
                 response = client.chat_postMessage(channel=slack.channel, text=message["text"], blocks=message["blocks"])
-                destination, channel, ref = "slack", slack.channel, str(response["ts"])
+                # The channel id Slack answers with, not the name: chat.update needs it.
+                destination, channel, ref = "slack", str(response["channel"]), str(response["ts"])
             else:
-                stem = outbox.path("outbox") / f"{fact['day']}_{fact['anomaly_id']}"
-                _atomic_write(stem.with_suffix(".json"), json.dumps({"anomaly": fact, "slack_message": message}, indent=2))
-                _atomic_write(stem.with_suffix(".md"), markdown_message(fact, outbox.dagster_url, report_ref))
-                destination, channel, ref = "outbox", None, str(stem.with_suffix(".json"))
-            con.execute(
-                "INSERT INTO alert_ledger VALUES (?, ?, ?, ?, ?, ?)",
-                [fact["anomaly_id"], report_ref, destination, channel, ref, datetime.now(timezone.utc)],
-            )
+                destination, channel, ref = "outbox", None, _write_outbox(outbox, fact, message, report_ref)
+            record_sent(con, fact, report_ref, destination, channel, ref)
             sent.append(fact["anomaly_id"])
+        revised = []
+        for revision in pending_revisions(con):
+            fact = revision.previous if revision.withdrawn else revision.current
+            note = revision_note(revision.previous, revision.current)
+            message = slack_message(fact, outbox.dagster_url, report_ref, note, revision.withdrawn)
+            if revision.destination == "slack":
+                if client is None:
+                    context.log.warning(f"Alert {revision.anomaly_id} went to Slack, which is not configured now: not revised")
+                    continue
+                client.chat_update(channel=revision.channel, ts=revision.message_ref, text=message["text"],
+                                   blocks=message["blocks"])
+            else:
+                _write_outbox(outbox, fact, message, report_ref, note, revision.withdrawn, revision.revision)
+            record_revision(con, revision)
+            revised.append(f"{revision.anomaly_id} ({'withdrawn' if revision.withdrawn else 'updated'})")
         total = con.execute("SELECT count(*) FROM alert_ledger").fetchone()[0]
-    context.log.info(f"Sent {len(sent)} alert(s) via {'Slack' if slack.enabled else 'the outbox'}")
+    context.log.info(f"Sent {len(sent)} alert(s) and revised {len(revised)} via {'Slack' if slack.enabled else 'the outbox'}")
     return MaterializeResult(
         metadata={
             "alerts_sent": len(sent),
+            "alerts_revised": MetadataValue.json(revised),
             "destination": "slack" if slack.enabled else "outbox",
             "dagster/row_count": int(total),
         }
     )
+
+
+def _write_outbox(outbox: OutboxResource, fact: dict, message: dict, report_ref: str | None, note: str | None = None,
+                  withdrawn: bool = False, revision: int = 0) -> str:
+    """The alert as JSON (with its Slack payload) and markdown; a revision replaces the files."""
+    stem = outbox.path("outbox") / f"{fact['day']}_{fact['anomaly_id']}"
+    status = "withdrawn" if withdrawn else ("updated" if revision else "sent")
+    payload = {"status": status, "revision": revision, "anomaly": fact, "slack_message": message}
+    _atomic_write(stem.with_suffix(".json"), json.dumps(payload, indent=2, default=str))
+    _atomic_write(stem.with_suffix(".md"), markdown_message(fact, outbox.dagster_url, report_ref, note, withdrawn))
+    return str(stem.with_suffix(".json"))
 
 
 alert_job = define_asset_job(
@@ -176,7 +203,8 @@ alert_job = define_asset_job(
     job=alert_job,
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Launches the alert job once for every run that materialized `anomalies` with rows.",
+    description="Launches the alert job once for every run that materialized `anomalies` with rows, "
+    "and for every restatement run (re-scored days may revise sent alerts).",
 )
 def anomalies_sensor(context: SensorEvaluationContext) -> SensorResult:
     # A plain sensor walking every materialization after the cursor: asset_sensor would only see
@@ -197,7 +225,10 @@ def anomalies_sensor(context: SensorEvaluationContext) -> SensorResult:
     requests = []
     for key, records in by_run.items():
         rows = [r.asset_materialization.metadata.get("dagster/row_count") for r in records]
-        if any(m is not None and m.value > 0 for m in rows):
+        run = context.instance.get_run_by_id(key) if records[0].run_id else None
+        # A restatement run can also *remove* anomalies: its sent alerts are withdrawn.
+        restated = run is not None and RESTATEMENT_TAG.items() <= run.tags.items()
+        if restated or any(m is not None and m.value > 0 for m in rows):
             last = max(r.storage_id for r in records)
             requests.append(RunRequest(run_key=f"anomalies-{last}", tags={"finops/source_run": key}))
     return SensorResult(run_requests=requests, cursor=str(cursor) if cursor is not None else None)
