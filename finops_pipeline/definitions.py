@@ -19,8 +19,8 @@ def build_definitions(settings: Settings) -> Definitions:
             alerting.anomaly_alerts,
         ],
         asset_checks=[detect.forecast_bands_are_ordered, detect.anomalies_have_forecasts],
-        jobs=[detect.daily_cost_pipeline, alerting.alert_job],
-        schedules=[detect.daily_cost_pipeline_schedule],
+        jobs=[detect.cost_pipeline, alerting.alert_job],
+        schedules=[detect.cost_pipeline_schedule],
         sensors=[alerting.anomalies_sensor, ingest.focus_restatements_sensor],
         resources=build_resources(settings, transform.DBT_PROJECT_DIR, transform.DBT_EXECUTABLE),
     )

@@ -1,7 +1,16 @@
-"""Daily UTC partitions shared by every stage, from FINOPS_START_DATE up to yesterday."""
+"""The partitions every stage shares: daily UTC days (the default) or, with
+FINOPS_GRANULARITY=hourly, UTC hours, from FINOPS_START_DATE on."""
 
-from dagster import DailyPartitionsDefinition
+from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition
 
+from finops_pipeline.detection.periods import GRAINS
 from finops_pipeline.settings import load_settings
 
-daily_partitions = DailyPartitionsDefinition(start_date=load_settings().start_date, timezone="UTC")
+_settings = load_settings()
+GRAIN = GRAINS[_settings.granularity]
+
+billing_partitions = (
+    HourlyPartitionsDefinition(start_date=f"{_settings.start_date}-00:00", timezone="UTC")
+    if GRAIN.name == "hourly"
+    else DailyPartitionsDefinition(start_date=_settings.start_date, timezone="UTC")
+)

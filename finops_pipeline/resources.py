@@ -33,14 +33,16 @@ class BillingSourceResource(ConfigurableResource):
     aws_billing_account_id: str | None = Field(
         default=None, description="FINOPS_AWS_BILLING_ACCOUNT_ID: the payer account, for Cost Explorer rows."
     )
+    granularity: str = Field(default="daily", description="FINOPS_GRANULARITY: daily or hourly line items.")
 
     @property
     def names(self) -> list[str]:
         return [s.strip() for s in self.source.split(",") if s.strip()]
 
     def load(self, con: duckdb.DuckDBPyConnection, source: str, start: date, end: date) -> int:
-        """Validate ``source``'s line items whose charge period starts in ``[start, end)`` and make
-        them its rows of ``raw_billing``, all or nothing; returns the rows written."""
+        """Validate ``source``'s line items whose charge period starts in ``[start, end)`` (dates, or
+        naive UTC datetimes for hours) and make them its rows of ``raw_billing``, all or nothing;
+        returns the rows written."""
         if source == "focus":
             if not self.focus_path:
                 raise ValueError("FINOPS_SOURCE=focus needs FINOPS_FOCUS_PATH (a folder or glob of FOCUS exports)")
@@ -50,11 +52,13 @@ class BillingSourceResource(ConfigurableResource):
 
     def fetch(self, source: str, start: date, end: date) -> pd.DataFrame:
         """The FOCUS rows of a source that produces them in memory (the demo bill, Cost Explorer)."""
+        hourly = self.granularity == "hourly"
         if source == "demo":
-            return demo.generate(start, end)
+            return demo.generate_hourly(start, end) if hourly else demo.generate(start, end)
         if source == "aws_cost_explorer":
             client = boto3.client("ce", region_name="us-east-1")  # credentials the usual AWS way
-            return aws_cost_explorer.to_focus(aws_cost_explorer.fetch(client, start, end), self.aws_billing_account_id)
+            results = aws_cost_explorer.fetch(client, start, end, "HOURLY" if hourly else "DAILY")
+            return aws_cost_explorer.to_focus(results, self.aws_billing_account_id)
         raise ValueError(f"Unknown billing source {source!r}")
 
 
@@ -121,7 +125,8 @@ def build_resources(settings: Settings, dbt_project_dir: Path, dbt_executable: s
     return {
         "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
         "billing_source": BillingSourceResource(source=settings.source, focus_path=settings.focus_path,
-                                                aws_billing_account_id=settings.aws_billing_account_id),
+                                                aws_billing_account_id=settings.aws_billing_account_id,
+                                                granularity=settings.granularity),
         "dbt": DbtCliResource(project_dir=str(dbt_project_dir), profiles_dir=str(dbt_project_dir),
                               dbt_executable=dbt_executable),
         "llm": LLMResource(api_key=_secret("OPENAI_API_KEY"), base_url=os.environ.get("OPENAI_BASE_URL") or None,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 DEFAULT_START_DATE = "2025-01-01"
 SOURCES = ("demo", "focus", "aws_cost_explorer")
+GRANULARITIES = ("daily", "hourly")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Settings:
     focus_path: str | None
     aws_billing_account_id: str | None
     start_date: str
+    granularity: str  # daily or hourly: the partitions, cost table, forecasts and anomalies
     outbox_dir: Path
     reports_dir: Path
     llm_model: str
@@ -49,6 +51,9 @@ def load_settings(environ: os._Environ | dict | None = None) -> Settings:
         date.fromisoformat(start_date)
     except ValueError as exc:
         raise ValueError(f"FINOPS_START_DATE={start_date!r} is not an ISO date (YYYY-MM-DD)") from exc
+    granularity = (env.get("FINOPS_GRANULARITY") or "daily").strip().lower()
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"FINOPS_GRANULARITY={env.get('FINOPS_GRANULARITY')!r}: use daily or hourly")
     return Settings(
         data_dir=data_dir,
         duckdb_path=duckdb_path,
@@ -56,6 +61,7 @@ def load_settings(environ: os._Environ | dict | None = None) -> Settings:
         focus_path=env.get("FINOPS_FOCUS_PATH") or None,
         aws_billing_account_id=env.get("FINOPS_AWS_BILLING_ACCOUNT_ID") or None,
         start_date=start_date,
+        granularity=granularity,
         outbox_dir=Path(env.get("FINOPS_OUTBOX_DIR") or data_dir / "outbox").resolve(),
         reports_dir=Path(env.get("FINOPS_REPORTS_DIR") or data_dir / "reports").resolve(),
         llm_model=env.get("FINOPS_LLM_MODEL") or "gpt-4o-mini",

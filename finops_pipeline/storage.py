@@ -15,9 +15,10 @@ from finops_pipeline.sources.focus import FOCUS_COLUMNS, LINEAGE_COLUMNS
 RAW_BILLING_COLUMNS: dict[str, str] = {**FOCUS_COLUMNS, **LINEAGE_COLUMNS}
 
 COST_FORECASTS_COLUMNS: dict[str, str] = {
-    "forecast_date": "DATE",  # the partition day the forecast was made for
-    "target_day": "DATE",
-    "horizon_days": "INTEGER",
+    "granularity": "VARCHAR",  # daily or hourly
+    "forecast_period": "TIMESTAMPTZ",  # the partition period the forecast was made for
+    "target_period": "TIMESTAMPTZ",
+    "horizon": "INTEGER",  # target_period - forecast_period, in periods
     "series_key": "VARCHAR",
     "series_level": "VARCHAR",
     "provider": "VARCHAR",
@@ -27,8 +28,8 @@ COST_FORECASTS_COLUMNS: dict[str, str] = {
     "lower_bound": "DOUBLE",
     "upper_bound": "DOUBLE",
     "model": "VARCHAR",
-    "trained_through": "DATE",
-    "training_days": "INTEGER",
+    "trained_through": "TIMESTAMPTZ",  # the last period the fit saw
+    "training_periods": "INTEGER",
 }
 
 ANOMALIES_COLUMNS: dict[str, str] = {
@@ -84,8 +85,8 @@ ANOMALY_REPORTS_COLUMNS: dict[str, str] = {
 
 RAW_BILLING_QUARANTINE_COLUMNS: dict[str, str] = {
     "quarantined_at": "TIMESTAMPTZ",
-    "partition_start": "DATE",
-    "partition_end": "DATE",
+    "partition_start": "TIMESTAMPTZ",
+    "partition_end": "TIMESTAMPTZ",
     "source": "VARCHAR",
     "file": "VARCHAR",
     "row_number": "BIGINT",
@@ -105,8 +106,9 @@ TABLES: dict[str, Mapping[str, str]] = {
 
 
 def utc_bounds(start: date, end: date) -> list[str]:
-    """A window of days as TIMESTAMPTZ literals for SQL parameters: [start 00:00 UTC, end 00:00 UTC)."""
-    return [f"{start.isoformat()} 00:00:00+00", f"{end.isoformat()} 00:00:00+00"]
+    """A window of days (dates) or hours (naive UTC datetimes) as TIMESTAMPTZ literals for SQL
+    parameters: [start, end) in UTC."""
+    return [f"{pd.Timestamp(t):%Y-%m-%d %H:%M:%S}+00" for t in (start, end)]
 
 
 @contextmanager

@@ -33,7 +33,7 @@ def test_training_data_ends_before_the_refit_anchor():
     tasks = build_tasks(history, days, ForecastConfig())
     assert [t.anchor for t in tasks] == [date(2025, 3, 17), date(2025, 3, 31)]
     for t in tasks:
-        assert t.first_day + timedelta(days=len(t.values)) == t.anchor  # the last training day is anchor - 1
+        assert t.first_period + timedelta(days=len(t.values)) == t.anchor  # the last training day is anchor - 1
 
 
 def test_no_look_ahead_changing_the_future_changes_no_forecast():
@@ -45,7 +45,7 @@ def test_no_look_ahead_changing_the_future_changes_no_forecast():
     a = forecast({"s": history}, [day], cfg)
     b = forecast({"s": tampered}, [day], cfg)
     pd.testing.assert_frame_equal(a, b)
-    assert list(a.horizon_days) == list(range(31))
+    assert list(a.horizon) == list(range(31))
     today = a.iloc[0]
     assert today.lower_bound <= today.expected_cost <= today.upper_bound
     assert 850 < today.expected_cost < 1150  # a Thursday of a ~1000/day series
@@ -118,9 +118,9 @@ def test_top_contributors_rank_by_size_of_change():
 def _usage(days: int) -> pd.DataFrame:
     rows = []
     for i, (day, cost) in enumerate(_weekly(days).items()):
-        rows.append({"day": day, "provider": "AWS", "sub_account_id": "0123", "sub_account_name": "prod",
+        rows.append({"period": day, "provider": "AWS", "sub_account_id": "0123", "sub_account_name": "prod",
                      "service_name": "EC2", "team": "web", "effective_cost": cost * 0.9})
-        rows.append({"day": day, "provider": "AWS", "sub_account_id": "0123", "sub_account_name": "prod",
+        rows.append({"period": day, "provider": "AWS", "sub_account_id": "0123", "sub_account_name": "prod",
                      "service_name": "EC2", "team": "untagged", "effective_cost": cost * 0.1})
     return pd.DataFrame(rows)
 
@@ -128,13 +128,13 @@ def _usage(days: int) -> pd.DataFrame:
 def test_detect_scores_each_series_and_flags_a_spike_and_a_stopped_service():
     usage = _usage(70)
     spike_day, last_day = date(2025, 3, 13), date(2025, 3, 16)
-    usage.loc[usage.day == spike_day, "effective_cost"] *= 4
-    usage = usage[usage.day != last_day]  # the service stops reporting on the last day
+    usage.loc[usage.period == spike_day, "effective_cost"] *= 4
+    usage = usage[usage.period != last_day]  # the service stops reporting on the last day
     series = build_series(usage)
     assert set(series.series_key) == {"total", "sub_account_service:AWS/0123/EC2"}
     assert set(series[series.series_key != "total"].team) == {"web"}  # the team with most of the spend
     forecasts = pd.DataFrame(
-        [{"target_day": d, "series_key": k, "expected_cost": 1000.0, "lower_bound": 900.0, "upper_bound": 1100.0}
+        [{"target_period": d, "series_key": k, "expected_cost": 1000.0, "lower_bound": 900.0, "upper_bound": 1100.0}
          for d in (spike_day, last_day) for k in ("total", "sub_account_service:AWS/0123/EC2")]
     )
     found = detect(series, forecasts, [spike_day, last_day])

@@ -70,7 +70,7 @@ def test_false_alarms_are_rare_and_never_above_info(pipeline):
     found = _anomalies(pipeline)
     false = found[~found.apply(_in_ground_truth, axis=1)]
     series_days = pipeline.query(
-        "SELECT count(DISTINCT series_key) * count(DISTINCT forecast_date) AS n FROM cost_forecasts WHERE horizon_days = 0"
+        "SELECT count(DISTINCT series_key) * count(DISTINCT forecast_period) AS n FROM cost_forecasts WHERE horizon = 0"
     ).n[0]
     assert len(false) <= 0.001 * series_days, false[["day", "series_key", "deviation_pct"]].to_string()
     assert set(false.severity) <= {"info"}
@@ -122,12 +122,12 @@ def test_anomaly_rows_carry_their_numbers_and_contributors(pipeline):
 
 def test_forecasts_never_look_ahead_and_cover_thirty_days(pipeline):
     f = pipeline.query(
-        "SELECT forecast_date, min(horizon_days) lo, max(horizon_days) hi, max(trained_through) tt FROM cost_forecasts GROUP BY 1"
+        "SELECT forecast_period, min(horizon) lo, max(horizon) hi, max(trained_through) tt FROM cost_forecasts GROUP BY 1"
     )
-    assert (pd.to_datetime(f.tt) < pd.to_datetime(f.forecast_date)).all()
+    assert (pd.to_datetime(f.tt) < pd.to_datetime(f.forecast_period)).all()
     assert (f.lo == 0).all() and (f.hi == 30).all()
     # Forecasting starts once four weeks of history exist.
-    assert str(f.forecast_date.min())[:10] == "2025-02-03"
+    assert str(f.forecast_period.min())[:10] == "2025-02-03"
 
 
 def _snapshot(pipeline) -> dict[str, pd.DataFrame]:
@@ -187,9 +187,9 @@ def test_chart_shows_cost_against_its_band(pipeline):
 
 
 def test_daily_partitions_cover_the_window(pipeline):
-    from finops_pipeline.partitions import daily_partitions
+    from finops_pipeline.partitions import billing_partitions
 
-    keys = daily_partitions.get_partition_keys_in_range(__import__("dagster").PartitionKeyRange("2025-01-01", "2026-02-09"))
+    keys = billing_partitions.get_partition_keys_in_range(__import__("dagster").PartitionKeyRange("2025-01-01", "2026-02-09"))
     assert len(keys) == 405
     materialized = pipeline.instance.get_materialized_partitions(__import__("dagster").AssetKey("anomalies"))
     assert set(keys) <= materialized

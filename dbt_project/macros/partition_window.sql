@@ -7,3 +7,14 @@
     true
   {%- endif -%}
 {%- endmacro %}
+
+{#- The same for an hourly window, [min_hour, max_hour) as UTC timestamps, on `column` (a UTC
+    timestamp truncated to the hour). -#}
+{% macro hour_window(column) -%}
+  {%- if var('min_hour') and var('max_hour') -%}
+    {{ column }} >= cast('{{ var("min_hour") }}' as timestamptz) at time zone 'UTC'
+    and {{ column }} < cast('{{ var("max_hour") }}' as timestamptz) at time zone 'UTC'
+  {%- else -%}
+    true
+  {%- endif -%}
+{%- endmacro %}

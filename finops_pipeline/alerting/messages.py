@@ -17,8 +17,8 @@ def escape_mrkdwn(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def asset_link(dagster_url: str, day: str) -> str:
-    return f"{dagster_url}/assets/anomalies?partition={quote(day)}"
+def asset_link(dagster_url: str, partition: str) -> str:
+    return f"{dagster_url}/assets/anomalies?partition={quote(partition)}"
 
 
 def revision_note(previous: dict, current: dict | None) -> str:
@@ -26,8 +26,8 @@ def revision_note(previous: dict, current: dict | None) -> str:
     was = (f"{money(previous['actual_usd'])} actual, impact {money(previous['impact_usd'], signed=True)}, "
            f"{previous['severity']}")
     if current is None:
-        return f"Withdrawn: re-scored after the bill for {previous['day']} was restated, this is no longer an anomaly (it was {was})."
-    return f"Updated: re-scored after the bill for {previous['day']} was restated (it was {was})."
+        return f"Withdrawn: re-scored after the bill for {previous['period']} was restated, this is no longer an anomaly (it was {was})."
+    return f"Updated: re-scored after the bill for {previous['period']} was restated (it was {was})."
 
 
 def slack_message(fact: dict, dagster_url: str, report_ref: str | None, note: str | None = None,
@@ -37,7 +37,7 @@ def slack_message(fact: dict, dagster_url: str, report_ref: str | None, note: st
     series = escape_mrkdwn(describe_series(fact))
     headline = (
         f"{'WITHDRAWN ' if withdrawn else ''}{fact['severity'].upper()}: {series} {'spiked' if fact['direction'] == 'spike' else 'dropped'} to "
-        f"{money(fact['actual_usd'])} on {fact['day']} (expected {money(fact['expected_usd'])}, "
+        f"{money(fact['actual_usd'])} on {fact['period']} (expected {money(fact['expected_usd'])}, "
         f"impact {money(fact['impact_usd'], signed=True)}, {fact['deviation_pct']:+.1f}%)"
     )
     fields = [
@@ -52,11 +52,11 @@ def slack_message(fact: dict, dagster_url: str, report_ref: str | None, note: st
         f"• `{escape_mrkdwn(c['name'])}`: {money(c['actual'])} vs {money(c['expected'])} ({money(c['delta'], signed=True)})"
         for c in fact["top_contributors"]
     ) or "none identified"
-    link = asset_link(dagster_url, fact["day"])
+    link = asset_link(dagster_url, fact["partition"])
     blocks = [
         # The header is fixed text: every piece of billing text goes through escaped mrkdwn.
         {"type": "header", "text": {"type": "plain_text", "text": f"{'WITHDRAWN: ' if withdrawn else ''}"
-                                                                 f"{fact['severity'].upper()} cost anomaly on {fact['day']}"}},
+                                                                 f"{fact['severity'].upper()} cost anomaly on {fact['period']}"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{SEVERITY_ICON[fact['severity']]} {headline}"}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Top contributors*\n{contributors}"}},
@@ -74,7 +74,7 @@ def slack_message(fact: dict, dagster_url: str, report_ref: str | None, note: st
 def markdown_message(fact: dict, dagster_url: str, report_ref: str | None, note: str | None = None,
                      withdrawn: bool = False) -> str:
     lines = [
-        f"# {'WITHDRAWN ' if withdrawn else ''}[{fact['severity'].upper()}] {describe_series(fact)} on {fact['day']}",
+        f"# {'WITHDRAWN ' if withdrawn else ''}[{fact['severity'].upper()}] {describe_series(fact)} on {fact['period']}",
         "",
         *([f"_{note}_", ""] if note else []),
         f"- Actual: {money(fact['actual_usd'])}",
@@ -86,7 +86,7 @@ def markdown_message(fact: dict, dagster_url: str, report_ref: str | None, note:
         *[f"- `{c['name']}` ({c['dimension']}): {money(c['actual'])} vs {money(c['expected'])} ({money(c['delta'], signed=True)})"
           for c in fact["top_contributors"]],
         "",
-        f"Dagster: {asset_link(dagster_url, fact['day'])}",
+        f"Dagster: {asset_link(dagster_url, fact['partition'])}",
         f"Anomaly id: {fact['anomaly_id']}" + (f"; report: {report_ref}" if report_ref else ""),
     ]
     return "\n".join(lines) + "\n"

@@ -184,7 +184,7 @@ def anomaly_alerts(
 def _write_outbox(outbox: OutboxResource, fact: dict, message: dict, report_ref: str | None, note: str | None = None,
                   withdrawn: bool = False, revision: int = 0) -> str:
     """The alert as JSON (with its Slack payload) and markdown; a revision replaces the files."""
-    stem = outbox.path("outbox") / f"{fact['day']}_{fact['anomaly_id']}"
+    stem = outbox.path("outbox") / f"{fact['partition'].replace(':', '')}_{fact['anomaly_id']}"
     status = "withdrawn" if withdrawn else ("updated" if revision else "sent")
     payload = {"status": status, "revision": revision, "anomaly": fact, "slack_message": message}
     _atomic_write(stem.with_suffix(".json"), json.dumps(payload, indent=2, default=str))

@@ -1,4 +1,4 @@
-"""Stage 3: Prophet forecasts and anomaly scoring, plus the daily schedule that drives the pipeline."""
+"""Stage 3: Prophet forecasts and anomaly scoring, plus the schedule that drives the pipeline."""
 
 import base64
 import json
@@ -26,82 +26,95 @@ from finops_pipeline.charts import cost_band_chart
 from finops_pipeline.detection.forecasting import MODEL_NAME, ForecastConfig, forecast
 from finops_pipeline.detection.scoring import Thresholds, top_contributors
 from finops_pipeline.detection.series import build_series, detect, history_by_series, series_metadata
-from finops_pipeline.partitions import daily_partitions
+from finops_pipeline.partitions import GRAIN, billing_partitions
 from finops_pipeline.resources import OutboxResource
 from finops_pipeline.storage import ANOMALIES_COLUMNS, COST_FORECASTS_COLUMNS, connect, ensure_table, replace_window, utc_bounds
 
-DAILY_COSTS = AssetKey("daily_costs")
+COSTS = AssetKey(f"{GRAIN.name}_costs")  # the dbt mart at the pipeline's grain
 STG_BILLING = AssetKey("stg_focus__billing")
 RAW_BILLING = AssetKey("raw_billing")
 
-USAGE_SQL = """
-    SELECT day, provider, sub_account_id, any_value(sub_account_name) AS sub_account_name, service_name, team,
-           sum(effective_cost) AS effective_cost
-    FROM daily_costs
-    WHERE charge_category = 'Usage' AND day < ?
+# The grain's cost table and its period column (a DATE for days, a UTC TIMESTAMP for hours).
+COSTS_TABLE, PERIOD_COLUMN, PERIOD_TYPE = ("hourly_costs", "hour", "TIMESTAMP") if GRAIN.name == "hourly" \
+    else ("daily_costs", "day", "DATE")
+
+USAGE_SQL = f"""
+    SELECT {PERIOD_COLUMN} AS period, provider, sub_account_id, any_value(sub_account_name) AS sub_account_name,
+           service_name, team, sum(effective_cost) AS effective_cost
+    FROM {COSTS_TABLE}
+    WHERE charge_category = 'Usage' AND {PERIOD_COLUMN} < ?
     GROUP BY ALL
     ORDER BY ALL  -- a fixed order keeps float sums, and so the fits, identical across reruns
 """
 
+_FORECAST_DEFAULTS = ForecastConfig.for_granularity(GRAIN.name)
+_THRESHOLD_DEFAULTS = Thresholds.for_granularity(GRAIN.name)
 
-def _window_days(context: AssetExecutionContext) -> tuple[date, date, list[date]]:
+
+def _window(context: AssetExecutionContext) -> tuple[date, date, list[date]]:
+    """The partition window's first and end period, and its periods."""
     window = context.partition_time_window
-    start, end = window.start.date(), window.end.date()
-    return start, end, [start + timedelta(days=i) for i in range((end - start).days)]
+    start, end = GRAIN.period(window.start), GRAIN.period(window.end)
+    return start, end, GRAIN.periods(start, end)
 
 
-def _as_dates(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+def _as_periods(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     for column in columns:
-        frame[column] = pd.to_datetime(frame[column]).dt.date
+        frame[column] = [GRAIN.period(v) for v in frame[column]]
     return frame
 
 
 def _usage_series(duckdb: DuckDBResource, end: date) -> pd.DataFrame:
     with connect(duckdb) as con:
         usage = con.execute(USAGE_SQL, [end]).df()
-    return build_series(_as_dates(usage, "day"))
+    return build_series(_as_periods(usage, "period"))
 
 
 class ForecastSettings(Config):
-    """Run config for the launchpad; defaults are the pure ForecastConfig's."""
+    """Run config for the launchpad; defaults are the pure ForecastConfig's for the grain."""
 
-    refit_every_days: int = ForecastConfig.refit_every_days
-    min_history_days: int = ForecastConfig.min_history_days
-    max_history_days: int = ForecastConfig.max_history_days
-    horizon_days: int = ForecastConfig.horizon_days
-    interval_width: float = ForecastConfig.interval_width
+    refit_every_days: int = _FORECAST_DEFAULTS.refit_every_days
+    min_history_days: int = _FORECAST_DEFAULTS.min_history_days
+    max_history_days: int = _FORECAST_DEFAULTS.max_history_days
+    horizon_days: int = _FORECAST_DEFAULTS.horizon_days
+    interval_width: float = _FORECAST_DEFAULTS.interval_width
 
 
 @asset(
-    partitions_def=daily_partitions,
+    partitions_def=billing_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="detect",
     kinds={"prophet", "duckdb", "python"},
     owners=["team:finops"],
-    deps=[DAILY_COSTS],
+    deps=[COSTS],
     pool="duckdb",
     metadata={"dagster/table_name": "main.cost_forecasts"},
 )
 def cost_forecasts(context: AssetExecutionContext, config: ForecastSettings, duckdb: DuckDBResource) -> MaterializeResult:
-    """Prophet forecast of daily Usage EffectiveCost per series (the total, and each sub-account ×
-    service): the expected value and band for the partition day, and the next 30 days. Each day's
-    fit sees only data from before its weekly refit anchor, so backfills match daily runs."""
-    start, end, days = _window_days(context)
+    """Prophet forecast of Usage EffectiveCost per series (the total, and each sub-account ×
+    service) and period (a day; an hour with FINOPS_GRANULARITY=hourly): the expected value and
+    band for the partition's periods, and the horizon after them. Each period's fit sees only data
+    from before its refit anchor (weekly for days, daily for hours), so backfills match scheduled
+    runs."""
+    start, end, periods = _window(context)
     series = _usage_series(duckdb, end)
-    predicted = forecast(history_by_series(series), days, ForecastConfig(**config.model_dump()))
+    predicted = forecast(history_by_series(series), periods,
+                         ForecastConfig.for_granularity(GRAIN.name, **config.model_dump()))
     meta = series_metadata(series) if len(series) else pd.DataFrame()
     if len(predicted):
         predicted = predicted.join(meta[["series_level", "provider", "sub_account_id", "service_name"]], on="series_key")
     predicted["model"] = MODEL_NAME
+    predicted["granularity"] = GRAIN.name
     predicted = predicted.reindex(columns=list(COST_FORECASTS_COLUMNS))
     with connect(duckdb) as con:
-        replace_window(con, "cost_forecasts", predicted, "forecast_date >= ? AND forecast_date < ?", [start, end])
-    today = predicted[predicted["horizon_days"] == 0]
+        replace_window(con, "cost_forecasts", predicted,
+                       "forecast_period >= ?::TIMESTAMPTZ AND forecast_period < ?::TIMESTAMPTZ", utc_bounds(start, end))
+    today = predicted[predicted["horizon"] == 0]
     return MaterializeResult(
         metadata={
             "dagster/row_count": len(predicted),
             "series_forecast": int(today["series_key"].nunique()),
-            "days": len(days),
+            "periods": len(periods),
             "fits": int(today.groupby(["series_key", "trained_through"]).ngroups) if len(today) else 0,
             "total_expected_usd": round(float(today.loc[today.series_key == "total", "expected_cost"].sum()), 2),
         }
@@ -109,109 +122,118 @@ def cost_forecasts(context: AssetExecutionContext, config: ForecastSettings, duc
 
 
 class DetectionSettings(Config):
-    """Run config for the launchpad; defaults are the pure Thresholds'."""
+    """Run config for the launchpad; defaults are the pure Thresholds' for the grain."""
 
-    min_impact_usd: float = Thresholds.min_impact_usd
-    min_deviation_pct: float = Thresholds.min_deviation_pct
-    min_robust_z: float = Thresholds.min_robust_z
-    warning_impact_usd: float = Thresholds.warning_impact_usd
-    warning_deviation_pct: float = Thresholds.warning_deviation_pct
-    critical_impact_usd: float = Thresholds.critical_impact_usd
-    critical_deviation_pct: float = Thresholds.critical_deviation_pct
+    min_impact_usd: float = _THRESHOLD_DEFAULTS.min_impact_usd
+    min_deviation_pct: float = _THRESHOLD_DEFAULTS.min_deviation_pct
+    min_robust_z: float = _THRESHOLD_DEFAULTS.min_robust_z
+    warning_impact_usd: float = _THRESHOLD_DEFAULTS.warning_impact_usd
+    warning_deviation_pct: float = _THRESHOLD_DEFAULTS.warning_deviation_pct
+    critical_impact_usd: float = _THRESHOLD_DEFAULTS.critical_impact_usd
+    critical_deviation_pct: float = _THRESHOLD_DEFAULTS.critical_deviation_pct
 
 
 def _contributors(con, anomaly: pd.Series) -> list[dict]:
     """What moved one level finer: sub-account × service for the total, resources for a service,
-    each against the mean of the same weekday over the previous four weeks."""
-    day = anomaly["period_start"].date()
-    days = [day - timedelta(days=7 * k) for k in range(5)]
+    each against the mean of the same point of the week over the previous four weeks."""
+    period = GRAIN.period(anomaly["period_start"])
+    periods = [period - timedelta(days=7 * k) for k in range(5)]
     if anomaly["series_level"] == "total":
-        sql = """SELECT sub_account_name || ' / ' || service_name AS name, day, sum(effective_cost) AS cost
-                 FROM daily_costs WHERE charge_category = 'Usage' AND day IN (SELECT unnest(?::DATE[]))
-                 GROUP BY ALL"""
-        params, dimension = [days], "sub_account / service"
+        sql = f"""SELECT sub_account_name || ' / ' || service_name AS name, {PERIOD_COLUMN} AS period,
+                         sum(effective_cost) AS cost
+                  FROM {COSTS_TABLE} WHERE charge_category = 'Usage'
+                    AND {PERIOD_COLUMN} IN (SELECT unnest(?::{PERIOD_TYPE}[])) GROUP BY ALL"""
+        params, dimension = [periods], "sub_account / service"
     else:
-        sql = """SELECT coalesce(resource_id, '(no resource)') AS name, day, sum(effective_cost) AS cost
-                 FROM stg_focus__billing WHERE charge_category = 'Usage' AND provider = ? AND sub_account_id = ?
-                   AND service_name = ? AND day IN (SELECT unnest(?::DATE[])) GROUP BY ALL"""
-        params = [anomaly["provider"], anomaly["sub_account_id"], anomaly["service_name"], days]
+        sql = f"""SELECT coalesce(resource_id, '(no resource)') AS name, {PERIOD_COLUMN} AS period, sum(effective_cost) AS cost
+                  FROM stg_focus__billing WHERE charge_category = 'Usage' AND provider = ? AND sub_account_id = ?
+                    AND service_name = ? AND {PERIOD_COLUMN} IN (SELECT unnest(?::{PERIOD_TYPE}[])) GROUP BY ALL"""
+        params = [anomaly["provider"], anomaly["sub_account_id"], anomaly["service_name"], periods]
         dimension = "resource"
-    costs = _as_dates(con.execute(sql, params).df(), "day")
-    current = costs[costs.day == day].groupby("name")["cost"].sum().astype(float)
-    baseline = costs[costs.day != day].groupby("name")["cost"].sum().astype(float) / 4
+    costs = _as_periods(con.execute(sql, params).df(), "period")
+    current = costs[costs.period == period].groupby("name")["cost"].sum().astype(float)
+    baseline = costs[costs.period != period].groupby("name")["cost"].sum().astype(float) / 4
     return top_contributors(current, baseline, n=3, dimension=dimension)
 
 
 def _chart_panels(con, series: pd.DataFrame, found: pd.DataFrame, start: date, end: date) -> list:
-    """The total, and the service with the largest anomaly, over the window plus some context."""
+    """The total, and the service with the largest anomaly, over the window plus some context
+    (120 periods, at least 28 before the window)."""
     keys = ["total"]
     services = found[found.series_key != "total"]
     if len(services):
         keys.append(services.loc[services["impact_usd"].abs().idxmax(), "series_key"])
-    first = min(start - timedelta(days=28), end - timedelta(days=120))
-    bands = _as_dates(
+    first = min(start - 28 * GRAIN.step, end - 120 * GRAIN.step)
+    bounds = utc_bounds(first, end)
+    bands = _as_periods(
         con.execute(
-            """SELECT target_day AS day, series_key, expected_cost, lower_bound, upper_bound FROM cost_forecasts
-               WHERE horizon_days = 0 AND target_day >= ? AND target_day < ? AND series_key IN (SELECT unnest(?::VARCHAR[]))""",
-            [first, end, keys],
+            """SELECT target_period AS period, series_key, expected_cost, lower_bound, upper_bound FROM cost_forecasts
+               WHERE horizon = 0 AND granularity = ? AND target_period >= ?::TIMESTAMPTZ AND target_period < ?::TIMESTAMPTZ
+                 AND series_key IN (SELECT unnest(?::VARCHAR[]))""",
+            [GRAIN.name, *bounds, keys],
         ).df(),
-        "day",
+        "period",
     )
     # Earlier anomalies stay marked for context; the window's own come from this run.
-    earlier = _as_dates(
+    earlier = _as_periods(
         con.execute(
-            "SELECT period_start AS day, series_key, actual_cost AS cost FROM anomalies WHERE period_start >= ? AND period_start < ?",
-            [first, start],
+            """SELECT period_start AS period, series_key, actual_cost AS cost FROM anomalies
+               WHERE granularity = ? AND period_start >= ?::TIMESTAMPTZ AND period_start < ?::TIMESTAMPTZ""",
+            [GRAIN.name, *utc_bounds(first, start)],
         ).df(),
-        "day",
+        "period",
     )
-    current = found.assign(day=found["period_start"].dt.date, cost=found["actual_cost"])[["day", "series_key", "cost"]]
-    marks = pd.concat([earlier, current])
+    current = _as_periods(found.assign(period=found["period_start"], cost=found["actual_cost"]), "period")
+    marks = pd.concat([earlier, current[["period", "series_key", "cost"]]])
     panels = []
     for key in keys:
-        history = series[(series.series_key == key) & (series.day >= first)][["day", "cost"]]
-        history = history.merge(bands[bands.series_key == key].drop(columns="series_key"), on="day", how="left")
+        history = series[(series.series_key == key) & (series.period >= first)][["period", "cost"]]
+        history = history.merge(bands[bands.series_key == key].drop(columns="series_key"), on="period", how="left")
         title = "Total usage cost" if key == "total" else key.split(":", 1)[1]
-        panels.append((title, history, marks[marks.series_key == key].drop_duplicates("day")))
+        panels.append((title, history, marks[marks.series_key == key].drop_duplicates("period")))
     return panels
 
 
 @asset(
-    partitions_def=daily_partitions,
+    partitions_def=billing_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="detect",
     kinds={"duckdb", "python"},
     owners=["team:finops"],
     # stg_focus__billing is a view: reading it for contributors reads raw_billing itself.
-    deps=[cost_forecasts, DAILY_COSTS, STG_BILLING, RAW_BILLING],
+    deps=[cost_forecasts, COSTS, STG_BILLING, RAW_BILLING],
     pool="duckdb",
     metadata={"dagster/table_name": "main.anomalies"},
 )
 def anomalies(
     context: AssetExecutionContext, config: DetectionSettings, duckdb: DuckDBResource, outbox: OutboxResource
 ) -> MaterializeResult:
-    """One row per series and day whose Usage EffectiveCost fell outside its Prophet band, confirmed
-    by a robust z-score against the same weekday and above the $ and % floors. Each row carries
-    actual, expected, band, $ impact, deviation, severity and its top contributors. Purchase, Tax,
-    Credit and Adjustment rows never raise one."""
-    start, end, days = _window_days(context)
+    """One row per series and period (day, or hour) whose Usage EffectiveCost fell outside its
+    Prophet band, confirmed by a robust z-score against the same point of the week and above the $
+    and % floors. Each row carries actual, expected, band, $ impact, deviation, severity and its
+    top contributors. Purchase, Tax, Credit and Adjustment rows never raise one."""
+    start, end, periods = _window(context)
     thresholds = Thresholds(**config.model_dump())
     series = _usage_series(duckdb, end)
+    bounds = utc_bounds(start, end)
     with connect(duckdb) as con:
         ensure_table(con, "anomalies")
-        forecasts = _as_dates(
+        ensure_table(con, "cost_forecasts")
+        forecasts = _as_periods(
             con.execute(
-                """SELECT target_day, series_key, expected_cost, lower_bound, upper_bound FROM cost_forecasts
-                   WHERE horizon_days = 0 AND forecast_date >= ? AND forecast_date < ?""",
-                [start, end],
+                """SELECT target_period, series_key, expected_cost, lower_bound, upper_bound FROM cost_forecasts
+                   WHERE horizon = 0 AND granularity = ? AND forecast_period >= ?::TIMESTAMPTZ
+                     AND forecast_period < ?::TIMESTAMPTZ""",
+                [GRAIN.name, *bounds],
             ).df(),
-            "target_day",
+            "target_period",
         )
-        found = detect(series, forecasts, days, thresholds)
+        found = detect(series, forecasts, periods, thresholds, GRAIN)
         found["top_contributors"] = [json.dumps(_contributors(con, row)) for _, row in found.iterrows()]
         # An anomaly keeps the time it was first detected when its partition is re-run.
         previous = con.execute(
-            "SELECT anomaly_id, detected_at FROM anomalies WHERE period_start >= ? AND period_start < ?", [start, end]
+            "SELECT anomaly_id, detected_at FROM anomalies WHERE period_start >= ?::TIMESTAMPTZ AND period_start < ?::TIMESTAMPTZ",
+            bounds,
         ).df()
         known = dict(zip(previous["anomaly_id"], previous["detected_at"]))
         now = pd.Timestamp(datetime.now(timezone.utc))
@@ -219,9 +241,9 @@ def anomalies(
         new_ids = [i for i in found["anomaly_id"] if i not in known]
         panels = _chart_panels(con, series, found, start, end)
         replace_window(con, "anomalies", found.reindex(columns=list(ANOMALIES_COLUMNS)),
-                       "period_start >= ?::TIMESTAMPTZ AND period_start < ?::TIMESTAMPTZ", utc_bounds(start, end))
-    png = cost_band_chart(panels)
-    chart_path = outbox.path("charts") / f"anomalies_{start}_{end}.png"
+                       "period_start >= ?::TIMESTAMPTZ AND period_start < ?::TIMESTAMPTZ", bounds)
+    png = cost_band_chart(panels, unit="hour" if GRAIN.name == "hourly" else "day")
+    chart_path = outbox.path("charts") / f"anomalies_{GRAIN.label(start).replace(' ', 'T')}_{GRAIN.label(end).replace(' ', 'T')}.png"
     chart_path.write_bytes(png)
     preview = found[["period_start", "series_key", "actual_cost", "expected_cost", "impact_usd", "deviation_pct", "severity"]]
     preview = preview.reindex(preview["impact_usd"].abs().sort_values(ascending=False).index).head(10)
@@ -230,7 +252,8 @@ def anomalies(
             "dagster/row_count": len(found),
             "new_anomalies": len(new_ids),
             "by_severity": MetadataValue.json(found["severity"].value_counts().to_dict()),
-            "top_anomalies": MetadataValue.md(preview.assign(period_start=preview.period_start.dt.date).to_markdown(index=False)
+            "top_anomalies": MetadataValue.md(preview.assign(period_start=[GRAIN.label(p) for p in preview.period_start])
+                                              .to_markdown(index=False)
                                               if len(preview) else "No anomalies in this window."),
             "chart": MetadataValue.md(f"![cost vs forecast](data:image/png;base64,{base64.b64encode(png).decode()})"),
             "chart_path": MetadataValue.path(str(chart_path)),
@@ -248,28 +271,37 @@ def forecast_bands_are_ordered(duckdb: DuckDBResource) -> AssetCheckResult:
     return AssetCheckResult(passed=bad == 0, metadata={"bad_rows": int(bad)})
 
 
-@asset_check(asset=anomalies, pool="duckdb", description="Anomalies come only from series and days that had a forecast.")
+@asset_check(asset=anomalies, pool="duckdb", description="Anomalies come only from series and periods that had a forecast.")
 def anomalies_have_forecasts(duckdb: DuckDBResource) -> AssetCheckResult:
     with connect(duckdb) as con:
         orphans = con.execute(
             """SELECT count(*) FROM anomalies a WHERE NOT EXISTS (
-                   SELECT 1 FROM cost_forecasts f WHERE f.horizon_days = 0 AND f.series_key = a.series_key
-                   AND f.target_day = CAST(timezone('UTC', a.period_start) AS DATE))"""
+                   SELECT 1 FROM cost_forecasts f WHERE f.horizon = 0 AND f.series_key = a.series_key
+                   AND f.granularity = a.granularity AND f.target_period = a.period_start)"""
         ).fetchone()[0]
     return AssetCheckResult(passed=orphans == 0, metadata={"orphans": int(orphans)})
 
 
-daily_cost_pipeline = define_asset_job(
-    "daily_cost_pipeline",
+cost_pipeline = define_asset_job(
+    f"{GRAIN.name}_cost_pipeline",
     selection=AssetSelection.groups("ingest", "transform", "detect"),
-    partitions_def=daily_partitions,
-    description="Raw billing → dbt models → forecasts → anomalies for one or more days.",
+    partitions_def=billing_partitions,
+    description=f"Raw billing → dbt models → forecasts → anomalies for one or more {'hours' if GRAIN.name == 'hourly' else 'days'}.",
 )
 
-daily_cost_pipeline_schedule = build_schedule_from_partitioned_job(
-    daily_cost_pipeline,
-    hour_of_day=6,
-    minute_of_hour=0,
-    default_status=DefaultScheduleStatus.RUNNING,
-    description="Every morning at 06:00 UTC, yesterday's partition: most providers have the day's usage by then.",
+cost_pipeline_schedule = (
+    build_schedule_from_partitioned_job(
+        cost_pipeline,
+        minute_of_hour=30,
+        default_status=DefaultScheduleStatus.RUNNING,
+        description="Every hour at :30, the hour before: hourly exports carry an hour's usage within minutes.",
+    )
+    if GRAIN.name == "hourly"
+    else build_schedule_from_partitioned_job(
+        cost_pipeline,
+        hour_of_day=6,
+        minute_of_hour=0,
+        default_status=DefaultScheduleStatus.RUNNING,
+        description="Every morning at 06:00 UTC, yesterday's partition: most providers have the day's usage by then.",
+    )
 )

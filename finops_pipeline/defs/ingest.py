@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from datetime import timedelta
 
 import duckdb as duckdb_lib
 from dagster import (
@@ -20,7 +21,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from finops_pipeline.partitions import daily_partitions
+from finops_pipeline.partitions import GRAIN, billing_partitions
 from finops_pipeline.resources import BillingSourceResource
 from finops_pipeline.sources.staging import changed_days, contiguous_ranges, day_fingerprints, discover
 from finops_pipeline.sources.validation import BillingDataError
@@ -32,7 +33,7 @@ RESTATEMENT_TAG = {"finops/reason": "restatement"}
 
 
 @asset(
-    partitions_def=daily_partitions,
+    partitions_def=billing_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="ingest",
     kinds={"duckdb", "python"},
@@ -44,13 +45,13 @@ def raw_billing(
     context: AssetExecutionContext, duckdb: DuckDBResource, billing_source: BillingSourceResource
 ) -> MaterializeResult:
     """FOCUS line items from the configured billing sources (FINOPS_SOURCE: the demo bill, FOCUS
-    export files, AWS Cost Explorer), one partition per charge day in UTC; every row keeps its
-    source, file and row number. Each source's batch is validated, then replaces that source's rows for the window
+    export files, AWS Cost Explorer), one partition per charge day (or hour) in UTC; every row
+    keeps its source and file (and row number, except for clean CSV files). Each source's batch is validated, then replaces that source's rows for the window
     in one transaction: a bad row fails the source whole (its rows land in
     `raw_billing_quarantine`, the error names file, column and row count) and never touches
     another source's data."""
     window = context.partition_time_window
-    start, end = window.start.date(), window.end.date()
+    start, end = GRAIN.period(window.start), GRAIN.period(window.end)
     in_window = "ChargePeriodStart >= ?::TIMESTAMPTZ AND ChargePeriodStart < ?::TIMESTAMPTZ"
     bounds = utc_bounds(start, end)
     loaded, failures = {}, []
@@ -78,7 +79,7 @@ def raw_billing(
             "dagster/row_count": sum(loaded.values()),
             "rows_by_source": MetadataValue.json(loaded),
             "files": files,
-            "days": (end - start).days,
+            "periods": len(GRAIN.periods(start, end)),
             "billed_cost_by_category": MetadataValue.json(by_category),
         }
     )
@@ -118,18 +119,22 @@ def focus_restatements_sensor(context: SensorEvaluationContext, billing_source: 
     if state is None:
         # First look: record what is there; the initial load is the user's backfill.
         return SensorResult(skip_reason=SkipReason(f"Watching {len(files)} export file(s)"), cursor=cursor)
-    valid = set(daily_partitions.get_partition_keys())
+    valid = set(billing_partitions.get_partition_keys())
     changed = changed_days({f: e["days"] for f, e in known.items()}, {f: e["days"] for f, e in files.items()})
-    days = {d for d in changed if d.isoformat() in valid}
-    requests = [
-        RunRequest(
-            run_key=f"restatement-{first}-{last}-{hashlib.sha256(cursor.encode()).hexdigest()[:12]}",
+    # Hourly partitions: every hour of a changed day (the fingerprints are per day).
+    fmt = "%Y-%m-%d-%H:%M" if GRAIN.name == "hourly" else "%Y-%m-%d"
+    requests = []
+    for first, last in contiguous_ranges(changed):
+        keys = [f"{p:{fmt}}" for p in GRAIN.periods(first, last + timedelta(days=1))]
+        keys = [k for k in keys if k in valid]
+        if not keys:
+            continue
+        requests.append(RunRequest(
+            run_key=f"restatement-{keys[0]}-{keys[-1]}-{hashlib.sha256(cursor.encode()).hexdigest()[:12]}",
             tags={
-                "dagster/asset_partition_range_start": first.isoformat(),
-                "dagster/asset_partition_range_end": last.isoformat(),
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
                 **RESTATEMENT_TAG,
             },
-        )
-        for first, last in contiguous_ranges(days)
-    ]
+        ))
     return SensorResult(run_requests=requests, cursor=cursor)

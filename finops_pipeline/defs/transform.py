@@ -7,10 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from finops_pipeline.partitions import daily_partitions
+from finops_pipeline.detection.periods import DAILY
+from finops_pipeline.partitions import GRAIN, billing_partitions
+from finops_pipeline.storage import utc_bounds
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
@@ -18,9 +22,19 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DBT_EXECUTABLE = shutil.which("dbt") or str(Path(sys.executable).with_name("dbt"))
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-if not dbt_project.manifest_path.exists() or dbt_project.preparer.using_dagster_dev():
-    # A fresh clone has no manifest yet, and `dagster dev` should see model edits: parse
-    # (offline, no database needed).
+
+
+def _manifest_is_stale() -> bool:
+    """No manifest yet (a fresh clone), or a model, test, macro or config edited since the last parse."""
+    if not dbt_project.manifest_path.exists():
+        return True
+    parsed = dbt_project.manifest_path.stat().st_mtime
+    sources = (p for folder in ("models", "tests", "macros") for p in (DBT_PROJECT_DIR / folder).rglob("*"))
+    return any(p.stat().st_mtime > parsed for p in [*sources, DBT_PROJECT_DIR / "dbt_project.yml"] if p.is_file())
+
+
+if _manifest_is_stale() or dbt_project.preparer.using_dagster_dev():
+    # Parse (offline, no database needed) so the assets match the models on disk.
     DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE).cli(
         ["parse", "--quiet"], target_path=Path("target")
     ).wait()
@@ -37,13 +51,22 @@ class FinopsDbtTranslator(DagsterDbtTranslator):
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    partitions_def=daily_partitions,
+    partitions_def=billing_partitions,
+    # The hourly cost table only where the pipeline runs by the hour.
+    exclude=None if GRAIN.name == "hourly" else "hourly_costs",
     dagster_dbt_translator=FinopsDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
     pool="duckdb",
 )
 def finops_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
-    """Runs `dbt build` for the partition window: models are rebuilt for those days only
-    (incremental delete+insert) and their dbt tests report as asset checks."""
+    """Runs `dbt build` for the partition window: models are rebuilt for those periods only
+    (incremental delete+insert) and their dbt tests report as asset checks. The daily models
+    rebuild every day an hourly window touches, from all of the day's line items."""
     window = context.partition_time_window
-    dbt_vars = {"min_date": window.start.date().isoformat(), "max_date": window.end.date().isoformat()}
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    start, end = GRAIN.period(window.start), GRAIN.period(window.end)
+    first_day, end_day = DAILY.period(start), DAILY.period(pd.Timestamp(end).ceil("D"))
+    dbt_vars = {"min_date": first_day.isoformat(), "max_date": end_day.isoformat(),
+                "min_hour": utc_bounds(start, end)[0], "max_hour": utc_bounds(start, end)[1]}
+    # "buildable": a test runs only when every model it reads is selected; a run of `+anomalies`
+    # does not build daily_costs, so its reconciliation test must not run either.
+    args = ["build", "--vars", json.dumps(dbt_vars), "--indirect-selection", "buildable"]
+    yield from dbt.cli(args, context=context).stream()

@@ -1,7 +1,7 @@
-"""Prophet forecasts of daily cost, without look-ahead.
+"""Prophet forecasts of cost per day (or per hour), without look-ahead.
 
-A series is refit on a fixed cadence: every day uses the fit anchored at the last cadence boundary
-on or before it, trained only on days strictly before that anchor. The anchors are aligned to a
+A series is refit on a fixed cadence: every period uses the fit anchored at the last cadence
+boundary on or before it, trained only on periods strictly before that anchor. The anchors are aligned to a
 fixed epoch, so a two-year backfill and a year of daily runs use the same fits and produce the same
 numbers. Training values that sit far outside their own weekday's recent range are clipped first,
 so yesterday's anomaly does not widen tomorrow's band.
@@ -16,10 +16,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+
+from finops_pipeline.detection.periods import GRAINS, Grain
 
 MODEL_NAME = "prophet"
 
@@ -37,23 +39,40 @@ class ForecastConfig:
     interval_width: float = 0.98
     uncertainty_samples: int = 300
     workers: int = 0  # 0: one per core
+    granularity: str = "daily"
+
+    @classmethod
+    def for_granularity(cls, granularity: str, **overrides) -> ForecastConfig:
+        """The defaults for a grain. Hourly: same-day detection, so a refit every midnight on up
+        to six weeks of hours (1,008 points, with the daily and weekly cycles), forecasting two
+        days; four weeks of history first, so the same-hour-of-week z-score can confirm."""
+        base = {"refit_every_days": 1, "min_history_days": 28, "max_history_days": 42, "horizon_days": 2} \
+            if granularity == "hourly" else {}
+        return cls(**{**base, **overrides, "granularity": granularity})
+
+    @property
+    def grain(self) -> Grain:
+        return GRAINS[self.granularity]
 
 
-def refit_anchor(day: date, every_days: int) -> date:
-    """The cadence boundary on or before ``day``; with 7 days, the Monday of its week."""
-    ordinal = day.toordinal()
-    return date.fromordinal(ordinal - (ordinal - 1) % every_days)
+def refit_anchor(period: date, every_days: int) -> date:
+    """The cadence boundary on or before ``period``; with 7 days, the Monday of its week (at
+    midnight, for an hour)."""
+    ordinal = period.toordinal()
+    anchor = date.fromordinal(ordinal - (ordinal - 1) % every_days)
+    return datetime.combine(anchor, datetime.min.time()) if isinstance(period, datetime) else anchor
 
 
-def clip_outliers(values: np.ndarray, weeks: int = 8, k: float = 6.0) -> np.ndarray:
-    """Clip each value to median ± k·MAD of the same weekday over the previous ``weeks`` weeks.
+def clip_outliers(values: np.ndarray, weeks: int = 8, k: float = 6.0, season: int = 7) -> np.ndarray:
+    """Clip each value to median ± k·MAD of the same point of the week (``season`` periods apart:
+    the same weekday, or the same hour of the week) over the previous ``weeks`` weeks.
 
     A one-off spike in the training data would otherwise inflate the band for weeks; a real level
     shift is accepted once it makes up half of the weekday's recent history.
     """
     clipped = values.astype(float).copy()
     for i in range(len(values)):
-        prior = values[max(0, i - 7 * weeks) : i][::-1][6::7]  # same weekday, most recent first
+        prior = values[max(0, i - season * weeks) : i][::-1][season - 1 :: season]  # most recent first
         if len(prior) < 3:
             continue
         median = float(np.median(prior))
@@ -73,37 +92,41 @@ def _quiet_stan() -> None:
 
 
 def fit_predict(
-    values: np.ndarray, first_day: date, predict_from: date, predict_to: date, config: ForecastConfig
+    values: np.ndarray, first_period: date, predict_from: date, predict_to: date, config: ForecastConfig
 ) -> pd.DataFrame:
-    """Fit Prophet on ``values`` (one per day from ``first_day``) and predict ``[predict_from, predict_to]``.
+    """Fit Prophet on ``values`` (one per period from ``first_period``) and predict
+    ``[predict_from, predict_to]``.
 
-    Returns ``target_day, expected_cost, lower_bound, upper_bound``; costs are never negative.
+    Returns ``target_period, expected_cost, lower_bound, upper_bound``; costs are never negative.
     """
-    days = pd.date_range(predict_from, predict_to, freq="D")
+    grain = config.grain
+    stamps = pd.date_range(predict_from, predict_to, freq=grain.freq)
+    targets = [grain.period(t) for t in stamps]
     if np.allclose(values, 0.0):
-        zeros = np.zeros(len(days))
-        return pd.DataFrame({"target_day": days.date, "expected_cost": zeros, "lower_bound": zeros, "upper_bound": zeros})
+        zeros = np.zeros(len(stamps))
+        return pd.DataFrame({"target_period": targets, "expected_cost": zeros, "lower_bound": zeros, "upper_bound": zeros})
 
     _quiet_stan()
     from prophet import Prophet
 
-    train = pd.DataFrame({"ds": pd.date_range(first_day, periods=len(values), freq="D"), "y": clip_outliers(values)})
+    train = pd.DataFrame({"ds": pd.date_range(first_period, periods=len(values), freq=grain.freq),
+                          "y": clip_outliers(values, season=grain.periods_per_week)})
     model = Prophet(
         growth="linear",
         weekly_seasonality=True,
         yearly_seasonality=False,  # needs two years of history to be more than noise
-        daily_seasonality=False,
+        daily_seasonality=grain.name == "hourly",
         seasonality_mode="multiplicative",
         interval_width=config.interval_width,
         uncertainty_samples=config.uncertainty_samples,
     )
     model.fit(train, seed=1)  # Stan's optimizer, seeded: reruns give the same fit
     with _SAMPLING_LOCK:
-        np.random.seed(first_day.toordinal() % (2**31))
-        predicted = model.predict(pd.DataFrame({"ds": days}))
+        np.random.seed(first_period.toordinal() % (2**31))
+        predicted = model.predict(pd.DataFrame({"ds": stamps}))
     return pd.DataFrame(
         {
-            "target_day": days.date,
+            "target_period": targets,
             "expected_cost": predicted["yhat"].clip(lower=0.0).to_numpy(),
             "lower_bound": predicted["yhat_lower"].clip(lower=0.0).to_numpy(),
             "upper_bound": predicted["yhat_upper"].clip(lower=0.0).to_numpy(),
@@ -115,58 +138,61 @@ def fit_predict(
 class _Task:
     series_key: str
     anchor: date
-    days: tuple[date, ...]
+    periods: tuple[date, ...]
     values: np.ndarray
-    first_day: date
+    first_period: date
 
 
 def _run_task(task: _Task, config: ForecastConfig) -> pd.DataFrame:
-    # Always the anchor's whole window, whichever of its days were asked for: the band's random
+    # Always the anchor's whole window, whichever of its periods were asked for: the band's random
     # draws depend on the shape of the prediction, and a rerun of one day must match the backfill.
-    last = task.anchor + timedelta(days=config.refit_every_days - 1 + config.horizon_days)
-    predicted = fit_predict(task.values, task.first_day, task.anchor, last, config)
-    by_day = predicted.set_index("target_day")
+    step, horizon = config.grain.step, timedelta(days=config.horizon_days)
+    last = task.anchor + timedelta(days=config.refit_every_days) - step + horizon
+    predicted = fit_predict(task.values, task.first_period, task.anchor, last, config)
+    by_period = predicted.set_index("target_period")
     frames = []
-    for day in task.days:
-        window = by_day.loc[day : day + timedelta(days=config.horizon_days)].reset_index()
-        window.insert(0, "forecast_date", day)
-        window["horizon_days"] = [(t - day).days for t in window["target_day"]]
+    for period in task.periods:
+        window = by_period.loc[period : period + horizon].reset_index()
+        window.insert(0, "forecast_period", period)
+        window["horizon"] = [int((t - period) / step) for t in window["target_period"]]
         frames.append(window)
     out = pd.concat(frames, ignore_index=True)
     out["series_key"] = task.series_key
-    out["trained_through"] = task.anchor - timedelta(days=1)
-    out["training_days"] = len(task.values)
+    out["trained_through"] = task.anchor - step
+    out["training_periods"] = len(task.values)
     return out
 
 
-def build_tasks(history: Mapping[str, pd.Series], days: Iterable[date], config: ForecastConfig) -> list[_Task]:
-    """One fit per series and refit anchor. ``history`` maps a series key to daily cost indexed by
-    date; days without cost are zero from the series' first day on."""
+def build_tasks(history: Mapping[str, pd.Series], periods: Iterable[date], config: ForecastConfig) -> list[_Task]:
+    """One fit per series and refit anchor. ``history`` maps a series key to cost indexed by
+    period; periods without cost are zero from the series' first period on."""
+    grain = config.grain
     by_anchor: dict[date, list[date]] = defaultdict(list)
-    for day in sorted(days):
-        by_anchor[refit_anchor(day, config.refit_every_days)].append(day)
+    for period in sorted(periods):
+        by_anchor[refit_anchor(period, config.refit_every_days)].append(period)
     tasks = []
     for key, series in sorted(history.items()):
         series = series.sort_index()
         if series.empty:
             continue
         first_seen = series.index.min()
-        for anchor, anchor_days in sorted(by_anchor.items()):
+        for anchor, anchor_periods in sorted(by_anchor.items()):
             train_start = max(first_seen, anchor - timedelta(days=config.max_history_days))
-            if (anchor - train_start).days < config.min_history_days:
+            if anchor - train_start < timedelta(days=config.min_history_days):
                 continue
-            index = pd.date_range(train_start, anchor - timedelta(days=1), freq="D").date
+            index = grain.periods(train_start, anchor)
             values = series.reindex(index, fill_value=0.0).to_numpy(dtype=float)
-            tasks.append(_Task(key, anchor, tuple(anchor_days), values, train_start))
+            tasks.append(_Task(key, anchor, tuple(anchor_periods), values, train_start))
     return tasks
 
 
-def forecast(history: Mapping[str, pd.Series], days: Iterable[date], config: ForecastConfig = ForecastConfig()) -> pd.DataFrame:
-    """Forecasts for each series and day in ``days``: the day itself (horizon 0) and the next
-    ``config.horizon_days`` days, each from data strictly before the day's refit anchor."""
-    tasks = build_tasks(history, days, config)
-    columns = ["forecast_date", "target_day", "horizon_days", "series_key", "expected_cost", "lower_bound",
-               "upper_bound", "trained_through", "training_days"]
+def forecast(history: Mapping[str, pd.Series], periods: Iterable[date], config: ForecastConfig = ForecastConfig()) -> pd.DataFrame:
+    """Forecasts for each series and period in ``periods``: the period itself (horizon 0) and the
+    next ``config.horizon_days`` days of periods, each from data strictly before the period's
+    refit anchor."""
+    tasks = build_tasks(history, periods, config)
+    columns = ["forecast_period", "target_period", "horizon", "series_key", "expected_cost", "lower_bound",
+               "upper_bound", "trained_through", "training_periods"]
     if not tasks:  # too little history yet: nothing to forecast, with the columns' real types
         return pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith(("cost", "bound")) else "object") for c in columns})
     workers = min(config.workers or os.cpu_count() or 1, len(tasks))
@@ -177,4 +203,4 @@ def forecast(history: Mapping[str, pd.Series], days: Iterable[date], config: For
         with ThreadPoolExecutor(workers) as pool:
             frames = list(pool.map(lambda task: _run_task(task, config), tasks))
     out = pd.concat(frames, ignore_index=True)
-    return out[columns].sort_values(["forecast_date", "series_key", "horizon_days"], ignore_index=True)
+    return out[columns].sort_values(["forecast_period", "series_key", "horizon"], ignore_index=True)

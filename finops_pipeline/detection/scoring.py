@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,15 @@ class Thresholds:
     warning_deviation_pct: float = 50.0
     critical_impact_usd: float = 2000.0
     critical_deviation_pct: float = 100.0
+
+    @classmethod
+    def for_granularity(cls, granularity: str) -> Thresholds:
+        """The defaults are per day; an hour's dollar floors are a 24th of them."""
+        if granularity != "hourly":
+            return cls()
+        base = cls()
+        return cls(**{f: round(getattr(base, f) / 24, 2) if f.endswith("_usd") else getattr(base, f)
+                      for f in base.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -108,14 +117,15 @@ def score(
     )
 
 
-def same_weekday_history(series: pd.Series, day: date, weeks: int = 8) -> np.ndarray:
-    """The series' values on the same weekday in the ``weeks`` weeks before ``day`` (missing: 0),
-    counted only from the series' first day."""
+def same_weekday_history(series: pd.Series, period: date, weeks: int = 8) -> np.ndarray:
+    """The series' values at the same point of the week (the same weekday; for an hour, the same
+    hour of the same weekday) in the ``weeks`` weeks before ``period`` (missing: 0), counted only
+    from the series' first period."""
     if series.empty:
         return np.array([])
     first = series.index.min()
-    days = [d for d in (date.fromordinal(day.toordinal() - 7 * k) for k in range(1, weeks + 1)) if d >= first]
-    return series.reindex(days, fill_value=0.0).to_numpy(dtype=float)
+    periods = [p for p in (period - timedelta(days=7 * k) for k in range(1, weeks + 1)) if p >= first]
+    return series.reindex(periods, fill_value=0.0).to_numpy(dtype=float)
 
 
 def top_contributors(current: pd.Series, baseline: pd.Series, n: int = 3, dimension: str = "") -> list[dict]:

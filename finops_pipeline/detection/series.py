@@ -11,6 +11,7 @@ from datetime import date
 
 import pandas as pd
 
+from finops_pipeline.detection.periods import DAILY, Grain
 from finops_pipeline.detection.scoring import Thresholds, anomaly_id, same_weekday_history, score
 
 SERIES_LEVELS = ("total", "sub_account_service")
@@ -25,15 +26,16 @@ def series_key(level: str, provider: str | None = None, sub_account_id: str | No
 
 
 def build_series(usage: pd.DataFrame) -> pd.DataFrame:
-    """Daily Usage cost per series.
+    """Usage cost per series and period (a day, or an hour).
 
-    ``usage`` has one row per day, provider, sub_account_id, sub_account_name, service_name, team
-    with ``effective_cost``. Returns ``META_COLUMNS + [day, cost]``, one row per series and day.
+    ``usage`` has one row per period, provider, sub_account_id, sub_account_name, service_name,
+    team with ``effective_cost``. Returns ``META_COLUMNS + [period, cost]``, one row per series and
+    period.
     """
     if usage.empty:
-        return pd.DataFrame(columns=[*META_COLUMNS, "day", "cost"])
+        return pd.DataFrame(columns=[*META_COLUMNS, "period", "cost"])
     usage = usage.assign(effective_cost=usage["effective_cost"].astype(float))
-    total = usage.groupby("day", as_index=False)["effective_cost"].sum()
+    total = usage.groupby("period", as_index=False)["effective_cost"].sum()
     total = total.assign(series_key="total", series_level="total", provider=None, sub_account_id=None,
                          sub_account_name=None, service_name=None, team=None)
     grain = ["provider", "sub_account_id", "service_name"]
@@ -45,7 +47,7 @@ def build_series(usage: pd.DataFrame) -> pd.DataFrame:
         .set_index(grain)["team"]
     )
     names = usage.groupby(grain)["sub_account_name"].max()
-    fine = usage.groupby(["day", *grain], as_index=False)["effective_cost"].sum()
+    fine = usage.groupby(["period", *grain], as_index=False)["effective_cost"].sum()
     fine["series_level"] = "sub_account_service"
     fine["series_key"] = [series_key("sub_account_service", *k) for k in zip(fine.provider, fine.sub_account_id, fine.service_name)]
     idx = pd.MultiIndex.from_frame(fine[grain])
@@ -53,11 +55,11 @@ def build_series(usage: pd.DataFrame) -> pd.DataFrame:
     fine["sub_account_name"] = names.reindex(idx).to_numpy()
     out = pd.concat([total, fine], ignore_index=True).rename(columns={"effective_cost": "cost"})
     out["cost"] = out["cost"].round(6)  # the sums are exact to the micro-dollar; drop float noise
-    return out[[*META_COLUMNS, "day", "cost"]].sort_values(["series_key", "day"], ignore_index=True)
+    return out[[*META_COLUMNS, "period", "cost"]].sort_values(["series_key", "period"], ignore_index=True)
 
 
 def history_by_series(series: pd.DataFrame) -> dict[str, pd.Series]:
-    return {key: g.set_index("day")["cost"].astype(float) for key, g in series.groupby("series_key", sort=True)}
+    return {key: g.set_index("period")["cost"].astype(float) for key, g in series.groupby("series_key", sort=True)}
 
 
 def series_metadata(series: pd.DataFrame) -> pd.DataFrame:
@@ -67,32 +69,35 @@ def series_metadata(series: pd.DataFrame) -> pd.DataFrame:
 def detect(
     series: pd.DataFrame,
     forecasts: pd.DataFrame,
-    days: Iterable[date],
+    periods: Iterable[date],
     thresholds: Thresholds = Thresholds(),
+    grain: Grain = DAILY,
 ) -> pd.DataFrame:
-    """Score each series on each of ``days`` against its horizon-0 forecast.
+    """Score each series in each of ``periods`` against its horizon-0 forecast.
 
-    ``forecasts`` has ``target_day, series_key, expected_cost, lower_bound, upper_bound``. A series
-    with no cost on a day it had a forecast for scores as 0: a service that stops is an anomaly too.
+    ``forecasts`` has ``target_period, series_key, expected_cost, lower_bound, upper_bound``. A
+    series with no cost in a period it had a forecast for scores as 0: a service that stops is an
+    anomaly too.
     """
     history = history_by_series(series)
     meta = series_metadata(series) if not series.empty else pd.DataFrame()
-    wanted = set(days)
+    wanted = set(periods)
     rows = []
     for f in forecasts.itertuples(index=False):
-        if f.target_day not in wanted or f.series_key not in history:
+        if f.target_period not in wanted or f.series_key not in history:
             continue
         values = history[f.series_key]
-        actual = float(values.get(f.target_day, 0.0))
-        result = score(actual, f.expected_cost, f.lower_bound, f.upper_bound, same_weekday_history(values, f.target_day), thresholds)
+        actual = float(values.get(f.target_period, 0.0))
+        result = score(actual, f.expected_cost, f.lower_bound, f.upper_bound, same_weekday_history(values, f.target_period),
+                       thresholds)
         if result is None:
             continue
         m = meta.loc[f.series_key]
         rows.append(
             {
-                "anomaly_id": anomaly_id(f.series_key, f.target_day),
-                "period_start": pd.Timestamp(f.target_day, tz="UTC"),
-                "granularity": "daily",
+                "anomaly_id": anomaly_id(f.series_key, f.target_period, grain.name),
+                "period_start": pd.Timestamp(f.target_period, tz="UTC"),
+                "granularity": grain.name,
                 "series_level": m.series_level,
                 "series_key": f.series_key,
                 "provider": m.provider,

@@ -30,7 +30,8 @@ def fetch(
     """Every ``ResultsByTime`` entry for ``[start, end)``, following NextPageToken; throttling is
     retried with exponential backoff (1, 2, 4… s), at most ``max_attempts`` times per page."""
     request = {
-        "TimePeriod": {"Start": start.isoformat(), "End": end.isoformat()},
+        # HOURLY takes UTC timestamps, DAILY plain dates.
+        "TimePeriod": {"Start": _period_text(start, granularity), "End": _period_text(end, granularity)},
         "Granularity": granularity,
         "Metrics": ["UnblendedCost", "AmortizedCost"],
         "GroupBy": [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}, {"Type": "DIMENSION", "Key": "SERVICE"}],
@@ -49,6 +50,10 @@ def fetch(
         token = page.get("NextPageToken")
         if not token:
             return results
+
+
+def _period_text(value: date, granularity: str) -> str:
+    return f"{value:%Y-%m-%dT%H:%M:%SZ}" if granularity == "HOURLY" else value.isoformat()
 
 
 def _timestamp(value: str) -> datetime:

@@ -401,3 +401,30 @@ def generate(start: date, end: date) -> pd.DataFrame:
         rows.extend(generate_day(day))
         day += timedelta(days=1)
     return pd.DataFrame(rows, columns=list(FOCUS_COLUMNS))
+
+
+# Share of a day's usage in each UTC hour: busier in working hours, a trough at night.
+_HOURLY_SHAPE = np.array([0.6 + 0.8 * math.exp(-(((h - 14) / 4.5) ** 2)) for h in range(24)])
+HOURLY_SHARE = _HOURLY_SHAPE / _HOURLY_SHAPE.sum()
+_PER_UNIT = ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity", "ConsumedQuantity"]
+
+
+def generate_hourly(start: datetime, end: datetime) -> pd.DataFrame:
+    """FOCUS line items for the charge hours in ``[start, end)`` (naive UTC datetimes), as an
+    hourly export carries them: each day's usage spread over its hours by ``HOURLY_SHARE``;
+    purchases, tax and credits stay one row in the day's first hour."""
+    first, last = pd.Timestamp(start).floor("D"), pd.Timestamp(end).ceil("D")
+    daily = generate(first.date(), last.date())
+    usage = daily[daily.ChargeCategory == "Usage"]
+    hours = np.tile(np.arange(24), len(usage))
+    hourly = usage.loc[usage.index.repeat(24)].reset_index(drop=True)
+    share = HOURLY_SHARE[hours]
+    for column in _PER_UNIT:
+        hourly[column] = (pd.to_numeric(hourly[column]) * share).round(6)
+    offset = pd.to_timedelta(hours, unit="h")
+    hourly["ChargePeriodStart"] = hourly["ChargePeriodStart"] + offset
+    hourly["ChargePeriodEnd"] = hourly["ChargePeriodStart"] + pd.Timedelta(hours=1)
+    out = pd.concat([hourly, daily[daily.ChargeCategory != "Usage"]], ignore_index=True)
+    lo, hi = pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC")
+    out = out[(out.ChargePeriodStart >= lo) & (out.ChargePeriodStart < hi)]
+    return out.sort_values(["ChargePeriodStart", "SubAccountId", "ServiceName"], kind="stable", ignore_index=True)

@@ -1,7 +1,8 @@
 -- FOCUS line items typed and renamed to snake_case, one row per line item.
--- The charge day is taken in UTC so daily partitions line up across providers.
+-- The charge day and hour are taken in UTC so partitions line up across providers.
 select
     cast(timezone('UTC', ChargePeriodStart) as date) as day,
+    date_trunc('hour', timezone('UTC', ChargePeriodStart)) as hour,
     timezone('UTC', ChargePeriodStart) as charge_period_start,
     timezone('UTC', ChargePeriodEnd) as charge_period_end,
     timezone('UTC', BillingPeriodStart) as billing_period_start,
