@@ -66,7 +66,6 @@ ALERT_LEDGER_COLUMNS: dict[str, str] = {
     "sent_at": "TIMESTAMPTZ",
     "status": "VARCHAR",  # sent, updated (re-scored to other figures) or withdrawn (no longer an anomaly)
     "revision": "INTEGER",
-    "fingerprint": "VARCHAR",  # of the figures last announced
     "announced": "JSON",  # the figures last announced
     "updated_at": "TIMESTAMPTZ",
 }

@@ -89,3 +89,19 @@ def test_throttling_gives_up_after_the_bound_and_other_errors_are_not_retried(ce
     with pytest.raises(ClientError, match="AccessDenied"):
         fetch(client, date(2025, 3, 1), date(2025, 3, 3), sleep=waits.append)
     assert waits == [1.0, 2.0]
+
+
+def test_hourly_asks_for_utc_hours_and_lands_each_on_its_hour(ce):
+    from datetime import datetime
+
+    client, stubber = ce
+    request = {**REQUEST, "Granularity": "HOURLY",
+               "TimePeriod": {"Start": "2025-03-01T05:00:00Z", "End": "2025-03-01T07:00:00Z"}}
+    page = _page("2025-03-01T05:00:00Z", "2025-03-01T06:00:00Z", [_group("012345678901", "AWS Lambda", "2.50", "2.50")])
+    page["ResultsByTime"].append({"TimePeriod": {"Start": "2025-03-01T06:00:00Z", "End": "2025-03-01T07:00:00Z"},
+                                  "Total": {}, "Groups": [_group("012345678901", "AWS Lambda", "3.00", "3.00")],
+                                  "Estimated": True})
+    stubber.add_response("get_cost_and_usage", page, expected_params=request)
+    focus = to_focus(fetch(client, datetime(2025, 3, 1, 5), datetime(2025, 3, 1, 7), "HOURLY"))
+    assert [t.hour for t in focus.ChargePeriodStart] == [5, 6]
+    assert [(e - s).total_seconds() for s, e in zip(focus.ChargePeriodStart, focus.ChargePeriodEnd)] == [3600, 3600]

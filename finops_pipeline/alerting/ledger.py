@@ -1,7 +1,7 @@
 """The alert ledger: what was sent for each anomaly, so nothing is sent twice and a sent alert can
 be revised in place when its day is re-scored (a provider restated the bill).
 
-Each entry keeps the figures it announced and their fingerprint. After a re-run, an anomaly whose
+Each entry keeps the figures it announced. After a re-run, an anomaly whose
 figures moved is *updated* (the same Slack message, edited), and one that is gone is *withdrawn*.
 """
 
@@ -22,6 +22,8 @@ ANNOUNCED = ("severity", "direction", "actual_usd", "expected_usd", "band_usd", 
 
 
 def fingerprint(fact: dict) -> str:
+    """The announced figures, to the cent: equal fingerprints, same alert."""
+
     def cents(value):
         if isinstance(value, float):
             return round(value, 2)
@@ -55,10 +57,9 @@ def record_sent(con: duckdb.DuckDBPyConnection, fact: dict, report_id: str | Non
     now = datetime.now(timezone.utc)
     con.execute(
         """INSERT INTO alert_ledger (anomaly_id, report_id, destination, channel, message_ref, sent_at,
-                                     status, revision, fingerprint, announced, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, 'sent', 0, ?, ?, ?)""",
-        [fact["anomaly_id"], report_id, destination, channel, message_ref, now, fingerprint(fact),
-         json.dumps(fact, default=str), now],
+                                     status, revision, announced, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, 'sent', 0, ?, ?)""",
+        [fact["anomaly_id"], report_id, destination, channel, message_ref, now, json.dumps(fact, default=str), now],
     )
 
 
@@ -68,7 +69,7 @@ def pending_revisions(con: duckdb.DuckDBPyConnection) -> list[Revision]:
     ensure_table(con, "alert_ledger")
     ensure_table(con, "anomalies")
     ledger = con.execute(
-        """SELECT anomaly_id, destination, channel, message_ref, revision, fingerprint, announced, status
+        """SELECT anomaly_id, destination, channel, message_ref, revision, announced, status
            FROM alert_ledger WHERE announced IS NOT NULL"""
     ).df()
     if ledger.empty:
@@ -79,20 +80,19 @@ def pending_revisions(con: duckdb.DuckDBPyConnection) -> list[Revision]:
     facts = {f["anomaly_id"]: f for f in anomaly_facts(current)}
     revisions = []
     for row in ledger.itertuples(index=False):
-        fact = facts.get(row.anomaly_id)
+        fact, previous = facts.get(row.anomaly_id), json.loads(row.announced)
         withdrawn = row.status == "withdrawn"
-        if (fact is None and withdrawn) or (fact is not None and not withdrawn and fingerprint(fact) == row.fingerprint):
+        if (fact is None and withdrawn) or (fact is not None and not withdrawn and fingerprint(fact) == fingerprint(previous)):
             continue
         revisions.append(Revision(row.anomaly_id, row.destination, row.channel, row.message_ref,
-                                  int(row.revision) + 1, json.loads(row.announced), fact))
+                                  int(row.revision) + 1, previous, fact))
     return revisions
 
 
 def record_revision(con: duckdb.DuckDBPyConnection, revision: Revision) -> None:
     announced = revision.previous if revision.withdrawn else revision.current
     con.execute(
-        """UPDATE alert_ledger SET status = ?, revision = ?, fingerprint = ?, announced = ?, updated_at = ?
-           WHERE anomaly_id = ?""",
-        ["withdrawn" if revision.withdrawn else "updated", revision.revision, fingerprint(announced),
-         json.dumps(announced, default=str), datetime.now(timezone.utc), revision.anomaly_id],
+        """UPDATE alert_ledger SET status = ?, revision = ?, announced = ?, updated_at = ? WHERE anomaly_id = ?""",
+        ["withdrawn" if revision.withdrawn else "updated", revision.revision, json.dumps(announced, default=str),
+         datetime.now(timezone.utc), revision.anomaly_id],
     )

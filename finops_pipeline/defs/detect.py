@@ -60,7 +60,7 @@ def _window(context: AssetExecutionContext) -> tuple[date, date, list[date]]:
 
 def _as_periods(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     for column in columns:
-        frame[column] = [GRAIN.period(v) for v in frame[column]]
+        frame[column] = GRAIN.periods_of(frame[column]) if len(frame) else []
     return frame
 
 

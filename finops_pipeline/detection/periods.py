@@ -31,6 +31,13 @@ class Grain:
             ts = ts.tz_convert("UTC").tz_localize(None)
         return ts.date() if self.name == "daily" else ts.floor("h").to_pydatetime()
 
+    def periods_of(self, values) -> list:
+        """``period`` for a whole column at once."""
+        stamps = pd.to_datetime(pd.Series(values))
+        if stamps.dt.tz is not None:
+            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        return list(stamps.dt.date) if self.name == "daily" else list(stamps.dt.floor("h").dt.to_pydatetime())
+
     def periods(self, start, end) -> list:
         """The periods in ``[start, end)``."""
         return [self.period(t) for t in pd.date_range(self.period(start), self.period(end), freq=self.freq, inclusive="left")]

@@ -1,27 +1,5 @@
 {{ config(unique_key='day') }}
--- Daily cost by provider, account, service, region, team and charge category.
+-- Daily cost by provider, account, service, region, team and charge category (UTC days).
 -- Charge categories stay apart, so Usage is never mixed with Purchase, Tax, Credit or Adjustment,
 -- and every cost column sums back to the line items.
-select
-    md5(concat_ws('|',
-        day, provider, billing_account_id, sub_account_id, service_name,
-        coalesce(region_id, '-'), team, charge_category, billing_currency
-    )) as cost_key,
-    day,
-    provider,
-    billing_account_id,
-    sub_account_id,
-    any_value(sub_account_name) as sub_account_name,
-    service_name,
-    any_value(service_category) as service_category,
-    region_id,
-    team,
-    charge_category,
-    billing_currency,
-    sum(billed_cost) as billed_cost,
-    sum(effective_cost) as effective_cost,
-    sum(list_cost) as list_cost,
-    count(*) as line_items
-from {{ ref('stg_focus__billing') }}
-where {{ partition_window('day') }}
-group by day, provider, billing_account_id, sub_account_id, service_name, region_id, team, charge_category, billing_currency
+{{ cost_mart(['day'], partition_window('day')) }}
