@@ -15,6 +15,7 @@ def build_definitions(settings: Settings) -> Definitions:
             transform.finops_dbt_models,
             detect.cost_forecasts,
             detect.anomalies,
+            detect.incidents,
             alerting.anomaly_report,
             alerting.anomaly_alerts,
         ],

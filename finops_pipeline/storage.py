@@ -55,6 +55,28 @@ ANOMALIES_COLUMNS: dict[str, str] = {
     "detectors": "VARCHAR",
     "top_contributors": "JSON",
     "detected_at": "TIMESTAMPTZ",
+    "incident_id": "VARCHAR",  # the anomaly_id of the first anomaly of its run (see detection.incidents)
+}
+
+INCIDENTS_COLUMNS: dict[str, str] = {
+    "incident_id": "VARCHAR PRIMARY KEY",
+    "series_key": "VARCHAR",
+    "series_level": "VARCHAR",
+    "granularity": "VARCHAR",
+    "provider": "VARCHAR",
+    "sub_account_id": "VARCHAR",
+    "sub_account_name": "VARCHAR",
+    "service_name": "VARCHAR",
+    "team": "VARCHAR",
+    "direction": "VARCHAR",
+    "start_period": "TIMESTAMPTZ",
+    "peak_period": "TIMESTAMPTZ",
+    "latest_period": "TIMESTAMPTZ",
+    "periods": "INTEGER",
+    "total_excess_usd": "DOUBLE",
+    "peak_anomaly_id": "VARCHAR",
+    "severity": "VARCHAR",  # the highest any of its periods reached
+    "status": "VARCHAR",  # open, or resolved (a later period was back in its band)
 }
 
 ALERT_LEDGER_COLUMNS: dict[str, str] = {
@@ -99,6 +121,7 @@ TABLES: dict[str, Mapping[str, str]] = {
     "raw_billing_quarantine": RAW_BILLING_QUARANTINE_COLUMNS,
     "cost_forecasts": COST_FORECASTS_COLUMNS,
     "anomalies": ANOMALIES_COLUMNS,
+    "incidents": INCIDENTS_COLUMNS,
     "alert_ledger": ALERT_LEDGER_COLUMNS,
     "anomaly_reports": ANOMALY_REPORTS_COLUMNS,
 }
@@ -143,10 +166,11 @@ def replace_window(
     rows: pd.DataFrame | str,
     where_sql: str,
     params: list,
-    check: Callable[[], None] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> int:
     """Delete the rows matching ``where_sql`` and insert ``rows`` (a DataFrame, or the name of a
-    staged table) in one transaction; ``check``, if given, runs before the commit and may raise.
+    staged table) in one transaction; ``before_commit``, if given, runs inside it after the insert
+    (to check the rows, or derive more from them) and may raise.
 
     Readers see either the old window or the new one, never a mix; a failure leaves the table as
     it was. Returns the number of rows deleted.
@@ -164,8 +188,8 @@ def replace_window(
     try:
         deleted = con.execute(f"DELETE FROM {table} WHERE {where_sql}", params).fetchone()[0]
         con.execute(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM {rows}")
-        if check is not None:
-            check()
+        if before_commit is not None:
+            before_commit()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

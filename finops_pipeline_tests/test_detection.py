@@ -143,3 +143,32 @@ def test_detect_scores_each_series_and_flags_a_spike_and_a_stopped_service():
     assert set(spikes.period_start.dt.date) == {spike_day} and (spikes.actual_cost > 3500).all()
     drops = found[found.direction == "drop"]
     assert set(drops.period_start.dt.date) == {last_day} and (drops.actual_cost == 0).all()
+
+
+def _flagged(days: list[tuple[str, str, float, str]], key: str = "s") -> pd.DataFrame:
+    """Anomaly rows (day, direction, impact, severity) of one daily series."""
+    return pd.DataFrame([{"anomaly_id": f"{key}-{d}", "series_key": key, "granularity": "daily", "direction": way,
+                          "period_start": pd.Timestamp(d, tz="UTC"), "impact_usd": impact, "severity": severity,
+                          "series_level": "sub_account_service", "provider": "AWS", "sub_account_id": "1",
+                          "sub_account_name": "prod", "service_name": "EC2", "team": "web"}
+                         for d, way, impact, severity in days])
+
+
+def test_a_level_shift_is_one_incident_and_a_break_starts_another():
+    from finops_pipeline.detection.incidents import assign_incidents, summarize
+
+    shift = [(f"2025-10-{d:02d}", "spike", 300.0 + 10 * d, "warning") for d in range(6, 20)]
+    later = [("2025-10-22", "spike", 500.0, "warning"), ("2025-10-23", "drop", -400.0, "warning")]
+    frame = _flagged(shift + later)
+    frame = pd.concat([frame, _flagged([("2025-10-07", "spike", 2500.0, "critical")], key="other")], ignore_index=True)
+    frame["incident_id"] = assign_incidents(frame.sample(frac=1, random_state=1)).reindex(frame.index)
+    assert frame.groupby("incident_id").size().to_dict() == {
+        "s-2025-10-06": 14, "s-2025-10-22": 1, "s-2025-10-23": 1, "other-2025-10-07": 1}
+
+    last_scored = pd.Series({"s": pd.Timestamp("2025-10-23", tz="UTC"), "other": pd.Timestamp("2025-10-30", tz="UTC")})
+    incidents = summarize(frame, last_scored).set_index("incident_id")
+    gpu = incidents.loc["s-2025-10-06"]
+    assert (gpu.periods, gpu.total_excess_usd, gpu.status) == (14, sum(300.0 + 10 * d for d in range(6, 20)), "resolved")
+    assert gpu.peak_period == pd.Timestamp("2025-10-19", tz="UTC") and gpu.latest_period == gpu.peak_period
+    assert incidents.loc["s-2025-10-23", "status"] == "open"  # nothing scored after it yet
+    assert incidents.loc["other-2025-10-07", "severity"] == "critical"

@@ -41,8 +41,8 @@ BACKFILL_TIMEOUT_S = 300
 
 PARTITIONS = ["2025-03-03", "2025-03-04", "2025-03-05"]
 BACKFILLED_ASSETS = ["raw_billing", "stg_focus__billing", "daily_costs", "team_costs", "cost_forecasts", "anomalies"]
-LINEAGE = ["raw_billing", "stg_focus__billing", "daily_costs", "cost_forecasts", "anomalies", "anomaly_report",
-           "anomaly_alerts"]
+LINEAGE = ["raw_billing", "stg_focus__billing", "daily_costs", "cost_forecasts", "anomalies", "incidents",
+           "anomaly_report", "anomaly_alerts"]
 GROUPS = {
     "raw_billing": "ingest",
     "stg_focus__billing": "transform",
@@ -50,6 +50,7 @@ GROUPS = {
     "team_costs": "transform",
     "cost_forecasts": "detect",
     "anomalies": "detect",
+    "incidents": "detect",
     "anomaly_report": "alerting",
     "anomaly_alerts": "alerting",
 }

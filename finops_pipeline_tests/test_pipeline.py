@@ -161,8 +161,8 @@ def test_sensor_requests_one_run_per_new_materialization_and_nothing_twice(pipel
 def test_alert_job_writes_each_anomaly_to_the_outbox_once(pipeline):
     pipeline.run("anomaly_alert_job")
     ledger = pipeline.query("SELECT * FROM alert_ledger")
-    alertable = pipeline.query("SELECT anomaly_id FROM anomalies WHERE severity IN ('warning', 'critical')")
-    assert set(ledger.anomaly_id) == set(alertable.anomaly_id)
+    alertable = pipeline.query("SELECT incident_id FROM incidents WHERE severity IN ('warning', 'critical')")
+    assert set(ledger.anomaly_id) == set(alertable.incident_id)  # one alert per incident
     outbox = pipeline.settings.outbox_dir
     files = sorted(outbox.glob("*.json"))
     assert len(files) == len(ledger)
@@ -175,6 +175,21 @@ def test_alert_job_writes_each_anomaly_to_the_outbox_once(pipeline):
     assert len(pipeline.query("SELECT * FROM alert_ledger")) == len(ledger)
     assert len(sorted(outbox.glob("*.json"))) == len(files)
     assert len(sorted(pipeline.settings.reports_dir.glob("*.md"))) == 1
+
+
+def test_the_forgotten_gpu_is_one_incident_and_one_alert_not_fourteen(pipeline):
+    pipeline.run("anomaly_alert_job")  # rolls up incidents (and sends nothing twice)
+    gpu = next(t for t in injected_anomalies() if t.name == "forgotten_gpu")
+    found = _anomalies(pipeline)
+    days = found[found.series_key == _truth_key(gpu)].day
+    flagged = days[(days >= gpu.start_date) & (days <= gpu.end_date)]
+    incidents = pipeline.query("SELECT * FROM incidents WHERE series_key = ?", [_truth_key(gpu)])
+    overlapping = (incidents.start_period.dt.date <= gpu.end_date) & (incidents.latest_period.dt.date >= gpu.start_date)
+    (incident,) = incidents[overlapping].itertuples()
+    assert len(flagged) >= 10 and incident.periods == len(flagged) and incident.status == "resolved"
+    assert incident.total_excess_usd > 10 * 250
+    alerts = pipeline.query("SELECT * FROM alert_ledger WHERE announced->>'$.series_key' = ?", [_truth_key(gpu)])
+    assert len(alerts) == 1 and json.loads(alerts.announced[0])["incident_id"] == incident.incident_id
 
 
 def test_chart_shows_cost_against_its_band(pipeline):
@@ -198,7 +213,7 @@ def test_daily_partitions_cover_the_window(pipeline):
 
 def test_alerts_go_to_slack_with_an_llm_report_and_billing_text_escaped(pipeline, tmp_path):
     """The same alert job with Slack and an LLM configured, on a copy of the pipeline's database
-    where nothing was alerted yet and one anomaly carries hostile billing text."""
+    where nothing was alerted yet and every anomaly carries hostile billing text."""
     import duckdb
     import shutil
 
@@ -214,11 +229,7 @@ def test_alerts_go_to_slack_with_an_llm_report_and_billing_text_escaped(pipeline
     with duckdb.connect(str(db)) as con:
         con.execute("DELETE FROM alert_ledger")
         con.execute("DELETE FROM anomaly_reports")
-        con.execute(
-            """UPDATE anomalies SET team = '<!channel>', service_name = '<https://evil.example|click>'
-               WHERE anomaly_id = (SELECT anomaly_id FROM anomalies WHERE severity <> 'info' ORDER BY period_start LIMIT 1)"""
-        )
-        expected = con.execute("SELECT count(*) FROM anomalies WHERE severity <> 'info'").fetchone()[0]
+        con.execute("UPDATE anomalies SET team = '<!channel>', service_name = '<https://evil.example|click>'")
     with SlackServer() as slack, OpenAIServer(replies=["Likely a runaway workload; check the top resource."]) as llm:
         env = {"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_DUCKDB_PATH": str(db), "SLACK_BOT_TOKEN": "xoxb-secret-token",
                "FINOPS_SLACK_API_URL": slack.api_url, "FINOPS_SLACK_CHANNEL": "#cost-alerts",
@@ -228,7 +239,8 @@ def test_alerts_go_to_slack_with_an_llm_report_and_billing_text_escaped(pipeline
             instance = DagsterInstance.ephemeral()
             assert defs.resolve_job_def("anomaly_alert_job").execute_in_process(instance=instance).success
             assert defs.resolve_job_def("anomaly_alert_job").execute_in_process(instance=instance).success
-    assert len(slack.posts) == expected  # the second run sent nothing again
+    expected = pipeline_query(db, "SELECT count(*) AS n FROM incidents WHERE severity <> 'info'").n[0]
+    assert len(slack.posts) == expected  # one per incident; the second run sent nothing again
     assert {p["channel"] for p in slack.posts} == {"#cost-alerts"}
     hostile = "\n".join(json.dumps(p) for p in slack.posts)
     for raw in ("<!channel>", "<https://evil.example"):
@@ -250,8 +262,8 @@ def test_alerts_go_to_slack_with_an_llm_report_and_billing_text_escaped(pipeline
 def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipeline, tmp_path):
     """On a copy of the pipeline's database, now fed by FOCUS exports: alerts go to Slack; then the
     provider restates the api_loop days (May 12 billed like the week before, a Correction added
-    to May 13). The sensor requests exactly those days, the re-scored anomalies edit the messages
-    already posted (May 12 withdrawn, May 13 updated), and nothing is posted again."""
+    to May 13). The sensor requests exactly those days, the re-scored incident edits the message
+    already posted, and nothing is posted again."""
     import shutil
     from datetime import date
 
@@ -278,11 +290,10 @@ def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipel
     may = demo.generate(date(2025, 5, 1), date(2025, 6, 1))
     write_export(exports / "BILLING_PERIOD=2025-05" / "part-0.csv", date(2025, 5, 1), date(2025, 6, 1), frame=may.copy())
 
-    def alerts_on(day):
-        return pipeline_query(db, """SELECT l.anomaly_id, a.series_key, l.status, l.revision, l.message_ref,
-                                            l.announced->>'$.actual_usd' AS announced_actual
-                                     FROM alert_ledger l LEFT JOIN anomalies a USING (anomaly_id)
-                                     WHERE l.announced->>'$.day' = ?""", [day.isoformat()])
+    def loop_alerts():
+        ledger = pipeline_query(db, "SELECT anomaly_id AS incident_id, status, revision, message_ref, announced FROM alert_ledger")
+        ledger["announced"] = ledger["announced"].map(json.loads)
+        return ledger[[a["series_key"] == loop_key for a in ledger["announced"]]]
 
     with SlackServer() as slack:
         env = {"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_DUCKDB_PATH": str(db), "SLACK_BOT_TOKEN": "xoxb-test",
@@ -297,8 +308,8 @@ def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipel
 
             assert defs.resolve_job_def("anomaly_alert_job").execute_in_process(instance=instance).success
             posted = len(slack.posts)
-            before = alerts_on(day1), alerts_on(day2)
-            assert all(loop_key in set(b.series_key) for b in before)
+            (before,) = loop_alerts().itertuples()  # one alert for the two days of the loop
+            assert (before.announced["periods"], before.announced["start"]) == (2, day1.isoformat())
             watching = tick(None)
 
             # The restatement: May 12 rebilled as the Monday before; a Correction on May 13 in June's export.
@@ -328,18 +339,17 @@ def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipel
                                         FROM raw_billing WHERE ServiceName = ? AND SubAccountId = ? AND ChargePeriodStart >= ?
                                           AND ChargePeriodStart < ? GROUP BY 1 ORDER BY 1""",
                                  [loop.service_name, loop.sub_account_id, f"{day1} 00:00:00+00", f"{day2 + timedelta(days=1)} 00:00:00+00"])
-    first, second = alerts_on(day1), alerts_on(day2)
-    loop1 = first[first.anomaly_id.isin(before[0][before[0].series_key == loop_key].anomaly_id)].iloc[0]
-    assert loop1.status == "withdrawn" and pd.isna(loop1.series_key)  # gone from anomalies
-    loop2 = second[second.series_key == loop_key].iloc[0]
-    assert loop2.status == "updated" and loop2.revision == 1
-    assert float(loop2.announced_actual) == pytest.approx(float(lambda_cost.iloc[1, 1]), abs=0.01)
+    # The loop's incident is now May 13 alone (a new first anomaly, so a new incident id): the same
+    # alert was revised to say so, in the message already posted.
+    (after,) = loop_alerts().itertuples()
+    assert after.message_ref == before.message_ref and after.incident_id != before.incident_id
+    assert (after.status, after.revision, after.announced["periods"], after.announced["start"]) == \
+        ("updated", 1, 1, day2.isoformat())
+    assert after.announced["actual_usd"] == pytest.approx(float(lambda_cost.iloc[1, 1]), abs=0.01)
     edited = {u["ts"]: u for u in slack.updates}
-    assert set(edited) >= {loop1.message_ref, loop2.message_ref}
     assert len(slack.updates) == len(edited)  # each message edited once
-    assert "WITHDRAWN" in edited[loop1.message_ref]["text"]
-    assert f"${float(loop2.announced_actual):,.2f}" in edited[loop2.message_ref]["text"]
-    assert slack.messages[loop2.message_ref]["text"] == edited[loop2.message_ref]["text"]
+    assert f"${after.announced['actual_usd']:,.2f}" in edited[after.message_ref]["text"]
+    assert slack.messages[after.message_ref]["text"] == edited[after.message_ref]["text"]
 
 
 def pipeline_query(db, sql: str, params: list | None = None) -> pd.DataFrame:

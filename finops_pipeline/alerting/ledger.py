@@ -1,24 +1,28 @@
-"""The alert ledger: what was sent for each anomaly, so nothing is sent twice and a sent alert can
-be revised in place when its day is re-scored (a provider restated the bill).
+"""The alert ledger: one alert per incident, what it announced, and where, so nothing is sent twice
+and a sent alert is revised in place when its incident grows, escalates, resolves, or is
+re-scored (a provider restated the bill).
 
-Each entry keeps the figures it announced. After a re-run, an anomaly whose
-figures moved is *updated* (the same Slack message, edited), and one that is gone is *withdrawn*.
+The ledger's ``anomaly_id`` is the incident's id (the id of its first anomaly). A re-score can
+change that first anomaly; an incident on the same series whose periods overlap what an alert
+announced is the same incident, and takes the alert over.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import duckdb
+import pandas as pd
 
 from finops_pipeline.alerting.report import anomaly_facts
+from finops_pipeline.detection.scoring import SEVERITIES
 from finops_pipeline.storage import ensure_table
 
 # The figures an alert announces; a change in any of them (to the cent) makes a sent alert stale.
-ANNOUNCED = ("severity", "direction", "actual_usd", "expected_usd", "band_usd", "impact_usd", "top_contributors")
+ANNOUNCED = ("severity", "direction", "actual_usd", "expected_usd", "band_usd", "impact_usd", "top_contributors",
+             "start", "latest", "periods", "total_excess_usd", "status")
 
 
 def fingerprint(fact: dict) -> str:
@@ -33,23 +37,86 @@ def fingerprint(fact: dict) -> str:
             return {k: cents(v) for k, v in value.items()}
         return value
 
-    announced = json.dumps({k: cents(fact[k]) for k in ANNOUNCED}, sort_keys=True, default=str)
-    return hashlib.sha256(announced.encode()).hexdigest()[:16]
+    return json.dumps({k: cents(fact.get(k)) for k in ANNOUNCED}, sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)
 class Revision:
-    anomaly_id: str
+    incident_id: str  # as the ledger has it
     destination: str
     channel: str | None
     message_ref: str
     revision: int
     previous: dict  # the figures last announced
-    current: dict | None  # None: the re-scored day no longer has this anomaly
+    current: dict | None  # None: re-scored, the incident is gone
 
     @property
     def withdrawn(self) -> bool:
         return self.current is None
+
+
+def incident_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Each incident as its peak anomaly's row plus the incident's columns (for ``anomaly_facts``)."""
+    for table in ("anomalies", "incidents", "alert_ledger"):
+        ensure_table(con, table)
+    return con.execute(
+        """SELECT a.* EXCLUDE (incident_id, severity), i.incident_id, i.severity, i.start_period, i.latest_period,
+                  i.periods, i.total_excess_usd, i.status
+           FROM incidents i JOIN anomalies a ON a.anomaly_id = i.peak_anomaly_id"""
+    ).df()
+
+
+def _sent(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    ledger = con.execute(
+        "SELECT anomaly_id, destination, channel, message_ref, revision, announced, status FROM alert_ledger"
+    ).df()
+    ledger["announced"] = [json.loads(a) if a else None for a in ledger["announced"]]
+    return ledger
+
+
+def _overlaps(fact: dict, announced: dict | None) -> bool:
+    """Same series, and periods in common with what an alert announced."""
+    if not announced or "span" not in announced or announced.get("series_key") != fact["series_key"]:
+        return False
+    return announced["span"][0] <= fact["span"][1] and fact["span"][0] <= announced["span"][1]
+
+
+def pending_incidents(con: duckdb.DuckDBPyConnection, min_severity: str) -> list[dict]:
+    """Facts of the incidents at or above ``min_severity`` that no alert has announced yet."""
+    if min_severity not in SEVERITIES:
+        raise ValueError(f"min_severity must be one of {SEVERITIES}, got {min_severity!r}")
+    rows = incident_rows(con)
+    rows = rows[rows["severity"].isin(SEVERITIES[SEVERITIES.index(min_severity):])]
+    ledger = _sent(con)
+    known = set(ledger["anomaly_id"])
+    return [f for f in anomaly_facts(rows)
+            if f["incident_id"] not in known and not any(_overlaps(f, a) for a in ledger["announced"])]
+
+
+def pending_revisions(con: duckdb.DuckDBPyConnection) -> list[Revision]:
+    """Sent alerts whose incident now reads differently: grown, escalated, resolved, re-scored,
+    gone, or back after a withdrawal."""
+    ledger = _sent(con)
+    ledger = ledger[ledger["announced"].notna()]
+    if ledger.empty:
+        return []
+    facts = anomaly_facts(incident_rows(con))
+    by_id = {f["incident_id"]: f for f in facts}
+    claimed = set(ledger["anomaly_id"])
+    revisions = []
+    for row in ledger.itertuples(index=False):
+        previous = row.announced
+        fact = by_id.get(row.anomaly_id)
+        if fact is None:  # its first anomaly was re-scored away: the overlapping incident takes over
+            fact = next((f for f in facts if f["incident_id"] not in claimed and _overlaps(f, previous)), None)
+            if fact is not None:
+                claimed.add(fact["incident_id"])
+        withdrawn = row.status == "withdrawn"
+        if (fact is None and withdrawn) or (fact is not None and not withdrawn and fingerprint(fact) == fingerprint(previous)):
+            continue
+        revisions.append(Revision(row.anomaly_id, row.destination, row.channel, row.message_ref,
+                                  int(row.revision or 0) + 1, previous, fact))
+    return revisions
 
 
 def record_sent(con: duckdb.DuckDBPyConnection, fact: dict, report_id: str | None, destination: str,
@@ -59,40 +126,26 @@ def record_sent(con: duckdb.DuckDBPyConnection, fact: dict, report_id: str | Non
         """INSERT INTO alert_ledger (anomaly_id, report_id, destination, channel, message_ref, sent_at,
                                      status, revision, announced, updated_at)
            VALUES (?, ?, ?, ?, ?, ?, 'sent', 0, ?, ?)""",
-        [fact["anomaly_id"], report_id, destination, channel, message_ref, now, json.dumps(fact, default=str), now],
+        [fact["incident_id"], report_id, destination, channel, message_ref, now, json.dumps(fact, default=str), now],
     )
-
-
-def pending_revisions(con: duckdb.DuckDBPyConnection) -> list[Revision]:
-    """Sent alerts whose anomaly was re-scored to other figures, is gone, or is back after a
-    withdrawal."""
-    ensure_table(con, "alert_ledger")
-    ensure_table(con, "anomalies")
-    ledger = con.execute(
-        """SELECT anomaly_id, destination, channel, message_ref, revision, announced, status
-           FROM alert_ledger WHERE announced IS NOT NULL"""
-    ).df()
-    if ledger.empty:
-        return []
-    current = con.execute(
-        "SELECT * FROM anomalies WHERE anomaly_id IN (SELECT unnest(?::VARCHAR[]))", [list(ledger.anomaly_id)]
-    ).df()
-    facts = {f["anomaly_id"]: f for f in anomaly_facts(current)}
-    revisions = []
-    for row in ledger.itertuples(index=False):
-        fact, previous = facts.get(row.anomaly_id), json.loads(row.announced)
-        withdrawn = row.status == "withdrawn"
-        if (fact is None and withdrawn) or (fact is not None and not withdrawn and fingerprint(fact) == fingerprint(previous)):
-            continue
-        revisions.append(Revision(row.anomaly_id, row.destination, row.channel, row.message_ref,
-                                  int(row.revision) + 1, previous, fact))
-    return revisions
 
 
 def record_revision(con: duckdb.DuckDBPyConnection, revision: Revision) -> None:
     announced = revision.previous if revision.withdrawn else revision.current
-    con.execute(
-        """UPDATE alert_ledger SET status = ?, revision = ?, announced = ?, updated_at = ? WHERE anomaly_id = ?""",
-        ["withdrawn" if revision.withdrawn else "updated", revision.revision, json.dumps(announced, default=str),
-         datetime.now(timezone.utc), revision.anomaly_id],
-    )
+    status = "withdrawn" if revision.withdrawn else "updated"
+    # Delete and insert rather than update the key: the incident may have a new id.
+    con.execute("BEGIN TRANSACTION")
+    try:
+        sent = con.execute("SELECT report_id, sent_at FROM alert_ledger WHERE anomaly_id = ?", [revision.incident_id]).fetchone()
+        con.execute("DELETE FROM alert_ledger WHERE anomaly_id = ?", [revision.incident_id])
+        con.execute(
+            """INSERT INTO alert_ledger (anomaly_id, report_id, destination, channel, message_ref, sent_at,
+                                         status, revision, announced, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [announced["incident_id"], sent[0], revision.destination, revision.channel, revision.message_ref, sent[1],
+             status, revision.revision, json.dumps(announced, default=str), datetime.now(timezone.utc)],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from finops_pipeline.alerting.report import money, describe_series
+from finops_pipeline.alerting.report import describe_series, money
+from finops_pipeline.detection.scoring import SEVERITIES
 
 SEVERITY_ICON = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
 
@@ -21,13 +22,25 @@ def asset_link(dagster_url: str, partition: str) -> str:
     return f"{dagster_url}/assets/anomalies?partition={quote(partition)}"
 
 
+def incident_summary(fact: dict) -> str:
+    unit = "period" if fact["periods"] == 1 else "periods"
+    return (f"{fact['status']}, {fact['periods']} {unit} from {fact['start']} to {fact['latest']}, "
+            f"{money(fact['total_excess_usd'], signed=True)} against expected in all")
+
+
 def revision_note(previous: dict, current: dict | None) -> str:
-    """Why a sent alert was edited: its day was re-scored (the provider restated the bill)."""
+    """Why a sent alert was edited, from what it said before and what is true now."""
     was = (f"{money(previous['actual_usd'])} actual, impact {money(previous['impact_usd'], signed=True)}, "
            f"{previous['severity']}")
     if current is None:
-        return f"Withdrawn: re-scored after the bill for {previous['period']} was restated, this is no longer an anomaly (it was {was})."
-    return f"Updated: re-scored after the bill for {previous['period']} was restated (it was {was})."
+        return f"Withdrawn: re-scored, {previous['start']} is no longer an anomaly (it was {was})."
+    if current["status"] == "resolved" and previous.get("status") != "resolved":
+        return f"Resolved: back in its band after {current['latest']}."
+    if SEVERITIES.index(current["severity"]) > SEVERITIES.index(previous["severity"]):
+        return f"Escalated from {previous['severity']} to {current['severity']}."
+    if current["periods"] != previous.get("periods"):
+        return f"Ongoing: now {current['periods']} periods, latest {current['latest']}."
+    return f"Updated: re-scored after the bill was restated (it was {was})."
 
 
 def slack_message(fact: dict, dagster_url: str, report_ref: str | None, note: str | None = None,
@@ -47,6 +60,7 @@ def slack_message(fact: dict, dagster_url: str, report_ref: str | None, note: st
         ("Team", escape_mrkdwn(fact["team"] or "-")),
         ("Account", escape_mrkdwn(f"{fact['sub_account'] or 'all'} ({fact['sub_account_id'] or '-'})")),
         ("Provider", escape_mrkdwn(fact["provider"] or "all")),
+        ("Incident", incident_summary(fact)),
     ]
     contributors = "\n".join(
         f"• `{escape_mrkdwn(c['name'])}`: {money(c['actual'])} vs {money(c['expected'])} ({money(c['delta'], signed=True)})"
@@ -62,7 +76,7 @@ def slack_message(fact: dict, dagster_url: str, report_ref: str | None, note: st
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Top contributors*\n{contributors}"}},
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"<{link}|Open in Dagster> · anomaly `{fact['anomaly_id']}`"
+            "elements": [{"type": "mrkdwn", "text": f"<{link}|Open in Dagster> · incident `{fact['incident_id']}`"
                                                     + (f" · report `{escape_mrkdwn(report_ref)}`" if report_ref else "")}],
         },
     ]
@@ -80,6 +94,7 @@ def markdown_message(fact: dict, dagster_url: str, report_ref: str | None, note:
         f"- Actual: {money(fact['actual_usd'])}",
         f"- Expected: {money(fact['expected_usd'])} (band {money(fact['band_usd'][0])} – {money(fact['band_usd'][1])})",
         f"- Impact: {money(fact['impact_usd'], signed=True)} ({fact['deviation_pct']:+.1f}%, {fact['direction']})",
+        f"- Incident: {incident_summary(fact)}",
         f"- Team: {fact['team'] or '-'}; account {fact['sub_account'] or 'all'} ({fact['sub_account_id'] or '-'}); provider {fact['provider'] or 'all'}",
         "",
         "Top contributors:",
@@ -87,6 +102,6 @@ def markdown_message(fact: dict, dagster_url: str, report_ref: str | None, note:
           for c in fact["top_contributors"]],
         "",
         f"Dagster: {asset_link(dagster_url, fact['partition'])}",
-        f"Anomaly id: {fact['anomaly_id']}" + (f"; report: {report_ref}" if report_ref else ""),
+        f"Incident id: {fact['incident_id']}" + (f"; report: {report_ref}" if report_ref else ""),
     ]
     return "\n".join(lines) + "\n"

@@ -41,12 +41,26 @@ def money(value: float, signed: bool = False) -> str:
 
 
 def anomaly_facts(anomalies: pd.DataFrame) -> list[dict]:
-    """The figures the report may use, one dict per anomaly, most expensive first."""
+    """The figures the report and the alerts may use, most expensive first: one dict per row of
+    ``anomalies``. A row that carries its incident's columns (``incident_id``, ``start_period``,
+    ``latest_period``, ``periods``, ``total_excess_usd``, ``status``; the peak anomaly of an
+    incident, as ``ledger.incident_rows`` gives them) describes the incident; a bare anomaly is an
+    incident of one period."""
     facts = []
     for row in anomalies.sort_values("impact_usd", key=abs, ascending=False).itertuples(index=False):
         grain = GRAINS[row.granularity]
+        start = getattr(row, "start_period", row.period_start)
+        latest = getattr(row, "latest_period", row.period_start)
         facts.append(
             {
+                "incident_id": getattr(row, "incident_id", None) or row.anomaly_id,
+                "series_key": row.series_key,
+                "start": grain.label(start),
+                "latest": grain.label(latest),
+                "span": [pd.Timestamp(start).isoformat(), pd.Timestamp(latest).isoformat()],
+                "periods": int(getattr(row, "periods", 1)),
+                "total_excess_usd": round(float(getattr(row, "total_excess_usd", row.impact_usd)), 2),
+                "status": getattr(row, "status", "open"),
                 "anomaly_id": row.anomaly_id,
                 "day": row.period_start.date().isoformat(),
                 "period": grain.label(row.period_start),  # the day, or the hour
@@ -100,7 +114,7 @@ def template_report(facts: list[dict], reason: str) -> str:
     total = sum(f["impact_usd"] for f in facts)
     counts = pd.Series([f["severity"] for f in facts]).value_counts().to_dict()
     parts = [
-        f"# Cost anomaly report: {len(facts)} new anomal{'y' if len(facts) == 1 else 'ies'}",
+        f"# Cost anomaly report: {len(facts)} new incident{'' if len(facts) == 1 else 's'}",
         f"_Template report ({reason})._",
         "",
         f"Net impact {money(total, signed=True)} against forecast; by severity: "
@@ -113,6 +127,8 @@ def template_report(facts: list[dict], reason: str) -> str:
             f"- Actual {money(f['actual_usd'])} vs expected {money(f['expected_usd'])} "
             f"(band {money(f['band_usd'][0])} – {money(f['band_usd'][1])})",
             f"- Impact {money(f['impact_usd'], signed=True)} ({f['deviation_pct']:+.1f}%), {f['direction']}, team {f['team'] or '-'}",
+            f"- Incident: {f['periods']} period(s) from {f['start']} to {f['latest']}, "
+            f"{money(f['total_excess_usd'], signed=True)} against expected in all, {f['status']}",
         ]
         for c in f["top_contributors"]:
             parts.append(f"- Contributor ({c['dimension']}) `{c['name']}`: {money(c['actual'])} vs {money(c['expected'])} "

@@ -1,9 +1,9 @@
 """Stage 4: the anomaly report and the alerts, launched by a sensor on new `anomalies` rows.
 
-An anomaly is alerted once: the `alert_ledger` table, keyed by anomaly_id, records every alert
-sent, and both assets work only on anomalies that are not in it yet. Dedupe lives in data, not in
-run metadata: a single-run backfill copies one run's metadata onto every partition. A sent alert
-whose day is re-scored is edited in place (see `alerting.ledger`).
+One alert per incident: the `alert_ledger` table records every alert sent, and both assets work
+only on incidents no alert has announced yet. Dedupe lives in data, not in run metadata: a
+single-run backfill copies one run's metadata onto every partition. A sent alert whose incident
+grows, escalates, resolves or is re-scored is edited in place (see `alerting.ledger`).
 """
 
 import hashlib
@@ -31,11 +31,10 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from finops_pipeline.alerting.ledger import pending_revisions, record_revision, record_sent
+from finops_pipeline.alerting.ledger import pending_incidents, pending_revisions, record_revision, record_sent
 from finops_pipeline.alerting.messages import markdown_message, revision_note, slack_message
-from finops_pipeline.alerting.report import anomaly_facts, write_report
+from finops_pipeline.alerting.report import write_report
 from finops_pipeline.defs.ingest import RESTATEMENT_TAG
-from finops_pipeline.detection.scoring import SEVERITIES
 from finops_pipeline.resources import FinopsSlackResource, LLMResource, OutboxResource
 from finops_pipeline.storage import connect, ensure_table
 
@@ -44,22 +43,6 @@ ANOMALIES = AssetKey("anomalies")
 
 class AlertSettings(Config):
     min_severity: str = "warning"  # info anomalies stay in the table and the UI without paging anyone
-
-
-def pending_anomalies(con, min_severity: str) -> pd.DataFrame:
-    """Anomalies at or above ``min_severity`` that have not been alerted yet."""
-    if min_severity not in SEVERITIES:
-        raise ValueError(f"min_severity must be one of {SEVERITIES}, got {min_severity!r}")
-    ensure_table(con, "alert_ledger")
-    ensure_table(con, "anomalies")
-    allowed = list(SEVERITIES[SEVERITIES.index(min_severity):])
-    return con.execute(
-        """SELECT a.* FROM anomalies a
-           WHERE a.severity IN (SELECT unnest(?::VARCHAR[]))
-             AND NOT EXISTS (SELECT 1 FROM alert_ledger l WHERE l.anomaly_id = a.anomaly_id)
-           ORDER BY a.period_start, abs(a.impact_usd) DESC""",
-        [allowed],
-    ).df()
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -72,23 +55,22 @@ def _atomic_write(path: Path, text: str) -> None:
     group_name="alerting",
     kinds={"openai", "duckdb"},
     owners=["team:finops"],
-    deps=[ANOMALIES],
+    deps=[AssetKey("incidents")],
     pool="duckdb",
     metadata={"dagster/table_name": "main.anomaly_reports"},
 )
 def anomaly_report(
     context: AssetExecutionContext, config: AlertSettings, duckdb: DuckDBResource, llm: LLMResource, outbox: OutboxResource
 ) -> MaterializeResult:
-    """A report on the anomalies not alerted yet: written by the configured LLM (any
+    """A report on the incidents not alerted yet: written by the configured LLM (any
     OpenAI-compatible server), or by the deterministic template when none is configured or it
     fails, which the report then says. Stored as markdown in `reports/` and in `anomaly_reports`."""
     with connect(duckdb) as con:
-        pending = pending_anomalies(con, config.min_severity)
-    if pending.empty:
-        return MaterializeResult(metadata={"anomalies": 0, "report": "nothing new to report"})
-    facts = anomaly_facts(pending)
+        facts = pending_incidents(con, config.min_severity)
+    if not facts:
+        return MaterializeResult(metadata={"incidents": 0, "report": "nothing new to report"})
     report = write_report(facts, llm.get_client() if llm.configured else None, llm.model)
-    ids = sorted(pending["anomaly_id"])
+    ids = sorted(f["incident_id"] for f in facts)
     report_id = hashlib.sha256("|".join(ids).encode()).hexdigest()[:16]
     created = datetime.now(timezone.utc)
     path = outbox.path("reports") / f"report_{created:%Y%m%dT%H%M%S}_{report_id}.md"
@@ -105,7 +87,7 @@ def anomaly_report(
         context.log.warning(f"Template report used: {report.fallback_reason}")
     return MaterializeResult(
         metadata={
-            "anomalies": len(ids),
+            "incidents": len(ids),
             "report_id": report_id,
             "model": report.model or "template",
             "used_fallback": report.used_fallback,
@@ -132,19 +114,19 @@ def anomaly_alerts(
     slack: FinopsSlackResource,
     outbox: OutboxResource,
 ) -> MaterializeResult:
-    """One alert per new anomaly: to Slack through dagster-slack when SLACK_BOT_TOKEN is set,
+    """One alert per new incident: to Slack through dagster-slack when SLACK_BOT_TOKEN is set,
     otherwise as JSON + markdown files in the outbox. Each alert is recorded in `alert_ledger`
-    right after it is sent, so no anomaly is alerted twice. When a day is re-scored (a provider
-    restated it), its sent alerts are edited in place, never sent again: updated to the new
-    figures, or withdrawn when the anomaly is gone."""
+    right after it is sent, so no incident is alerted twice. A sent alert is edited in place,
+    never sent again, when its incident grows, escalates or resolves, or when its periods are
+    re-scored (a provider restated them); it is withdrawn when the incident is gone."""
     with connect(duckdb) as con:
-        pending = pending_anomalies(con, config.min_severity)
+        pending = pending_incidents(con, config.min_severity)
         ensure_table(con, "anomaly_reports")
         latest = con.execute("SELECT report_id FROM anomaly_reports ORDER BY created_at DESC LIMIT 1").fetchone()
         report_ref = latest[0] if latest else None
         client = slack.get_client() if slack.enabled else None
         sent = []
-        for fact in anomaly_facts(pending):
+        for fact in pending:
             message = slack_message(fact, outbox.dagster_url, report_ref)
             if client is not None:
                 response = client.chat_postMessage(channel=slack.channel, text=message["text"], blocks=message["blocks"])
@@ -153,7 +135,7 @@ def anomaly_alerts(
             else:
                 destination, channel, ref = "outbox", None, _write_outbox(outbox, fact, message, report_ref)
             record_sent(con, fact, report_ref, destination, channel, ref)
-            sent.append(fact["anomaly_id"])
+            sent.append(fact["incident_id"])
         revised = []
         for revision in pending_revisions(con):
             fact = revision.previous if revision.withdrawn else revision.current
@@ -161,14 +143,14 @@ def anomaly_alerts(
             message = slack_message(fact, outbox.dagster_url, report_ref, note, revision.withdrawn)
             if revision.destination == "slack":
                 if client is None:
-                    context.log.warning(f"Alert {revision.anomaly_id} went to Slack, which is not configured now: not revised")
+                    context.log.warning(f"Alert {revision.incident_id} went to Slack, which is not configured now: not revised")
                     continue
                 client.chat_update(channel=revision.channel, ts=revision.message_ref, text=message["text"],
                                    blocks=message["blocks"])
             else:
                 _write_outbox(outbox, fact, message, report_ref, note, revision.withdrawn, revision.revision)
             record_revision(con, revision)
-            revised.append(f"{revision.anomaly_id} ({'withdrawn' if revision.withdrawn else 'updated'})")
+            revised.append(f"{revision.incident_id} ({'withdrawn' if revision.withdrawn else 'updated'})")
         total = con.execute("SELECT count(*) FROM alert_ledger").fetchone()[0]
     context.log.info(f"Sent {len(sent)} alert(s) and revised {len(revised)} via {'Slack' if slack.enabled else 'the outbox'}")
     return MaterializeResult(
@@ -184,7 +166,7 @@ def anomaly_alerts(
 def _write_outbox(outbox: OutboxResource, fact: dict, message: dict, report_ref: str | None, note: str | None = None,
                   withdrawn: bool = False, revision: int = 0) -> str:
     """The alert as JSON (with its Slack payload) and markdown; a revision replaces the files."""
-    stem = outbox.path("outbox") / f"{fact['partition'].replace(':', '')}_{fact['anomaly_id']}"
+    stem = outbox.path("outbox") / f"{fact['span'][0][:10]}_{fact['incident_id']}"  # the incident's first day
     status = "withdrawn" if withdrawn else ("updated" if revision else "sent")
     payload = {"status": status, "revision": revision, "anomaly": fact, "slack_message": message}
     _atomic_write(stem.with_suffix(".json"), json.dumps(payload, indent=2, default=str))
@@ -194,8 +176,9 @@ def _write_outbox(outbox: OutboxResource, fact: dict, message: dict, report_ref:
 
 alert_job = define_asset_job(
     "anomaly_alert_job",
-    selection=AssetSelection.assets(anomaly_report, anomaly_alerts),
-    description="Report and alert on anomalies that have not been alerted yet.",
+    selection=AssetSelection.assets(AssetKey("incidents"), anomaly_report, anomaly_alerts),
+    description="Roll anomalies up into incidents, then report and alert on those not alerted yet, and revise "
+    "the alerts whose incident changed.",
 )
 
 

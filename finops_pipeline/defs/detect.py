@@ -24,6 +24,7 @@ from dagster_duckdb import DuckDBResource
 
 from finops_pipeline.charts import cost_band_chart
 from finops_pipeline.detection.forecasting import MODEL_NAME, ForecastConfig, forecast
+from finops_pipeline.detection.incidents import assign_incidents, summarize
 from finops_pipeline.detection.scoring import Thresholds, top_contributors
 from finops_pipeline.detection.series import build_series, detect, history_by_series, series_metadata
 from finops_pipeline.partitions import GRAIN, billing_partitions
@@ -241,7 +242,8 @@ def anomalies(
         new_ids = [i for i in found["anomaly_id"] if i not in known]
         panels = _chart_panels(con, series, found, start, end)
         replace_window(con, "anomalies", found.reindex(columns=list(ANOMALIES_COLUMNS)),
-                       "period_start >= ?::TIMESTAMPTZ AND period_start < ?::TIMESTAMPTZ", bounds)
+                       "period_start >= ?::TIMESTAMPTZ AND period_start < ?::TIMESTAMPTZ", bounds,
+                       before_commit=lambda: _name_incidents(con))
     png = cost_band_chart(panels, unit="hour" if GRAIN.name == "hourly" else "day")
     chart_path = outbox.path("charts") / f"anomalies_{GRAIN.label(start).replace(' ', 'T')}_{GRAIN.label(end).replace(' ', 'T')}.png"
     chart_path.write_bytes(png)
@@ -257,6 +259,51 @@ def anomalies(
                                               if len(preview) else "No anomalies in this window."),
             "chart": MetadataValue.md(f"![cost vs forecast](data:image/png;base64,{base64.b64encode(png).decode()})"),
             "chart_path": MetadataValue.path(str(chart_path)),
+        }
+    )
+
+
+def _name_incidents(con) -> None:
+    """Give every anomaly its incident, in the transaction that wrote the window: a re-run of a
+    past window can join or split the runs of anomalies after it, so all are named again."""
+    frame = con.execute("SELECT anomaly_id, series_key, granularity, direction, period_start FROM anomalies").df()
+    frame["incident_id"] = assign_incidents(frame)
+    con.register("_incident_ids", frame[["anomaly_id", "incident_id"]])
+    con.execute(
+        """UPDATE anomalies SET incident_id = i.incident_id FROM _incident_ids i
+           WHERE anomalies.anomaly_id = i.anomaly_id AND anomalies.incident_id IS DISTINCT FROM i.incident_id"""
+    )
+
+
+@asset(
+    group_name="detect",
+    kinds={"duckdb", "python"},
+    owners=["team:finops"],
+    deps=[anomalies, cost_forecasts],
+    pool="duckdb",
+    metadata={"dagster/table_name": "main.incidents"},
+)
+def incidents(duckdb: DuckDBResource) -> MaterializeResult:
+    """The anomalous periods of a series that follow each other, rolled up as one incident: start,
+    peak, latest, number of periods, total $ excess, highest severity, and status (open, or
+    resolved once a later period was scored back in its band). A level shift is one incident.
+    Alerts are sent per incident."""
+    with connect(duckdb) as con:
+        ensure_table(con, "anomalies")
+        ensure_table(con, "cost_forecasts")
+        found = con.execute("SELECT * FROM anomalies WHERE granularity = ?", [GRAIN.name]).df()
+        last_scored = con.execute(
+            "SELECT series_key, max(target_period) FROM cost_forecasts WHERE horizon = 0 AND granularity = ? GROUP BY 1",
+            [GRAIN.name],
+        ).fetchall()
+        table = summarize(found, pd.Series(dict(last_scored), dtype="object"))
+        replace_window(con, "incidents", table, "granularity = ?", [GRAIN.name])
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(table),
+            "open": int((table["status"] == "open").sum()),
+            "by_severity": MetadataValue.json(table["severity"].value_counts().to_dict()),
+            "longest_periods": int(table["periods"].max()) if len(table) else 0,
         }
     )
 
@@ -282,9 +329,13 @@ def anomalies_have_forecasts(duckdb: DuckDBResource) -> AssetCheckResult:
     return AssetCheckResult(passed=orphans == 0, metadata={"orphans": int(orphans)})
 
 
+# Every partitioned stage, raw billing through anomalies; the incidents roll-up is refreshed by
+# the alert job the new anomalies trigger.
+PARTITIONED_STAGES = AssetSelection.groups("ingest", "transform", "detect") - AssetSelection.assets(incidents)
+
 cost_pipeline = define_asset_job(
     f"{GRAIN.name}_cost_pipeline",
-    selection=AssetSelection.groups("ingest", "transform", "detect"),
+    selection=PARTITIONED_STAGES,
     partitions_def=billing_partitions,
     description=f"Raw billing → dbt models → forecasts → anomalies for one or more {'hours' if GRAIN.name == 'hourly' else 'days'}.",
 )

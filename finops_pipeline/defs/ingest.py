@@ -86,7 +86,7 @@ def raw_billing(
 
 
 @sensor(
-    asset_selection=AssetSelection.groups("ingest", "transform", "detect"),
+    asset_selection=AssetSelection.groups("ingest", "transform", "detect") - AssetSelection.keys("incidents"),
     minimum_interval_seconds=300,
     default_status=DefaultSensorStatus.RUNNING,
     description="Reloads the days a provider restated: when FOCUS export files change, requests "

@@ -117,7 +117,7 @@ def write_staged(con: duckdb.DuckDBPyConnection, source: str, start: date, end: 
     in_window = "x_Source = ? AND ChargePeriodStart >= ?::TIMESTAMPTZ AND ChargePeriodStart < ?::TIMESTAMPTZ"
     params = [source, *utc_bounds(start, end)]
     replace_window(con, "raw_billing", "_incoming", in_window, params,
-                   check=None if check is None else lambda: check(con, source, start, end))
+                   before_commit=None if check is None else lambda: check(con, source, start, end))
     return con.execute(f"SELECT count(*) FROM raw_billing WHERE {in_window}", params).fetchone()[0]
 
 

@@ -1,0 +1,63 @@
+"""Incidents: the anomalous periods of one series that follow each other, as one event.
+
+A level shift is one incident that grows day by day, not ten alerts. An incident is named by its
+first anomaly (``incident_id`` is that anomaly's id), so the name never changes as it grows, and a
+backfill and daily runs name it alike. It is open while its latest period is the series' latest
+scored period, and resolved once a later period of the series was scored and found in its band.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from finops_pipeline.detection.periods import GRAINS
+from finops_pipeline.detection.scoring import SEVERITIES
+
+
+def assign_incidents(anomalies: pd.DataFrame) -> pd.Series:
+    """The incident of each anomaly (indexed like ``anomalies``): a new one when the series had no
+    anomaly in the period before, or one in the other direction."""
+    if anomalies.empty:
+        return pd.Series(dtype="object")
+    frame = anomalies[["anomaly_id", "series_key", "granularity", "direction", "period_start"]].copy()
+    frame["step"] = [GRAINS[g].step for g in frame["granularity"]]
+    frame = frame.sort_values(["granularity", "series_key", "period_start"], kind="stable")
+    same_series = frame["series_key"].eq(frame["series_key"].shift()) & frame["granularity"].eq(frame["granularity"].shift())
+    follows = (frame["period_start"] - frame["period_start"].shift()).eq(frame["step"])
+    same_way = frame["direction"].eq(frame["direction"].shift())
+    starts = ~(same_series & follows & same_way)
+    # Each anomaly takes the id of the anomaly that started its run.
+    first = frame["anomaly_id"].where(starts).ffill()
+    return first.reindex(anomalies.index)
+
+
+def summarize(anomalies: pd.DataFrame, last_scored: pd.Series) -> pd.DataFrame:
+    """One row per incident: its series, start, peak (the period with the largest $ excess),
+    latest, number of periods, total excess, highest severity and status. ``anomalies`` carries
+    ``incident_id``; ``last_scored`` maps each series_key to the latest period it was scored."""
+    columns = ["incident_id", "series_key", "series_level", "granularity", "provider", "sub_account_id",
+               "sub_account_name", "service_name", "team", "direction", "start_period", "peak_period",
+               "latest_period", "periods", "total_excess_usd", "peak_anomaly_id", "severity", "status"]
+    if anomalies.empty:
+        return pd.DataFrame(columns=columns)
+    frame = anomalies.assign(magnitude=anomalies["impact_usd"].abs(),
+                             rank=anomalies["severity"].map(SEVERITIES.index))
+    rows = []
+    for incident_id, group in frame.sort_values("period_start").groupby("incident_id", sort=True):
+        peak = group.loc[group["magnitude"].idxmax()]
+        latest = group["period_start"].max()
+        scored_after = last_scored.get(peak["series_key"])
+        rows.append({
+            **{c: peak[c] for c in ("series_key", "series_level", "granularity", "provider", "sub_account_id",
+                                    "sub_account_name", "service_name", "team", "direction")},
+            "incident_id": incident_id,
+            "start_period": group["period_start"].min(),
+            "peak_period": peak["period_start"],
+            "latest_period": latest,
+            "periods": len(group),
+            "total_excess_usd": round(float(group["impact_usd"].sum()), 2),
+            "peak_anomaly_id": peak["anomaly_id"],
+            "severity": SEVERITIES[int(group["rank"].max())],
+            "status": "resolved" if scored_after is not None and scored_after > latest else "open",
+        })
+    return pd.DataFrame(rows, columns=columns)
