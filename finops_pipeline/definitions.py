@@ -2,7 +2,7 @@
 
 from dagster import Definitions
 
-from finops_pipeline.defs import alerting, detect, ingest, transform
+from finops_pipeline.defs import alerting, detect, feedback, ingest, transform
 from finops_pipeline.resources import build_resources
 from finops_pipeline.settings import Settings, export_duckdb_path, load_settings
 
@@ -20,7 +20,7 @@ def build_definitions(settings: Settings) -> Definitions:
             alerting.anomaly_alerts,
         ],
         asset_checks=[detect.forecast_bands_are_ordered, detect.anomalies_have_forecasts],
-        jobs=[detect.cost_pipeline, alerting.alert_job],
+        jobs=[detect.cost_pipeline, alerting.alert_job, feedback.incident_feedback_job],
         schedules=[detect.cost_pipeline_schedule],
         sensors=[alerting.anomalies_sensor, ingest.focus_restatements_sensor],
         resources=build_resources(settings, transform.DBT_PROJECT_DIR, transform.DBT_EXECUTABLE),

@@ -56,6 +56,7 @@ ANOMALIES_COLUMNS: dict[str, str] = {
     "top_contributors": "JSON",
     "detected_at": "TIMESTAMPTZ",
     "incident_id": "VARCHAR",  # the anomaly_id of the first anomaly of its run (see detection.incidents)
+    "status": "VARCHAR",  # NULL, or a person's answer on its incident: expected, planned, not_an_issue
 }
 
 INCIDENTS_COLUMNS: dict[str, str] = {
@@ -77,6 +78,18 @@ INCIDENTS_COLUMNS: dict[str, str] = {
     "peak_anomaly_id": "VARCHAR",
     "severity": "VARCHAR",  # the highest any of its periods reached
     "status": "VARCHAR",  # open, or resolved (a later period was back in its band)
+    "feedback": "VARCHAR",  # NULL, or expected, planned, not_an_issue (see defs.feedback)
+}
+
+INCIDENT_FEEDBACK_COLUMNS: dict[str, str] = {
+    "incident_id": "VARCHAR",
+    "series_key": "VARCHAR",
+    "start_period": "TIMESTAMPTZ",  # the incident as it stood when answered
+    "latest_period": "TIMESTAMPTZ",
+    "verdict": "VARCHAR",  # expected, planned or not_an_issue
+    "note": "VARCHAR",
+    "given_by": "VARCHAR",
+    "given_at": "TIMESTAMPTZ",
 }
 
 ALERT_LEDGER_COLUMNS: dict[str, str] = {
@@ -122,6 +135,7 @@ TABLES: dict[str, Mapping[str, str]] = {
     "cost_forecasts": COST_FORECASTS_COLUMNS,
     "anomalies": ANOMALIES_COLUMNS,
     "incidents": INCIDENTS_COLUMNS,
+    "incident_feedback": INCIDENT_FEEDBACK_COLUMNS,
     "alert_ledger": ALERT_LEDGER_COLUMNS,
     "anomaly_reports": ANOMALY_REPORTS_COLUMNS,
 }

@@ -172,3 +172,16 @@ def test_a_level_shift_is_one_incident_and_a_break_starts_another():
     assert gpu.peak_period == pd.Timestamp("2025-10-19", tz="UTC") and gpu.latest_period == gpu.peak_period
     assert incidents.loc["s-2025-10-23", "status"] == "open"  # nothing scored after it yet
     assert incidents.loc["other-2025-10-07", "severity"] == "critical"
+
+
+def test_a_level_marked_expected_becomes_the_baseline_at_the_next_refit():
+    history = _weekly(119)  # 2025-01-06 .. 2025-05-04: 1,000 a day, less at weekends
+    shift_from = date(2025, 4, 21)
+    history[history.index >= shift_from] *= 2  # a new cluster, two weeks before the refit
+    day = date(2025, 5, 6)
+    cfg = ForecastConfig(workers=1, horizon_days=0)
+    clipped = forecast({"s": history}, [day], cfg).iloc[0]
+    accepted = forecast({"s": history}, [day], cfg, accepted={"s": shift_from}).iloc[0]
+    assert clipped.expected_cost < 1500  # two weeks of a new level are clipped as outliers...
+    assert 1700 < accepted.expected_cost < 2300  # ...unless a person said the level is expected
+    assert build_tasks({"s": history}, [day], cfg, {"s": shift_from})[0].keep_from == (shift_from - date(2025, 1, 6)).days

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -357,3 +358,50 @@ def pipeline_query(db, sql: str, params: list | None = None) -> pd.DataFrame:
 
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(sql, params or []).df()
+
+
+def test_marking_an_incident_expected_stops_its_alerts_after_one_last_edit(pipeline, tmp_path, capsys):
+    """`finops-feedback` on a copy of the pipeline's database, alerts going to the outbox."""
+    import shutil
+
+    import duckdb
+
+    from dagster import DagsterInstance
+
+    from finops_pipeline.definitions import build_definitions
+    from finops_pipeline.defs.feedback import main as feedback_cli
+    from finops_pipeline.settings import load_settings
+    from finops_pipeline.storage import ensure_table
+    from finops_pipeline_tests.conftest import pipeline_env
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(pipeline.settings.duckdb_path, db)
+    with duckdb.connect(str(db)) as con:
+        ensure_table(con, "alert_ledger")
+        con.execute("DELETE FROM alert_ledger")  # alerts go to this test's own outbox
+    env = {"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_DUCKDB_PATH": str(db), "DAGSTER_HOME": ""}
+    gpu = next(t for t in injected_anomalies() if t.name == "forgotten_gpu")
+    with pipeline_env(**env):
+        defs, instance = build_definitions(load_settings(env)), DagsterInstance.ephemeral()
+
+        def alert_run():
+            assert defs.resolve_job_def("anomaly_alert_job").execute_in_process(instance=instance).success
+
+        alert_run()
+        incident = pipeline_query(db, "SELECT incident_id FROM incidents WHERE series_key = ? ORDER BY periods DESC LIMIT 1",
+                                  [_truth_key(gpu)]).incident_id[0]
+        assert feedback_cli([incident, "expected", "--note", "training cluster for the Q4 model", "--by", "alice"]) == 0
+        assert feedback_cli(["no-such-incident", "planned"]) == 1
+        assert "no incident 'no-such-incident' in table incidents" in capsys.readouterr().err
+        alert_run()
+        alert_run()
+
+    statuses = pipeline_query(db, "SELECT DISTINCT status FROM anomalies WHERE incident_id = ?", [incident]).status
+    assert list(statuses) == ["expected"]
+    stored = pipeline_query(db, "SELECT verdict, note, given_by FROM incident_feedback").to_dict("records")
+    assert stored == [{"verdict": "expected", "note": "training cluster for the Q4 model", "given_by": "alice"}]
+    (alert,) = pipeline_query(db, "SELECT status, revision, message_ref, announced FROM alert_ledger WHERE anomaly_id = ?",
+                              [incident]).itertuples()
+    assert (alert.status, alert.revision, json.loads(alert.announced)["feedback"]) == ("updated", 1, "expected")
+    outbox = json.loads(Path(alert.message_ref).read_text())
+    assert outbox["revision"] == 1 and "Marked expected: no further alerts" in json.dumps(outbox["slack_message"])

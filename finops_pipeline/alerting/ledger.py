@@ -22,7 +22,7 @@ from finops_pipeline.storage import ensure_table
 
 # The figures an alert announces; a change in any of them (to the cent) makes a sent alert stale.
 ANNOUNCED = ("severity", "direction", "actual_usd", "expected_usd", "band_usd", "impact_usd", "top_contributors",
-             "start", "latest", "periods", "total_excess_usd", "status")
+             "start", "latest", "periods", "total_excess_usd", "status", "feedback")
 
 
 def fingerprint(fact: dict) -> str:
@@ -60,8 +60,8 @@ def incident_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     for table in ("anomalies", "incidents", "alert_ledger"):
         ensure_table(con, table)
     return con.execute(
-        """SELECT a.* EXCLUDE (incident_id, severity), i.incident_id, i.severity, i.start_period, i.latest_period,
-                  i.periods, i.total_excess_usd, i.status
+        """SELECT a.* EXCLUDE (incident_id, severity, status), i.incident_id, i.severity, i.start_period,
+                  i.latest_period, i.periods, i.total_excess_usd, i.status, i.feedback
            FROM incidents i JOIN anomalies a ON a.anomaly_id = i.peak_anomaly_id"""
     ).df()
 
@@ -82,15 +82,16 @@ def _overlaps(fact: dict, announced: dict | None) -> bool:
 
 
 def pending_incidents(con: duckdb.DuckDBPyConnection, min_severity: str) -> list[dict]:
-    """Facts of the incidents at or above ``min_severity`` that no alert has announced yet."""
+    """Facts of the incidents at or above ``min_severity`` that no alert has announced yet, and
+    that nobody has answered (marked expected, planned or not an issue)."""
     if min_severity not in SEVERITIES:
         raise ValueError(f"min_severity must be one of {SEVERITIES}, got {min_severity!r}")
     rows = incident_rows(con)
     rows = rows[rows["severity"].isin(SEVERITIES[SEVERITIES.index(min_severity):])]
     ledger = _sent(con)
     known = set(ledger["anomaly_id"])
-    return [f for f in anomaly_facts(rows)
-            if f["incident_id"] not in known and not any(_overlaps(f, a) for a in ledger["announced"])]
+    return [f for f in anomaly_facts(rows) if not f["feedback"]
+            and f["incident_id"] not in known and not any(_overlaps(f, a) for a in ledger["announced"])]
 
 
 def pending_revisions(con: duckdb.DuckDBPyConnection) -> list[Revision]:
@@ -106,6 +107,8 @@ def pending_revisions(con: duckdb.DuckDBPyConnection) -> list[Revision]:
     revisions = []
     for row in ledger.itertuples(index=False):
         previous = row.announced
+        if previous.get("feedback"):
+            continue  # answered, and the alert said so: left alone from then on
         fact = by_id.get(row.anomaly_id)
         if fact is None:  # its first anomaly was re-scored away: the overlapping incident takes over
             fact = next((f for f in facts if f["incident_id"] not in claimed and _overlaps(f, previous)), None)

@@ -34,6 +34,8 @@ def revision_note(previous: dict, current: dict | None) -> str:
            f"{previous['severity']}")
     if current is None:
         return f"Withdrawn: re-scored, {previous['start']} is no longer an anomaly (it was {was})."
+    if current.get("feedback") and not previous.get("feedback"):
+        return f"Marked {current['feedback'].replace('_', ' ')}: no further alerts for this incident."
     if current["status"] == "resolved" and previous.get("status") != "resolved":
         return f"Resolved: back in its band after {current['latest']}."
     if SEVERITIES.index(current["severity"]) > SEVERITIES.index(previous["severity"]):

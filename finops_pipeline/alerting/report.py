@@ -61,6 +61,7 @@ def anomaly_facts(anomalies: pd.DataFrame) -> list[dict]:
                 "periods": int(getattr(row, "periods", 1)),
                 "total_excess_usd": round(float(getattr(row, "total_excess_usd", row.impact_usd)), 2),
                 "status": getattr(row, "status", "open"),
+                "feedback": feedback if isinstance(feedback := getattr(row, "feedback", None), str) else None,  # not NaN
                 "anomaly_id": row.anomaly_id,
                 "day": row.period_start.date().isoformat(),
                 "period": grain.label(row.period_start),  # the day, or the hour

@@ -148,7 +148,8 @@ def anomaly_alerts(
                 client.chat_update(channel=revision.channel, ts=revision.message_ref, text=message["text"],
                                    blocks=message["blocks"])
             else:
-                _write_outbox(outbox, fact, message, report_ref, note, revision.withdrawn, revision.revision)
+                _write_outbox(outbox, fact, message, report_ref, note, revision.withdrawn, revision.revision,
+                              sent_to=Path(revision.message_ref))
             record_revision(con, revision)
             revised.append(f"{revision.incident_id} ({'withdrawn' if revision.withdrawn else 'updated'})")
         total = con.execute("SELECT count(*) FROM alert_ledger").fetchone()[0]
@@ -164,9 +165,10 @@ def anomaly_alerts(
 
 
 def _write_outbox(outbox: OutboxResource, fact: dict, message: dict, report_ref: str | None, note: str | None = None,
-                  withdrawn: bool = False, revision: int = 0) -> str:
-    """The alert as JSON (with its Slack payload) and markdown; a revision replaces the files."""
-    stem = outbox.path("outbox") / f"{fact['span'][0][:10]}_{fact['incident_id']}"  # the incident's first day
+                  withdrawn: bool = False, revision: int = 0, sent_to: Path | None = None) -> str:
+    """The alert as JSON (with its Slack payload) and markdown; a revision replaces the files it
+    was sent as (``sent_to``)."""
+    stem = sent_to.with_suffix("") if sent_to else outbox.path("outbox") / f"{fact['span'][0][:10]}_{fact['incident_id']}"
     status = "withdrawn" if withdrawn else ("updated" if revision else "sent")
     payload = {"status": status, "revision": revision, "anomaly": fact, "slack_message": message}
     _atomic_write(stem.with_suffix(".json"), json.dumps(payload, indent=2, default=str))

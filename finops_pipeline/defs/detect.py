@@ -24,6 +24,7 @@ from dagster_duckdb import DuckDBResource
 
 from finops_pipeline.charts import cost_band_chart
 from finops_pipeline.detection.forecasting import MODEL_NAME, ForecastConfig, forecast
+from finops_pipeline.defs.feedback import accepted_levels, mark_anomalies
 from finops_pipeline.detection.incidents import assign_incidents, summarize
 from finops_pipeline.detection.scoring import Thresholds, top_contributors
 from finops_pipeline.detection.series import build_series, detect, history_by_series, series_metadata
@@ -96,11 +97,13 @@ def cost_forecasts(context: AssetExecutionContext, config: ForecastSettings, duc
     service) and period (a day; an hour with FINOPS_GRANULARITY=hourly): the expected value and
     band for the partition's periods, and the horizon after them. Each period's fit sees only data
     from before its refit anchor (weekly for days, daily for hours), so backfills match scheduled
-    runs."""
+    runs. A level a person marked `expected` or `planned` is not clipped from the training data."""
     start, end, periods = _window(context)
     series = _usage_series(duckdb, end)
+    with connect(duckdb) as con:
+        accepted = {key: GRAIN.period(p) for key, p in accepted_levels(con).items()}
     predicted = forecast(history_by_series(series), periods,
-                         ForecastConfig.for_granularity(GRAIN.name, **config.model_dump()))
+                         ForecastConfig.for_granularity(GRAIN.name, **config.model_dump()), accepted)
     meta = series_metadata(series) if len(series) else pd.DataFrame()
     if len(predicted):
         predicted = predicted.join(meta[["series_level", "provider", "sub_account_id", "service_name"]], on="series_key")
@@ -273,6 +276,7 @@ def _name_incidents(con) -> None:
         """UPDATE anomalies SET incident_id = i.incident_id FROM _incident_ids i
            WHERE anomalies.anomaly_id = i.anomaly_id AND anomalies.incident_id IS DISTINCT FROM i.incident_id"""
     )
+    mark_anomalies(con)  # an answer on an incident covers the periods it grows by
 
 
 @asset(

@@ -63,15 +63,16 @@ def refit_anchor(period: date, every_days: int) -> date:
     return datetime.combine(anchor, datetime.min.time()) if isinstance(period, datetime) else anchor
 
 
-def clip_outliers(values: np.ndarray, weeks: int = 8, k: float = 6.0, season: int = 7) -> np.ndarray:
+def clip_outliers(values: np.ndarray, weeks: int = 8, k: float = 6.0, season: int = 7, keep_from: int | None = None) -> np.ndarray:
     """Clip each value to median ± k·MAD of the same point of the week (``season`` periods apart:
     the same weekday, or the same hour of the week) over the previous ``weeks`` weeks.
 
     A one-off spike in the training data would otherwise inflate the band for weeks; a real level
-    shift is accepted once it makes up half of the weekday's recent history.
+    shift is accepted once it makes up half of the weekday's recent history, and at once from
+    ``keep_from`` on (a level a person marked expected).
     """
     clipped = values.astype(float).copy()
-    for i in range(len(values)):
+    for i in range(len(values) if keep_from is None else min(keep_from, len(values))):
         prior = values[max(0, i - season * weeks) : i][::-1][season - 1 :: season]  # most recent first
         if len(prior) < 3:
             continue
@@ -92,7 +93,8 @@ def _quiet_stan() -> None:
 
 
 def fit_predict(
-    values: np.ndarray, first_period: date, predict_from: date, predict_to: date, config: ForecastConfig
+    values: np.ndarray, first_period: date, predict_from: date, predict_to: date, config: ForecastConfig,
+    keep_from: int | None = None,
 ) -> pd.DataFrame:
     """Fit Prophet on ``values`` (one per period from ``first_period``) and predict
     ``[predict_from, predict_to]``.
@@ -110,7 +112,7 @@ def fit_predict(
     from prophet import Prophet
 
     train = pd.DataFrame({"ds": pd.date_range(first_period, periods=len(values), freq=grain.freq),
-                          "y": clip_outliers(values, season=grain.periods_per_week)})
+                          "y": clip_outliers(values, season=grain.periods_per_week, keep_from=keep_from)})
     model = Prophet(
         growth="linear",
         weekly_seasonality=True,
@@ -141,6 +143,7 @@ class _Task:
     periods: tuple[date, ...]
     values: np.ndarray
     first_period: date
+    keep_from: int | None = None  # index from which training values are kept as they are
 
 
 def _run_task(task: _Task, config: ForecastConfig) -> pd.DataFrame:
@@ -148,7 +151,7 @@ def _run_task(task: _Task, config: ForecastConfig) -> pd.DataFrame:
     # draws depend on the shape of the prediction, and a rerun of one day must match the backfill.
     step, horizon = config.grain.step, timedelta(days=config.horizon_days)
     last = task.anchor + timedelta(days=config.refit_every_days) - step + horizon
-    predicted = fit_predict(task.values, task.first_period, task.anchor, last, config)
+    predicted = fit_predict(task.values, task.first_period, task.anchor, last, config, task.keep_from)
     by_period = predicted.set_index("target_period")
     frames = []
     for period in task.periods:
@@ -163,9 +166,11 @@ def _run_task(task: _Task, config: ForecastConfig) -> pd.DataFrame:
     return out
 
 
-def build_tasks(history: Mapping[str, pd.Series], periods: Iterable[date], config: ForecastConfig) -> list[_Task]:
+def build_tasks(history: Mapping[str, pd.Series], periods: Iterable[date], config: ForecastConfig,
+                accepted: Mapping[str, date] | None = None) -> list[_Task]:
     """One fit per series and refit anchor. ``history`` maps a series key to cost indexed by
-    period; periods without cost are zero from the series' first period on."""
+    period; periods without cost are zero from the series' first period on. ``accepted`` maps a
+    series to the period from which its level is accepted as normal (not clipped)."""
     grain = config.grain
     by_anchor: dict[date, list[date]] = defaultdict(list)
     for period in sorted(periods):
@@ -182,15 +187,19 @@ def build_tasks(history: Mapping[str, pd.Series], periods: Iterable[date], confi
                 continue
             index = grain.periods(train_start, anchor)
             values = series.reindex(index, fill_value=0.0).to_numpy(dtype=float)
-            tasks.append(_Task(key, anchor, tuple(anchor_periods), values, train_start))
+            keep_from = None
+            if accepted and key in accepted:
+                keep_from = sum(p < accepted[key] for p in index)
+            tasks.append(_Task(key, anchor, tuple(anchor_periods), values, train_start, keep_from))
     return tasks
 
 
-def forecast(history: Mapping[str, pd.Series], periods: Iterable[date], config: ForecastConfig = ForecastConfig()) -> pd.DataFrame:
+def forecast(history: Mapping[str, pd.Series], periods: Iterable[date], config: ForecastConfig = ForecastConfig(),
+             accepted: Mapping[str, date] | None = None) -> pd.DataFrame:
     """Forecasts for each series and period in ``periods``: the period itself (horizon 0) and the
     next ``config.horizon_days`` days of periods, each from data strictly before the period's
     refit anchor."""
-    tasks = build_tasks(history, periods, config)
+    tasks = build_tasks(history, periods, config, accepted)
     columns = ["forecast_period", "target_period", "horizon", "series_key", "expected_cost", "lower_bound",
                "upper_bound", "trained_through", "training_periods"]
     if not tasks:  # too little history yet: nothing to forecast, with the columns' real types

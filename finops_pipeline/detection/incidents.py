@@ -37,7 +37,7 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series) -> pd.DataFrame:
     ``incident_id``; ``last_scored`` maps each series_key to the latest period it was scored."""
     columns = ["incident_id", "series_key", "series_level", "granularity", "provider", "sub_account_id",
                "sub_account_name", "service_name", "team", "direction", "start_period", "peak_period",
-               "latest_period", "periods", "total_excess_usd", "peak_anomaly_id", "severity", "status"]
+               "latest_period", "periods", "total_excess_usd", "peak_anomaly_id", "severity", "status", "feedback"]
     if anomalies.empty:
         return pd.DataFrame(columns=columns)
     frame = anomalies.assign(magnitude=anomalies["impact_usd"].abs(),
@@ -59,5 +59,7 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series) -> pd.DataFrame:
             "peak_anomaly_id": peak["anomaly_id"],
             "severity": SEVERITIES[int(group["rank"].max())],
             "status": "resolved" if scored_after is not None and scored_after > latest else "open",
+            # A person's answer on it, which its anomalies carry as their status.
+            "feedback": group["status"].dropna().iloc[-1] if "status" in group and group["status"].notna().any() else None,
         })
     return pd.DataFrame(rows, columns=columns)
