@@ -32,10 +32,9 @@ COST_FORECASTS_COLUMNS: dict[str, str] = {
     "training_periods": "INTEGER",
 }
 
-ANOMALIES_COLUMNS: dict[str, str] = {
-    "anomaly_id": "VARCHAR PRIMARY KEY",
-    "period_start": "TIMESTAMPTZ",
-    "granularity": "VARCHAR",
+# Which cost series a row is about.
+SERIES_COLUMNS: dict[str, str] = {
+    "granularity": "VARCHAR",  # daily or hourly
     "series_level": "VARCHAR",
     "series_key": "VARCHAR",
     "provider": "VARCHAR",
@@ -43,6 +42,12 @@ ANOMALIES_COLUMNS: dict[str, str] = {
     "sub_account_name": "VARCHAR",
     "service_name": "VARCHAR",
     "team": "VARCHAR",
+}
+
+ANOMALIES_COLUMNS: dict[str, str] = {
+    "anomaly_id": "VARCHAR PRIMARY KEY",
+    "period_start": "TIMESTAMPTZ",
+    **SERIES_COLUMNS,
     "direction": "VARCHAR",
     "actual_cost": "DOUBLE",
     "expected_cost": "DOUBLE",
@@ -61,14 +66,7 @@ ANOMALIES_COLUMNS: dict[str, str] = {
 
 INCIDENTS_COLUMNS: dict[str, str] = {
     "incident_id": "VARCHAR PRIMARY KEY",
-    "series_key": "VARCHAR",
-    "series_level": "VARCHAR",
-    "granularity": "VARCHAR",
-    "provider": "VARCHAR",
-    "sub_account_id": "VARCHAR",
-    "sub_account_name": "VARCHAR",
-    "service_name": "VARCHAR",
-    "team": "VARCHAR",
+    **SERIES_COLUMNS,
     "direction": "VARCHAR",
     "start_period": "TIMESTAMPTZ",
     "peak_period": "TIMESTAMPTZ",

@@ -35,7 +35,7 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series) -> pd.DataFrame:
     """One row per incident: its series, start, peak (the period with the largest $ excess),
     latest, number of periods, total excess, highest severity and status. ``anomalies`` carries
     ``incident_id``; ``last_scored`` maps each series_key to the latest period it was scored."""
-    columns = ["incident_id", "series_key", "series_level", "granularity", "provider", "sub_account_id",
+    columns = ["incident_id", "granularity", "series_level", "series_key", "provider", "sub_account_id",
                "sub_account_name", "service_name", "team", "direction", "start_period", "peak_period",
                "latest_period", "periods", "total_excess_usd", "peak_anomaly_id", "severity", "status", "feedback"]
     if anomalies.empty:
