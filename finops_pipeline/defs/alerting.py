@@ -34,7 +34,6 @@ from dagster_duckdb import DuckDBResource
 from finops_pipeline.alerting.ledger import pending_incidents, pending_revisions, record_revision, record_sent
 from finops_pipeline.alerting.messages import markdown_message, revision_note, slack_message
 from finops_pipeline.alerting.report import write_report
-from finops_pipeline.defs.ingest import RESTATEMENT_TAG
 from finops_pipeline.resources import FinopsSlackResource, LLMResource, OutboxResource
 from finops_pipeline.storage import connect, ensure_table
 
@@ -188,8 +187,8 @@ alert_job = define_asset_job(
     job=alert_job,
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Launches the alert job once for every run that materialized `anomalies` with rows, "
-    "and for every restatement run (re-scored days may revise sent alerts).",
+    description="Launches the alert job once for every run that materialized `anomalies`: new rows "
+    "raise alerts, and a run without any can still resolve, grow or withdraw an incident.",
 )
 def anomalies_sensor(context: SensorEvaluationContext) -> SensorResult:
     # A plain sensor walking every materialization after the cursor: asset_sensor would only see
@@ -207,13 +206,8 @@ def anomalies_sensor(context: SensorEvaluationContext) -> SensorResult:
             by_run.setdefault(key, []).append(record)
         if not result.has_more:
             break
-    requests = []
-    for key, records in by_run.items():
-        rows = [r.asset_materialization.metadata.get("dagster/row_count") for r in records]
-        run = context.instance.get_run_by_id(key) if records[0].run_id else None
-        # A restatement run can also *remove* anomalies: its sent alerts are withdrawn.
-        restated = run is not None and RESTATEMENT_TAG.items() <= run.tags.items()
-        if restated or any(m is not None and m.value > 0 for m in rows):
-            last = max(r.storage_id for r in records)
-            requests.append(RunRequest(run_key=f"anomalies-{last}", tags={"finops/source_run": key}))
+    requests = [
+        RunRequest(run_key=f"anomalies-{max(r.storage_id for r in records)}", tags={"finops/source_run": key})
+        for key, records in by_run.items()
+    ]
     return SensorResult(run_requests=requests, cursor=str(cursor) if cursor is not None else None)

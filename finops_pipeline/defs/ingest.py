@@ -28,7 +28,7 @@ from finops_pipeline.sources.validation import BillingDataError
 from finops_pipeline.storage import connect, ensure_table, utc_bounds
 
 
-# Marks the runs that reload restated days: their re-scored anomalies may revise sent alerts.
+# Marks the runs that reload restated days, for people reading the run list.
 RESTATEMENT_TAG = {"finops/reason": "restatement"}
 
 
