@@ -185,3 +185,20 @@ def test_a_level_marked_expected_becomes_the_baseline_at_the_next_refit():
     assert clipped.expected_cost < 1500  # two weeks of a new level are clipped as outliers...
     assert 1700 < accepted.expected_cost < 2300  # ...unless a person said the level is expected
     assert build_tasks({"s": history}, [day], cfg, {"s": shift_from})[0].keep_from == (shift_from - date(2025, 1, 6)).days
+
+
+def test_a_new_service_with_real_spend_is_flagged_before_it_has_a_forecast():
+    usage = _usage(70)  # EC2 since 2025-01-06
+    launch = date(2025, 3, 10)
+    new = [{"period": launch + timedelta(days=i), "provider": "AWS", "sub_account_id": "0123", "sub_account_name": "prod",
+            "service_name": name, "team": "ml", "effective_cost": cost}
+           for i in range(3) for name, cost in (("SageMaker", 640.0), ("Glue", 12.0))]
+    series = build_series(pd.concat([usage, pd.DataFrame(new)], ignore_index=True))
+    found = detect(series, pd.DataFrame(columns=["target_period", "series_key", "expected_cost", "lower_bound",
+                                                 "upper_bound"]), [launch, launch + timedelta(days=1)])
+    assert list(found.service_name) == ["SageMaker", "SageMaker"]  # Glue spends under the $ floor
+    first = found.iloc[0]
+    assert (first.detectors, first.expected_cost, first.impact_usd, first.severity) == ("new_series", 0.0, 640.0, "warning")
+    # On a bill that only just began, every series is new: none is flagged as such.
+    assert detect(build_series(pd.DataFrame(new)), pd.DataFrame(columns=["target_period", "series_key", "expected_cost",
+                                                                        "lower_bound", "upper_bound"]), [launch]).empty

@@ -214,8 +214,10 @@ def anomalies(
 ) -> MaterializeResult:
     """One row per series and period (day, or hour) whose Usage EffectiveCost fell outside its
     Prophet band, confirmed by a robust z-score against the same point of the week and above the $
-    and % floors. Each row carries actual, expected, band, $ impact, deviation, severity and its
-    top contributors. Purchase, Tax, Credit and Adjustment rows never raise one."""
+    and % floors; and a series too young for a forecast (a new service or account) spending at
+    least the $ floor on a bill older than that. Each row carries actual, expected, band, $ impact,
+    deviation, severity, the detectors that fired and its top contributors. Purchase, Tax, Credit
+    and Adjustment rows never raise one."""
     start, end, periods = _window(context)
     thresholds = Thresholds(**config.model_dump())
     series = _usage_series(duckdb, end)
@@ -232,7 +234,7 @@ def anomalies(
             ).df(),
             "target_period",
         )
-        found = detect(series, forecasts, periods, thresholds, GRAIN)
+        found = detect(series, forecasts, periods, thresholds, GRAIN, _FORECAST_DEFAULTS.min_history_days)
         found["top_contributors"] = [json.dumps(_contributors(con, row)) for _, row in found.iterrows()]
         # An anomaly keeps the time it was first detected when its partition is re-run.
         previous = con.execute(
@@ -322,11 +324,12 @@ def forecast_bands_are_ordered(duckdb: DuckDBResource) -> AssetCheckResult:
     return AssetCheckResult(passed=bad == 0, metadata={"bad_rows": int(bad)})
 
 
-@asset_check(asset=anomalies, pool="duckdb", description="Anomalies come only from series and periods that had a forecast.")
+@asset_check(asset=anomalies, pool="duckdb",
+             description="Anomalies come only from series and periods that had a forecast (new series aside).")
 def anomalies_have_forecasts(duckdb: DuckDBResource) -> AssetCheckResult:
     with connect(duckdb) as con:
         orphans = con.execute(
-            """SELECT count(*) FROM anomalies a WHERE NOT EXISTS (
+            """SELECT count(*) FROM anomalies a WHERE a.detectors <> 'new_series' AND NOT EXISTS (
                    SELECT 1 FROM cost_forecasts f WHERE f.horizon = 0 AND f.series_key = a.series_key
                    AND f.granularity = a.granularity AND f.target_period = a.period_start)"""
         ).fetchone()[0]

@@ -7,12 +7,20 @@ follow invoices and contracts, not consumption, and must neither raise nor hide 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 
 from finops_pipeline.detection.periods import DAILY, Grain
-from finops_pipeline.detection.scoring import Thresholds, anomaly_id, same_weekday_history, score
+from finops_pipeline.detection.scoring import (
+    Score,
+    Thresholds,
+    anomaly_id,
+    deviation_pct,
+    same_weekday_history,
+    score,
+    severity,
+)
 
 SERIES_LEVELS = ("total", "sub_account_service")
 
@@ -72,8 +80,10 @@ def detect(
     periods: Iterable[date],
     thresholds: Thresholds = Thresholds(),
     grain: Grain = DAILY,
+    min_history_days: int = 28,
 ) -> pd.DataFrame:
-    """Score each series in each of ``periods`` against its horizon-0 forecast.
+    """Score each series in each of ``periods`` against its horizon-0 forecast; and flag a series
+    too young for a forecast that spends real money from the start (see ``new_series``).
 
     ``forecasts`` has ``target_period, series_key, expected_cost, lower_bound, upper_bound``. A
     series with no cost in a period it had a forecast for scores as 0: a service that stops is an
@@ -90,36 +100,64 @@ def detect(
         actual = float(values.get(f.target_period, 0.0))
         result = score(actual, f.expected_cost, f.lower_bound, f.upper_bound, same_weekday_history(values, f.target_period),
                        thresholds)
-        if result is None:
-            continue
-        m = meta.loc[f.series_key]
-        rows.append(
-            {
-                "anomaly_id": anomaly_id(f.series_key, f.target_period, grain.name),
-                "period_start": pd.Timestamp(f.target_period, tz="UTC"),
-                "granularity": grain.name,
-                "series_level": m.series_level,
-                "series_key": f.series_key,
-                "provider": m.provider,
-                "sub_account_id": m.sub_account_id,
-                "sub_account_name": m.sub_account_name,
-                "service_name": m.service_name,
-                "team": m.team,
-                "direction": result.direction,
-                "actual_cost": round(actual, 2),
-                "expected_cost": round(float(f.expected_cost), 2),
-                "lower_bound": round(float(f.lower_bound), 2),
-                "upper_bound": round(float(f.upper_bound), 2),
-                "impact_usd": round(result.impact_usd, 2),
-                "deviation_pct": round(result.deviation_pct, 1),
-                "robust_z": None if result.robust_z is None else round(result.robust_z, 2),
-                "severity": result.severity,
-                "detectors": ",".join(result.detectors),
-            }
-        )
-    columns = ["anomaly_id", "period_start", "granularity", "series_level", "series_key", "provider", "sub_account_id",
-               "sub_account_name", "service_name", "team", "direction", "actual_cost", "expected_cost", "lower_bound",
-               "upper_bound", "impact_usd", "deviation_pct", "robust_z", "severity", "detectors"]
-    out = pd.DataFrame(rows, columns=columns)
+        if result is not None:
+            rows.append(_row(f.series_key, meta.loc[f.series_key], f.target_period, actual, f.expected_cost,
+                             f.lower_bound, f.upper_bound, result, grain))
+    forecast_for = set(zip(forecasts.series_key, forecasts.target_period))
+    for key, period, actual in new_series(history, wanted, min_history_days, thresholds):
+        if (key, period) not in forecast_for:
+            rows.append(_row(key, meta.loc[key], period, actual, 0.0, 0.0, 0.0,
+                             Score("spike", actual, deviation_pct(actual, 0.0), None,
+                                   severity(actual, deviation_pct(actual, 0.0), thresholds), ("new_series",)), grain))
+    out = pd.DataFrame(rows, columns=DETECTED_COLUMNS)
     out["period_start"] = pd.to_datetime(out["period_start"], utc=True)
     return out.sort_values(["period_start", "impact_usd"], ascending=[True, False], ignore_index=True)
+
+
+DETECTED_COLUMNS = ["anomaly_id", "period_start", "granularity", "series_level", "series_key", "provider", "sub_account_id",
+                    "sub_account_name", "service_name", "team", "direction", "actual_cost", "expected_cost", "lower_bound",
+                    "upper_bound", "impact_usd", "deviation_pct", "robust_z", "severity", "detectors"]
+
+
+def new_series(history: dict[str, pd.Series], periods: set, min_history_days: int, thresholds: Thresholds):
+    """(series_key, period, cost) for a series too young for a forecast (its first cost less than
+    ``min_history_days`` before the period) spending at least the $ floor, on a bill that is older
+    than that: a new service or account with real spend is news, not a baseline."""
+    if not history:
+        return
+    bill_start = min(values.index.min() for values in history.values() if len(values))
+    for key, values in sorted(history.items()):
+        if key == "total" or values.empty:
+            continue
+        first = values.index.min()
+        if first - bill_start < timedelta(days=min_history_days):
+            continue  # there since the bill began: not new
+        for period in sorted(p for p in periods if first <= p < first + timedelta(days=min_history_days)):
+            cost = float(values.get(period, 0.0))
+            if cost >= thresholds.min_impact_usd:
+                yield key, period, cost
+
+
+def _row(key, m, period, actual, expected, lower, upper, result: Score, grain: Grain) -> dict:
+    return {
+        "anomaly_id": anomaly_id(key, period, grain.name),
+        "period_start": pd.Timestamp(period, tz="UTC"),
+        "granularity": grain.name,
+        "series_level": m.series_level,
+        "series_key": key,
+        "provider": m.provider,
+        "sub_account_id": m.sub_account_id,
+        "sub_account_name": m.sub_account_name,
+        "service_name": m.service_name,
+        "team": m.team,
+        "direction": result.direction,
+        "actual_cost": round(actual, 2),
+        "expected_cost": round(float(expected), 2),
+        "lower_bound": round(float(lower), 2),
+        "upper_bound": round(float(upper), 2),
+        "impact_usd": round(result.impact_usd, 2),
+        "deviation_pct": round(result.deviation_pct, 1),
+        "robust_z": None if result.robust_z is None else round(result.robust_z, 2),
+        "severity": result.severity,
+        "detectors": ",".join(result.detectors),
+    }
