@@ -12,7 +12,6 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
