@@ -129,9 +129,11 @@ def test_detect_scores_each_series_and_flags_a_spike_and_a_stopped_service():
     usage = _usage(70)
     spike_day, last_day = date(2025, 3, 13), date(2025, 3, 16)
     usage.loc[usage.period == spike_day, "effective_cost"] *= 4
-    usage = usage[usage.period != last_day]  # the service stops reporting on the last day
-    series = build_series(usage)
-    assert set(series.series_key) == {"total", "sub_account_service:AWS/0123/EC2"}
+    usage = usage[usage.period != last_day]  # EC2 stops reporting on the last day...
+    s3 = usage.drop_duplicates("period").assign(service_name="S3", effective_cost=5.0)
+    s3 = pd.concat([s3, s3.tail(1).assign(period=last_day)])  # ...while the rest of the bill goes on
+    series = build_series(pd.concat([usage, s3], ignore_index=True))
+    assert set(series.series_key) == {"total", "sub_account_service:AWS/0123/EC2", "sub_account_service:AWS/0123/S3"}
     assert set(series[series.series_key != "total"].team) == {"web"}  # the team with most of the spend
     forecasts = pd.DataFrame(
         [{"target_period": d, "series_key": k, "expected_cost": 1000.0, "lower_bound": 900.0, "upper_bound": 1100.0}
@@ -142,7 +144,8 @@ def test_detect_scores_each_series_and_flags_a_spike_and_a_stopped_service():
     spikes = found[found.direction == "spike"]
     assert set(spikes.period_start.dt.date) == {spike_day} and (spikes.actual_cost > 3500).all()
     drops = found[found.direction == "drop"]
-    assert set(drops.period_start.dt.date) == {last_day} and (drops.actual_cost == 0).all()
+    assert set(drops.period_start.dt.date) == {last_day}
+    assert drops.set_index("series_key").actual_cost.to_dict() == {"total": 5.0, "sub_account_service:AWS/0123/EC2": 0.0}
 
 
 def _flagged(days: list[tuple[str, str, float, str]], key: str = "s") -> pd.DataFrame:
@@ -202,3 +205,14 @@ def test_a_new_service_with_real_spend_is_flagged_before_it_has_a_forecast():
     # On a bill that only just began, every series is new: none is flagged as such.
     assert detect(build_series(pd.DataFrame(new)), pd.DataFrame(columns=["target_period", "series_key", "expected_cost",
                                                                         "lower_bound", "upper_bound"]), [launch]).empty
+
+
+def test_a_day_without_any_line_item_is_a_late_bill_not_every_series_dropping():
+    usage = _usage(70)
+    late = date(2025, 3, 16)
+    series = build_series(usage[usage.period != late])
+    forecasts = pd.DataFrame([{"target_period": late, "series_key": k, "expected_cost": 1000.0, "lower_bound": 900.0,
+                               "upper_bound": 1100.0} for k in ("total", "sub_account_service:AWS/0123/EC2")])
+    assert detect(series, forecasts, [late]).empty
+    usage.loc[usage.period == late, "effective_cost"] *= 4  # once it arrives, the day is scored as usual
+    assert len(detect(build_series(usage), forecasts, [late])) == 2

@@ -27,7 +27,7 @@ from finops_pipeline.detection.forecasting import MODEL_NAME, ForecastConfig, fo
 from finops_pipeline.defs.feedback import accepted_levels, mark_anomalies
 from finops_pipeline.detection.incidents import assign_incidents, summarize
 from finops_pipeline.detection.scoring import Thresholds, top_contributors
-from finops_pipeline.detection.series import build_series, detect, history_by_series, series_metadata
+from finops_pipeline.detection.series import billed_periods, build_series, detect, history_by_series, series_metadata
 from finops_pipeline.partitions import GRAIN, billing_partitions
 from finops_pipeline.resources import OutboxResource
 from finops_pipeline.storage import ANOMALIES_COLUMNS, COST_FORECASTS_COLUMNS, connect, ensure_table, replace_window, utc_bounds
@@ -235,6 +235,9 @@ def anomalies(
             "target_period",
         )
         found = detect(series, forecasts, periods, thresholds, GRAIN, _FORECAST_DEFAULTS.min_history_days)
+        unbilled = [GRAIN.label(p) for p in periods if p not in billed_periods(series)]
+        if unbilled:
+            context.log.warning(f"No usage line items for {', '.join(unbilled)}: not scored (export late or missing?)")
         found["top_contributors"] = [json.dumps(_contributors(con, row)) for _, row in found.iterrows()]
         # An anomaly keeps the time it was first detected when its partition is re-run.
         previous = con.execute(
@@ -258,6 +261,7 @@ def anomalies(
         metadata={
             "dagster/row_count": len(found),
             "new_anomalies": len(new_ids),
+            "periods_without_billing_data": MetadataValue.json(unbilled),
             "by_severity": MetadataValue.json(found["severity"].value_counts().to_dict()),
             "top_anomalies": MetadataValue.md(preview.assign(period_start=[GRAIN.label(p) for p in preview.period_start])
                                               .to_markdown(index=False)

@@ -66,6 +66,11 @@ def build_series(usage: pd.DataFrame) -> pd.DataFrame:
     return out[[*META_COLUMNS, "period", "cost"]].sort_values(["series_key", "period"], ignore_index=True)
 
 
+def billed_periods(series: pd.DataFrame) -> set:
+    """The periods that have any usage line item."""
+    return set(series.loc[series["series_key"] == "total", "period"])
+
+
 def history_by_series(series: pd.DataFrame) -> dict[str, pd.Series]:
     return {key: g.set_index("period")["cost"].astype(float) for key, g in series.groupby("series_key", sort=True)}
 
@@ -91,7 +96,9 @@ def detect(
     """
     history = history_by_series(series)
     meta = series_metadata(series) if not series.empty else pd.DataFrame()
-    wanted = set(periods)
+    # A period without a single usage line item is a bill not delivered yet, not every series
+    # dropping to zero at once: nothing to score until it arrives.
+    wanted = {p for p in periods if p in billed_periods(series)}
     rows = []
     for f in forecasts.itertuples(index=False):
         if f.target_period not in wanted or f.series_key not in history:
