@@ -58,7 +58,8 @@ ANOMALIES_COLUMNS: dict[str, str] = {
     "robust_z": "DOUBLE",
     "severity": "VARCHAR",
     "detectors": "VARCHAR",
-    "top_contributors": "JSON",
+    "top_contributors": "JSON",  # the root cause's first dimension: resources for a service, sub-account × service for the total
+    "root_cause": "JSON",  # {dimension: top 3 items by change, with actual, expected, delta}
     "detected_at": "TIMESTAMPTZ",
     "incident_id": "VARCHAR",  # the anomaly_id of the first anomaly of its run (see detection.incidents)
     "status": "VARCHAR",  # NULL, or a person's answer on its incident: expected, planned, not_an_issue

@@ -119,6 +119,12 @@ def test_anomaly_rows_carry_their_numbers_and_contributors(pipeline):
     assert top["dimension"] == "resource" and top["delta"] > 400
     assert top["name"].startswith(f"arn:aws:instance:us-east-1:{miner.sub_account_id}:")
     assert row.team == "untagged"  # the sandbox's instances carry no team tag
+    # Its root cause, one level finer in each dimension, leads with the same instance.
+    cause = json.loads(row.root_cause)
+    assert list(cause) == ["resource", "sku", "region", "charge_description"]
+    assert cause["resource"][0] == top and all(c[0]["delta"] > 0 for c in cause.values())
+    total = found[(found.series_key == "total") & found.root_cause.notna()].iloc[0]
+    assert list(json.loads(total.root_cause)) == ["sub_account / service", "provider", "team", "region"]
 
 
 def test_forecasts_never_look_ahead_and_cover_thirty_days(pipeline):

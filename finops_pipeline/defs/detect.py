@@ -137,27 +137,42 @@ class DetectionSettings(Config):
     critical_deviation_pct: float = _THRESHOLD_DEFAULTS.critical_deviation_pct
 
 
-def _contributors(con, anomaly: pd.Series) -> list[dict]:
-    """What moved one level finer: sub-account × service for the total, resources for a service,
-    each against the mean of the same point of the week over the previous four weeks."""
+# One level finer than each series level, the dimensions its root cause is looked for in (the
+# first is the headline `top_contributors`), as SQL over the cost table or the line items.
+ROOT_CAUSE_DIMENSIONS = {
+    "total": (COSTS_TABLE, {"sub_account / service": "sub_account_name || ' / ' || service_name",
+                            "provider": "provider", "team": "team", "region": "coalesce(region_id, '(none)')"}),
+    "sub_account_service": ("stg_focus__billing", {"resource": "coalesce(resource_id, '(no resource)')",
+                                                   "sku": "coalesce(sku_id, '(no sku)')",
+                                                   "region": "coalesce(region_id, '(none)')",
+                                                   "charge_description": "coalesce(charge_description, '(none)')"}),
+}
+
+
+def _root_cause(con, anomaly: pd.Series) -> dict[str, list[dict]]:
+    """What moved, one level finer, in each dimension: the top three items by the size of their
+    change, each with actual, expected (the mean of the same point of the week over the previous
+    four weeks) and delta."""
     period = GRAIN.period(anomaly["period_start"])
     periods = [period - timedelta(days=7 * k) for k in range(5)]
-    if anomaly["series_level"] == "total":
-        sql = f"""SELECT sub_account_name || ' / ' || service_name AS name, {PERIOD_COLUMN} AS period,
-                         sum(effective_cost) AS cost
-                  FROM {COSTS_TABLE} WHERE charge_category = 'Usage'
-                    AND {PERIOD_COLUMN} IN (SELECT unnest(?::{PERIOD_TYPE}[])) GROUP BY ALL"""
-        params, dimension = [periods], "sub_account / service"
-    else:
-        sql = f"""SELECT coalesce(resource_id, '(no resource)') AS name, {PERIOD_COLUMN} AS period, sum(effective_cost) AS cost
-                  FROM stg_focus__billing WHERE charge_category = 'Usage' AND provider = ? AND sub_account_id = ?
-                    AND service_name = ? AND {PERIOD_COLUMN} IN (SELECT unnest(?::{PERIOD_TYPE}[])) GROUP BY ALL"""
-        params = [anomaly["provider"], anomaly["sub_account_id"], anomaly["service_name"], periods]
-        dimension = "resource"
-    costs = _as_periods(con.execute(sql, params).df(), "period")
-    current = costs[costs.period == period].groupby("name")["cost"].sum().astype(float)
-    baseline = costs[costs.period != period].groupby("name")["cost"].sum().astype(float) / 4
-    return top_contributors(current, baseline, n=3, dimension=dimension)
+    table, dimensions = ROOT_CAUSE_DIMENSIONS[anomaly["series_level"]]
+    where, params = "", [periods]
+    if anomaly["series_level"] != "total":
+        where, params = "AND provider = ? AND sub_account_id = ? AND service_name = ?", \
+            [anomaly["provider"], anomaly["sub_account_id"], anomaly["service_name"], periods]
+    names = ", ".join(f"{sql} AS \"{dimension}\"" for dimension, sql in dimensions.items())
+    costs = _as_periods(con.execute(
+        f"""SELECT {PERIOD_COLUMN} AS period, {names}, sum(effective_cost)::DOUBLE AS cost FROM {table}
+            WHERE charge_category = 'Usage' {where} AND {PERIOD_COLUMN} IN (SELECT unnest(?::{PERIOD_TYPE}[]))
+            GROUP BY ALL""",
+        params,
+    ).df(), "period")
+    causes = {}
+    for dimension in dimensions:
+        current = costs[costs.period == period].groupby(dimension)["cost"].sum()
+        baseline = costs[costs.period != period].groupby(dimension)["cost"].sum() / 4
+        causes[dimension] = top_contributors(current, baseline, n=3, dimension=dimension)
+    return causes
 
 
 def _chart_panels(con, series: pd.DataFrame, found: pd.DataFrame, start: date, end: date) -> list:
@@ -238,7 +253,9 @@ def anomalies(
         unbilled = [GRAIN.label(p) for p in periods if p not in billed_periods(series)]
         if unbilled:
             context.log.warning(f"No usage line items for {', '.join(unbilled)}: not scored (export late or missing?)")
-        found["top_contributors"] = [json.dumps(_contributors(con, row)) for _, row in found.iterrows()]
+        causes = [_root_cause(con, row) for _, row in found.iterrows()]
+        found["root_cause"] = [json.dumps(c) for c in causes]
+        found["top_contributors"] = [json.dumps(next(iter(c.values()))) for c in causes]  # the headline dimension
         # An anomaly keeps the time it was first detected when its partition is re-run.
         previous = con.execute(
             "SELECT anomaly_id, detected_at FROM anomalies WHERE period_start >= ?::TIMESTAMPTZ AND period_start < ?::TIMESTAMPTZ",
