@@ -250,7 +250,8 @@ def anomalies(
             "target_period",
         )
         found = detect(series, forecasts, periods, thresholds, GRAIN, _FORECAST_DEFAULTS.min_history_days)
-        unbilled = [GRAIN.label(p) for p in periods if p not in billed_periods(series)]
+        billed = billed_periods(series)
+        unbilled = [GRAIN.label(p) for p in periods if p not in billed]
         if unbilled:
             context.log.warning(f"No usage line items for {', '.join(unbilled)}: not scored (export late or missing?)")
         causes = [_root_cause(con, row) for _, row in found.iterrows()]

@@ -98,7 +98,7 @@ def detect(
     meta = series_metadata(series) if not series.empty else pd.DataFrame()
     # A period without a single usage line item is a bill not delivered yet, not every series
     # dropping to zero at once: nothing to score until it arrives.
-    wanted = {p for p in periods if p in billed_periods(series)}
+    wanted = set(periods) & billed_periods(series)
     rows = []
     for f in forecasts.itertuples(index=False):
         if f.target_period not in wanted or f.series_key not in history:
