@@ -9,7 +9,6 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
-    AssetSelection,
     BackfillPolicy,
     Config,
     DefaultScheduleStatus,
@@ -28,7 +27,7 @@ from finops_pipeline.defs.feedback import accepted_levels, mark_anomalies
 from finops_pipeline.detection.incidents import assign_incidents, summarize
 from finops_pipeline.detection.scoring import Thresholds, top_contributors
 from finops_pipeline.detection.series import billed_periods, build_series, detect, history_by_series, series_metadata
-from finops_pipeline.partitions import GRAIN, billing_partitions
+from finops_pipeline.partitions import GRAIN, PARTITIONED_STAGES, billing_partitions
 from finops_pipeline.resources import OutboxResource
 from finops_pipeline.storage import ANOMALIES_COLUMNS, COST_FORECASTS_COLUMNS, connect, ensure_table, replace_window, utc_bounds
 
@@ -358,10 +357,6 @@ def anomalies_have_forecasts(duckdb: DuckDBResource) -> AssetCheckResult:
     return AssetCheckResult(passed=orphans == 0, metadata={"orphans": int(orphans)})
 
 
-# Every partitioned stage, raw billing through anomalies; the incidents roll-up is refreshed by
-# the alert job the new anomalies trigger.
-PARTITIONED_STAGES = AssetSelection.groups("ingest", "transform", "detect") - AssetSelection.assets(incidents)
-
 cost_pipeline = define_asset_job(
     f"{GRAIN.name}_cost_pipeline",
     selection=PARTITIONED_STAGES,
@@ -369,19 +364,12 @@ cost_pipeline = define_asset_job(
     description=f"Raw billing → dbt models → forecasts → anomalies for one or more {'hours' if GRAIN.name == 'hourly' else 'days'}.",
 )
 
-cost_pipeline_schedule = (
-    build_schedule_from_partitioned_job(
-        cost_pipeline,
-        minute_of_hour=30,
-        default_status=DefaultScheduleStatus.RUNNING,
-        description="Every hour at :30, the hour before: hourly exports carry an hour's usage within minutes.",
-    )
-    if GRAIN.name == "hourly"
-    else build_schedule_from_partitioned_job(
-        cost_pipeline,
-        hour_of_day=6,
-        minute_of_hour=0,
-        default_status=DefaultScheduleStatus.RUNNING,
-        description="Every morning at 06:00 UTC, yesterday's partition: most providers have the day's usage by then.",
-    )
+_HOURLY = GRAIN.name == "hourly"
+cost_pipeline_schedule = build_schedule_from_partitioned_job(
+    cost_pipeline,
+    hour_of_day=None if _HOURLY else 6,
+    minute_of_hour=30 if _HOURLY else 0,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Every hour at :30, the hour before: hourly exports carry an hour's usage within minutes."
+    if _HOURLY else "Every morning at 06:00 UTC, yesterday's partition: most providers have the day's usage by then.",
 )

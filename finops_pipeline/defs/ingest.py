@@ -7,7 +7,6 @@ from datetime import timedelta
 import duckdb as duckdb_lib
 from dagster import (
     AssetExecutionContext,
-    AssetSelection,
     BackfillPolicy,
     DefaultSensorStatus,
     MaterializeResult,
@@ -21,7 +20,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from finops_pipeline.partitions import GRAIN, billing_partitions
+from finops_pipeline.partitions import GRAIN, PARTITIONED_STAGES, billing_partitions
 from finops_pipeline.resources import BillingSourceResource
 from finops_pipeline.sources.staging import changed_days, contiguous_ranges, day_fingerprints, discover
 from finops_pipeline.sources.validation import BillingDataError
@@ -86,7 +85,7 @@ def raw_billing(
 
 
 @sensor(
-    asset_selection=AssetSelection.groups("ingest", "transform", "detect") - AssetSelection.keys("incidents"),
+    asset_selection=PARTITIONED_STAGES,
     minimum_interval_seconds=300,
     default_status=DefaultSensorStatus.RUNNING,
     description="Reloads the days a provider restated: when FOCUS export files change, requests "
