@@ -63,6 +63,9 @@ ANOMALIES_COLUMNS: dict[str, str] = {
     "detected_at": "TIMESTAMPTZ",
     "incident_id": "VARCHAR",  # the anomaly_id of the first anomaly of its run (see detection.incidents)
     "status": "VARCHAR",  # NULL, or a person's answer on its incident: expected, planned, not_an_issue
+    # The anomaly of a finer series, same period and direction, carrying at least half its $
+    # impact (see detection.series.explained_by): NULL for the anomalies worth their own alert.
+    "explained_by": "VARCHAR",
 }
 
 INCIDENTS_COLUMNS: dict[str, str] = {
@@ -78,6 +81,7 @@ INCIDENTS_COLUMNS: dict[str, str] = {
     "severity": "VARCHAR",  # the highest any of its periods reached
     "status": "VARCHAR",  # open, or resolved (a later period was back in its band)
     "feedback": "VARCHAR",  # NULL, or expected, planned, not_an_issue (see defs.feedback)
+    "explained_by": "VARCHAR",  # the finer incident that explains its peak; such an incident sends no alert of its own
 }
 
 INCIDENT_FEEDBACK_COLUMNS: dict[str, str] = {

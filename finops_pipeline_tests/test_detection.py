@@ -78,6 +78,7 @@ def test_score_needs_the_band_the_dollar_floor_the_percent_floor_and_the_robust_
     s = score(2600, 1000, 950, 1050, history, t)
     assert s.direction == "spike" and s.impact_usd == 1600 and s.deviation_pct == 160
     assert s.severity == "warning" and s.detectors == ("prophet_interval", "robust_zscore")
+    assert score(2600, 1000, 950, 1050, history, t, band="weekday_median_interval").detectors[0] == "weekday_median_interval"
     drop = score(0, 1000, 950, 1050, history, t)
     assert drop.direction == "drop" and drop.deviation_pct == -100
 
@@ -133,8 +134,13 @@ def test_detect_scores_each_series_and_flags_a_spike_and_a_stopped_service():
     s3 = usage.drop_duplicates("period").assign(service_name="S3", effective_cost=5.0)
     s3 = pd.concat([s3, s3.tail(1).assign(period=last_day)])  # ...while the rest of the bill goes on
     series = build_series(pd.concat([usage, s3], ignore_index=True))
-    assert set(series.series_key) == {"total", "sub_account_service:AWS/0123/EC2", "sub_account_service:AWS/0123/S3"}
-    assert set(series[series.series_key != "total"].team) == {"web"}  # the team with most of the spend
+    assert set(series.series_key) == {
+        "total", "provider:AWS", "sub_account:AWS/0123", "service:AWS/EC2", "service:AWS/S3", "team:web", "team:untagged",
+        "sub_account_service:AWS/0123/EC2", "sub_account_service:AWS/0123/S3"}
+    fine = series[series.series_level == "sub_account_service"]
+    assert set(fine.team) == {"web"}  # the team with most of the spend
+    per_level = series[series.period == spike_day].groupby("series_level").cost.sum()
+    assert per_level.round(2).nunique() == 1  # every level adds up to the same bill
     forecasts = pd.DataFrame(
         [{"target_period": d, "series_key": k, "expected_cost": 1000.0, "lower_bound": 900.0, "upper_bound": 1100.0}
          for d in (spike_day, last_day) for k in ("total", "sub_account_service:AWS/0123/EC2")]
@@ -146,6 +152,10 @@ def test_detect_scores_each_series_and_flags_a_spike_and_a_stopped_service():
     drops = found[found.direction == "drop"]
     assert set(drops.period_start.dt.date) == {last_day}
     assert drops.set_index("series_key").actual_cost.to_dict() == {"total": 5.0, "sub_account_service:AWS/0123/EC2": 0.0}
+    # The total moved because EC2 did: the alert belongs to EC2.
+    by_key = found.set_index(["series_key", found.period_start.dt.date])
+    ec2 = by_key.loc[("sub_account_service:AWS/0123/EC2", spike_day)]
+    assert by_key.loc[("total", spike_day), "explained_by"] == ec2.anomaly_id and pd.isna(ec2.explained_by)
 
 
 def _flagged(days: list[tuple[str, str, float, str]], key: str = "s") -> pd.DataFrame:
@@ -199,6 +209,11 @@ def test_a_new_service_with_real_spend_is_flagged_before_it_has_a_forecast():
     series = build_series(pd.concat([usage, pd.DataFrame(new)], ignore_index=True))
     found = detect(series, pd.DataFrame(columns=["target_period", "series_key", "expected_cost", "lower_bound",
                                                  "upper_bound"]), [launch, launch + timedelta(days=1)])
+    # The new team and service are the same spend: explained by the sub-account × service series.
+    assert set(found.series_key) == {"team:ml", "service:AWS/SageMaker", "sub_account_service:AWS/0123/SageMaker"}
+    fine = found[found.series_level == "sub_account_service"]
+    assert found[found.explained_by.notna()].explained_by.isin(fine.anomaly_id).all() and len(found) == 6
+    found = fine
     assert list(found.service_name) == ["SageMaker", "SageMaker"]  # Glue spends under the $ floor
     first = found.iloc[0]
     assert (first.detectors, first.expected_cost, first.impact_usd, first.severity) == ("new_series", 0.0, 640.0, "warning")

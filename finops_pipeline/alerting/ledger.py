@@ -56,13 +56,15 @@ class Revision:
 
 
 def incident_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Each incident as its peak anomaly's row plus the incident's columns (for ``anomaly_facts``)."""
+    """Each incident worth its own alert, as its peak anomaly's row plus the incident's columns
+    (for ``anomaly_facts``): not one a finer incident explains (the total, when one service moved)."""
     for table in ("anomalies", "incidents", "alert_ledger"):
         ensure_table(con, table)
     return con.execute(
         """SELECT a.* EXCLUDE (incident_id, severity, status), i.incident_id, i.severity, i.start_period,
                   i.latest_period, i.periods, i.total_excess_usd, i.status, i.feedback
-           FROM incidents i JOIN anomalies a ON a.anomaly_id = i.peak_anomaly_id"""
+           FROM incidents i JOIN anomalies a ON a.anomaly_id = i.peak_anomaly_id
+           WHERE i.explained_by IS NULL"""
     ).df()
 
 

@@ -22,11 +22,19 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from finops_pipeline.charts import cost_band_chart
-from finops_pipeline.detection.forecasting import MODEL_NAME, ForecastConfig, forecast
+from finops_pipeline.detection.forecasting import ForecastConfig, forecast
 from finops_pipeline.defs.feedback import accepted_levels, mark_anomalies
 from finops_pipeline.detection.incidents import assign_incidents, summarize
 from finops_pipeline.detection.scoring import Thresholds, top_contributors
-from finops_pipeline.detection.series import billed_periods, build_series, detect, history_by_series, series_metadata
+from finops_pipeline.detection.series import (
+    LEVEL_COLUMNS,
+    billed_periods,
+    build_series,
+    detect,
+    history_by_series,
+    series_key,
+    series_metadata,
+)
 from finops_pipeline.partitions import GRAIN, PARTITIONED_STAGES, billing_partitions
 from finops_pipeline.resources import OutboxResource
 from finops_pipeline.storage import ANOMALIES_COLUMNS, COST_FORECASTS_COLUMNS, connect, ensure_table, replace_window, utc_bounds
@@ -65,6 +73,29 @@ def _as_periods(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     return frame
 
 
+def _new_skus(con, start: date, end: date) -> pd.DataFrame:
+    """Usage cost per sub-account × service, SKU and period of the window, for the SKUs in their
+    first weeks on their series, on a bill older than that (the new-SKU rule)."""
+    weeks = f"INTERVAL {_FORECAST_DEFAULTS.min_history_days} DAY"
+    frame = con.execute(
+        f"""WITH usage AS (SELECT * FROM stg_focus__billing WHERE charge_category = 'Usage' AND sku_id IS NOT NULL
+                             AND {PERIOD_COLUMN} < ?::{PERIOD_TYPE}),
+                 first_seen AS (SELECT provider, sub_account_id, service_name, sku_id, min({PERIOD_COLUMN}) AS first_period
+                                FROM usage GROUP BY ALL)
+            SELECT u.{PERIOD_COLUMN} AS period, provider, sub_account_id, service_name, sku_id,
+                   sum(effective_cost)::DOUBLE AS cost
+            FROM usage u JOIN first_seen f USING (provider, sub_account_id, service_name, sku_id)
+            WHERE u.{PERIOD_COLUMN} >= ?::{PERIOD_TYPE}
+              AND u.{PERIOD_COLUMN} < f.first_period + {weeks}
+              AND f.first_period >= (SELECT min({PERIOD_COLUMN}) FROM usage) + {weeks}
+            GROUP BY ALL""",
+        [end, start],
+    ).df()
+    frame["series_key"] = [series_key("sub_account_service", *k)
+                           for k in zip(frame.provider, frame.sub_account_id, frame.service_name)]
+    return _as_periods(frame, "period")
+
+
 def _usage_series(duckdb: DuckDBResource, end: date) -> pd.DataFrame:
     with connect(duckdb) as con:
         usage = con.execute(USAGE_SQL, [end]).df()
@@ -92,11 +123,13 @@ class ForecastSettings(Config):
     metadata={"dagster/table_name": "main.cost_forecasts"},
 )
 def cost_forecasts(context: AssetExecutionContext, config: ForecastSettings, duckdb: DuckDBResource) -> MaterializeResult:
-    """Prophet forecast of Usage EffectiveCost per series (the total, and each sub-account ×
-    service) and period (a day; an hour with FINOPS_GRANULARITY=hourly): the expected value and
-    band for the partition's periods, and the horizon after them. Each period's fit sees only data
-    from before its refit anchor (weekly for days, daily for hours), so backfills match scheduled
-    runs. A level a person marked `expected` or `planned` is not clipped from the training data."""
+    """Forecast of Usage EffectiveCost per series (the total, each provider, sub-account, service,
+    team and sub-account × service) and period (a day; an hour with FINOPS_GRANULARITY=hourly):
+    the expected value and band for the partition's periods. Prophet, with the horizon after them,
+    for the series that carry the money; the weekday median for the long tail. Each period's fit
+    sees only data from before its refit anchor (weekly for days, daily for hours), so backfills
+    match scheduled runs. A level a person marked `expected` or `planned` is not clipped from the
+    training data."""
     start, end, periods = _window(context)
     series = _usage_series(duckdb, end)
     with connect(duckdb) as con:
@@ -106,7 +139,6 @@ def cost_forecasts(context: AssetExecutionContext, config: ForecastSettings, duc
     meta = series_metadata(series) if len(series) else pd.DataFrame()
     if len(predicted):
         predicted = predicted.join(meta[["series_level", "provider", "sub_account_id", "service_name"]], on="series_key")
-    predicted["model"] = MODEL_NAME
     predicted["granularity"] = GRAIN.name
     predicted = predicted.reindex(columns=list(COST_FORECASTS_COLUMNS))
     with connect(duckdb) as con:
@@ -119,6 +151,7 @@ def cost_forecasts(context: AssetExecutionContext, config: ForecastSettings, duc
             "series_forecast": int(today["series_key"].nunique()),
             "periods": len(periods),
             "fits": int(today.groupby(["series_key", "trained_through"]).ngroups) if len(today) else 0,
+            "series_per_model": MetadataValue.json(today.groupby("model")["series_key"].nunique().to_dict()),
             "total_expected_usd": round(float(today.loc[today.series_key == "total", "expected_cost"].sum()), 2),
         }
     )
@@ -138,12 +171,17 @@ class DetectionSettings(Config):
 
 # One level finer than each series level, the dimensions its root cause is looked for in (the
 # first is the headline `top_contributors`), as SQL over the cost table or the line items.
+_ACCOUNT_SERVICE = "sub_account_name || ' / ' || service_name"
+_REGION = "coalesce(region_id, '(none)')"
 ROOT_CAUSE_DIMENSIONS = {
-    "total": (COSTS_TABLE, {"sub_account / service": "sub_account_name || ' / ' || service_name",
-                            "provider": "provider", "team": "team", "region": "coalesce(region_id, '(none)')"}),
+    "total": (COSTS_TABLE, {"sub_account / service": _ACCOUNT_SERVICE, "provider": "provider", "team": "team",
+                            "region": _REGION}),
+    "provider": (COSTS_TABLE, {"sub_account / service": _ACCOUNT_SERVICE, "team": "team", "region": _REGION}),
+    "sub_account": (COSTS_TABLE, {"service": "service_name", "team": "team", "region": _REGION}),
+    "service": (COSTS_TABLE, {"sub_account": "sub_account_name", "team": "team", "region": _REGION}),
+    "team": (COSTS_TABLE, {"sub_account / service": _ACCOUNT_SERVICE, "region": _REGION}),
     "sub_account_service": ("stg_focus__billing", {"resource": "coalesce(resource_id, '(no resource)')",
-                                                   "sku": "coalesce(sku_id, '(no sku)')",
-                                                   "region": "coalesce(region_id, '(none)')",
+                                                   "sku": "coalesce(sku_id, '(no sku)')", "region": _REGION,
                                                    "charge_description": "coalesce(charge_description, '(none)')"}),
 }
 
@@ -155,16 +193,14 @@ def _root_cause(con, anomaly: pd.Series) -> dict[str, list[dict]]:
     period = GRAIN.period(anomaly["period_start"])
     periods = [period - timedelta(days=7 * k) for k in range(5)]
     table, dimensions = ROOT_CAUSE_DIMENSIONS[anomaly["series_level"]]
-    where, params = "", [periods]
-    if anomaly["series_level"] != "total":
-        where, params = "AND provider = ? AND sub_account_id = ? AND service_name = ?", \
-            [anomaly["provider"], anomaly["sub_account_id"], anomaly["service_name"], periods]
+    columns = LEVEL_COLUMNS[anomaly["series_level"]]
+    where = "".join(f" AND {c} = ?" for c in columns)
     names = ", ".join(f"{sql} AS \"{dimension}\"" for dimension, sql in dimensions.items())
     costs = _as_periods(con.execute(
         f"""SELECT {PERIOD_COLUMN} AS period, {names}, sum(effective_cost)::DOUBLE AS cost FROM {table}
             WHERE charge_category = 'Usage' {where} AND {PERIOD_COLUMN} IN (SELECT unnest(?::{PERIOD_TYPE}[]))
             GROUP BY ALL""",
-        params,
+        [*(anomaly[c] for c in columns), periods],
     ).df(), "period")
     causes = {}
     for dimension in dimensions:
@@ -178,7 +214,7 @@ def _chart_panels(con, series: pd.DataFrame, found: pd.DataFrame, start: date, e
     """The total, and the service with the largest anomaly, over the window plus some context
     (120 periods, at least 28 before the window)."""
     keys = ["total"]
-    services = found[found.series_key != "total"]
+    services = found[(found.series_key != "total") & found["explained_by"].isna()]
     if len(services):
         keys.append(services.loc[services["impact_usd"].abs().idxmax(), "series_key"])
     first = min(start - 28 * GRAIN.step, end - 120 * GRAIN.step)
@@ -227,11 +263,12 @@ def anomalies(
     context: AssetExecutionContext, config: DetectionSettings, duckdb: DuckDBResource, outbox: OutboxResource
 ) -> MaterializeResult:
     """One row per series and period (day, or hour) whose Usage EffectiveCost fell outside its
-    Prophet band, confirmed by a robust z-score against the same point of the week and above the $
-    and % floors; and a series too young for a forecast (a new service or account) spending at
-    least the $ floor on a bill older than that. Each row carries actual, expected, band, $ impact,
-    deviation, severity, the detectors that fired and its top contributors. Purchase, Tax, Credit
-    and Adjustment rows never raise one."""
+    forecast band, confirmed by a robust z-score against the same point of the week and above the
+    $ and % floors; or that a rule flagged (a new series or SKU with real spend, a slow ramp, a
+    weekend billed like a weekday). Each row carries actual, expected, band, $ impact, deviation,
+    severity, the detectors that fired, its root cause one level finer, and the finer anomaly that
+    explains it, if any (only unexplained ones are alerted). Purchase, Tax, Credit and Adjustment
+    rows never raise one."""
     start, end, periods = _window(context)
     thresholds = Thresholds(**config.model_dump())
     series = _usage_series(duckdb, end)
@@ -241,14 +278,15 @@ def anomalies(
         ensure_table(con, "cost_forecasts")
         forecasts = _as_periods(
             con.execute(
-                """SELECT target_period, series_key, expected_cost, lower_bound, upper_bound FROM cost_forecasts
+                """SELECT target_period, series_key, model, expected_cost, lower_bound, upper_bound FROM cost_forecasts
                    WHERE horizon = 0 AND granularity = ? AND forecast_period >= ?::TIMESTAMPTZ
                      AND forecast_period < ?::TIMESTAMPTZ""",
                 [GRAIN.name, *bounds],
             ).df(),
             "target_period",
         )
-        found = detect(series, forecasts, periods, thresholds, GRAIN, _FORECAST_DEFAULTS.min_history_days)
+        found = detect(series, forecasts, periods, thresholds, GRAIN, _FORECAST_DEFAULTS.min_history_days,
+                       _new_skus(con, start, end))
         billed = billed_periods(series)
         unbilled = [GRAIN.label(p) for p in periods if p not in billed]
         if unbilled:
@@ -346,11 +384,11 @@ def forecast_bands_are_ordered(duckdb: DuckDBResource) -> AssetCheckResult:
 
 
 @asset_check(asset=anomalies, pool="duckdb",
-             description="Anomalies come only from series and periods that had a forecast (new series aside).")
+             description="Anomalies a forecast band flagged come only from series and periods that had a forecast.")
 def anomalies_have_forecasts(duckdb: DuckDBResource) -> AssetCheckResult:
     with connect(duckdb) as con:
         orphans = con.execute(
-            """SELECT count(*) FROM anomalies a WHERE a.detectors <> 'new_series' AND NOT EXISTS (
+            """SELECT count(*) FROM anomalies a WHERE a.detectors LIKE '%_interval%' AND NOT EXISTS (
                    SELECT 1 FROM cost_forecasts f WHERE f.horizon = 0 AND f.series_key = a.series_key
                    AND f.granularity = a.granularity AND f.target_period = a.period_start)"""
         ).fetchone()[0]

@@ -5,17 +5,22 @@ boundary on or before it, trained only on periods strictly before that anchor. T
 fixed epoch, so a two-year backfill and a year of daily runs use the same fits and produce the same
 numbers. Training values that sit far outside their own weekday's recent range are clipped first,
 so yesterday's anomaly does not widen tomorrow's band.
+
+Prophet is spent where it pays: on the series that carry the money (see ``ForecastConfig``). The
+long tail gets an exact, cheap model, the median and MAD of the same point of the week over the
+last eight weeks, whose band is what the robust z-score checks anyway.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
-import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -23,11 +28,7 @@ import pandas as pd
 
 from finops_pipeline.detection.periods import GRAINS, Grain
 
-MODEL_NAME = "prophet"
-
-# Prophet samples its intervals from numpy's global generator: seeding and sampling happen under
-# one lock so that fits running in parallel threads still give the same numbers on every rerun.
-_SAMPLING_LOCK = threading.Lock()
+PROPHET, WEEKDAY_MEDIAN = "prophet", "weekday_median"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,14 @@ class ForecastConfig:
     uncertainty_samples: int = 300
     workers: int = 0  # 0: one per core
     granularity: str = "daily"
+    # Prophet for a series whose mean cost over its last 28 training days is at least this per
+    # day, the largest ``prophet_max_series`` of them per refit. Below $500/day any move past the
+    # $100 floor is over 20 % of the series, plain for the weekday median to see; above it the
+    # percentage floor binds, and Prophet's trend and seasonality tell a real move from growth.
+    prophet_min_daily_usd: float = 500.0
+    prophet_max_series: int = 300
+    median_weeks: int = 8  # the weekday median's look-back
+    median_band_sigmas: float = 3.0  # its band: median ± this many robust standard deviations
 
     @classmethod
     def for_granularity(cls, granularity: str, **overrides) -> ForecastConfig:
@@ -71,15 +80,22 @@ def clip_outliers(values: np.ndarray, weeks: int = 8, k: float = 6.0, season: in
     shift is accepted once it makes up half of the weekday's recent history, and at once from
     ``keep_from`` on (a level a person marked expected).
     """
-    clipped = values.astype(float).copy()
-    for i in range(len(values) if keep_from is None else min(keep_from, len(values))):
-        prior = values[max(0, i - season * weeks) : i][::-1][season - 1 :: season]  # most recent first
-        if len(prior) < 3:
-            continue
-        median = float(np.median(prior))
-        mad = 1.4826 * float(np.median(np.abs(prior - median)))
-        spread = k * max(mad, 0.05 * abs(median), 1e-6)
-        clipped[i] = min(max(values[i], median - spread), median + spread)
+    values = values.astype(float)
+    n = len(values)
+    # Row i: the same point of the week 1..weeks weeks before i (NaN before the first value).
+    lags = np.arange(n)[:, None] - season * np.arange(1, weeks + 1)[None, :]
+    prior = np.where(lags >= 0, values[np.clip(lags, 0, None)], np.nan)
+    usable = (lags >= 0).sum(axis=1) >= 3
+    if keep_from is not None:
+        usable[keep_from:] = False
+    if not usable.any():
+        return values.copy()
+    prior = prior[usable]
+    median = np.nanmedian(prior, axis=1)
+    mad = 1.4826 * np.nanmedian(np.abs(prior - median[:, None]), axis=1)
+    spread = k * np.maximum(np.maximum(mad, 0.05 * np.abs(median)), 1e-6)
+    clipped = values.copy()
+    clipped[usable] = np.clip(values[usable], median - spread, median + spread)
     return clipped
 
 
@@ -123,9 +139,10 @@ def fit_predict(
         uncertainty_samples=config.uncertainty_samples,
     )
     model.fit(train, seed=1)  # Stan's optimizer, seeded: reruns give the same fit
-    with _SAMPLING_LOCK:
-        np.random.seed(first_period.toordinal() % (2**31))
-        predicted = model.predict(pd.DataFrame({"ds": stamps}))
+    # Prophet samples its band from numpy's global generator: seeded, reruns give the same band
+    # (fits run one at a time in each worker process).
+    np.random.seed(first_period.toordinal() % (2**31))
+    predicted = model.predict(pd.DataFrame({"ds": stamps}))
     return pd.DataFrame(
         {
             "target_period": targets,
@@ -136,6 +153,27 @@ def fit_predict(
     )
 
 
+def weekday_median_predict(values: np.ndarray, steps: int, config: ForecastConfig, keep_from: int | None = None
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expected value, lower and upper bound for the ``steps`` periods after ``values``: the
+    median of the same point of the week over the last ``config.median_weeks`` weeks (outliers
+    clipped as for Prophet), ± ``median_band_sigmas`` robust standard deviations (1.4826·MAD),
+    at least ±10 % of the median."""
+    season = config.grain.periods_per_week
+    clipped = clip_outliers(values, season=season, keep_from=keep_from)
+    n = len(clipped)
+    # For each step, the same point of the week in the last weeks of training (a step a week or
+    # more ahead looks back from its point of the week too).
+    lags = season * np.arange(1, config.median_weeks + 1)
+    positions = n + (np.arange(steps) % season)[:, None] - lags[None, :]
+    valid = positions >= 0
+    samples = np.where(valid, clipped[np.clip(positions, 0, None)], np.nan)
+    expected = np.nanmedian(samples, axis=1)
+    spread = 1.4826 * np.nanmedian(np.abs(samples - expected[:, None]), axis=1)
+    spread = np.maximum(config.median_band_sigmas * spread, 0.1 * expected)
+    return expected, np.maximum(expected - spread, 0.0), expected + spread
+
+
 @dataclass(frozen=True)
 class _Task:
     series_key: str
@@ -144,25 +182,42 @@ class _Task:
     values: np.ndarray
     first_period: date
     keep_from: int | None = None  # index from which training values are kept as they are
+    model: str = PROPHET
+
+    def fingerprint(self) -> tuple:
+        """Two tasks with equal fingerprints predict the same numbers (a coarse series that is,
+        so far, a single finer one): fit once."""
+        return (self.model, self.anchor, self.periods, self.first_period, self.keep_from, self.values.tobytes())
 
 
-def _run_task(task: _Task, config: ForecastConfig) -> pd.DataFrame:
+def _run_task(task: _Task, config: ForecastConfig) -> dict[str, list]:
+    """The task's rows, as columns. A Prophet series gets its periods and the horizon after each;
+    a weekday-median series its periods only (horizon 0): the long tail is scored, not planned."""
     # Always the anchor's whole window, whichever of its periods were asked for: the band's random
     # draws depend on the shape of the prediction, and a rerun of one day must match the backfill.
-    step, horizon = config.grain.step, timedelta(days=config.horizon_days)
-    last = task.anchor + timedelta(days=config.refit_every_days) - step + horizon
-    predicted = fit_predict(task.values, task.first_period, task.anchor, last, config, task.keep_from)
-    by_period = predicted.set_index("target_period")
-    frames = []
+    grain, step = config.grain, config.grain.step
+    window = int(timedelta(days=config.refit_every_days) / step)
+    horizon = int(timedelta(days=config.horizon_days) / step) if task.model == PROPHET else 0
+    if task.model == PROPHET:
+        last = task.anchor + (window - 1 + horizon) * step
+        predicted = fit_predict(task.values, task.first_period, task.anchor, last, config, task.keep_from)
+        expected, lower, upper = (predicted[c].to_numpy() for c in ("expected_cost", "lower_bound", "upper_bound"))
+    else:
+        expected, lower, upper = weekday_median_predict(task.values, window, config, task.keep_from)
+    out = defaultdict(list)
     for period in task.periods:
-        window = by_period.loc[period : period + horizon].reset_index()
-        window.insert(0, "forecast_period", period)
-        window["horizon"] = [int((t - period) / step) for t in window["target_period"]]
-        frames.append(window)
-    out = pd.concat(frames, ignore_index=True)
-    out["series_key"] = task.series_key
-    out["trained_through"] = task.anchor - step
-    out["training_periods"] = len(task.values)
+        offset = int((period - task.anchor) / step)
+        count = min(horizon + 1, len(expected) - offset)
+        out["forecast_period"] += [period] * count
+        out["target_period"] += [period + h * step for h in range(count)]
+        out["horizon"] += range(count)
+        for name, column in (("expected_cost", expected), ("lower_bound", lower), ("upper_bound", upper)):
+            out[name].extend(column[offset : offset + count])
+    rows = len(out["horizon"])
+    out["series_key"] = [task.series_key] * rows
+    out["trained_through"] = [task.anchor - step] * rows
+    out["training_periods"] = [len(task.values)] * rows
+    out["model"] = [task.model] * rows
     return out
 
 
@@ -170,46 +225,69 @@ def build_tasks(history: Mapping[str, pd.Series], periods: Iterable[date], confi
                 accepted: Mapping[str, date] | None = None) -> list[_Task]:
     """One fit per series and refit anchor. ``history`` maps a series key to cost indexed by
     period; periods without cost are zero from the series' first period on. ``accepted`` maps a
-    series to the period from which its level is accepted as normal (not clipped)."""
+    series to the period from which its level is accepted as normal (not clipped). At each anchor
+    the series that carry the money get Prophet, the rest the weekday median."""
     grain = config.grain
     by_anchor: dict[date, list[date]] = defaultdict(list)
     for period in sorted(periods):
         by_anchor[refit_anchor(period, config.refit_every_days)].append(period)
+    recent = int(timedelta(days=28) / grain.step)
     tasks = []
-    for key, series in sorted(history.items()):
-        series = series.sort_index()
-        if series.empty:
-            continue
-        first_seen = series.index.min()
-        for anchor, anchor_periods in sorted(by_anchor.items()):
+    for anchor, anchor_periods in sorted(by_anchor.items()):
+        candidates = []
+        for key, series in sorted(history.items()):
+            if series.empty:
+                continue
+            first_seen = series.index.min()
             train_start = max(first_seen, anchor - timedelta(days=config.max_history_days))
             if anchor - train_start < timedelta(days=config.min_history_days):
                 continue
             index = grain.periods(train_start, anchor)
             values = series.reindex(index, fill_value=0.0).to_numpy(dtype=float)
-            keep_from = None
-            if accepted and key in accepted:
-                keep_from = sum(p < accepted[key] for p in index)
-            tasks.append(_Task(key, anchor, tuple(anchor_periods), values, train_start, keep_from))
+            keep_from = sum(p < accepted[key] for p in index) if accepted and key in accepted else None
+            daily_mean = float(values[-recent:].mean()) * grain.periods_per_day
+            candidates.append((daily_mean, _Task(key, anchor, tuple(anchor_periods), values, train_start, keep_from)))
+        # The largest series first; ties by key, so the choice is the same on every rerun.
+        candidates.sort(key=lambda c: (-c[0], c[1].series_key))
+        for rank, (daily_mean, task) in enumerate(candidates):
+            big = daily_mean >= config.prophet_min_daily_usd and rank < config.prophet_max_series
+            tasks.append(task if big else replace(task, model=WEEKDAY_MEDIAN))
     return tasks
+
+
+FORECAST_COLUMNS = ["forecast_period", "target_period", "horizon", "series_key", "model", "expected_cost", "lower_bound",
+                    "upper_bound", "trained_through", "training_periods"]
 
 
 def forecast(history: Mapping[str, pd.Series], periods: Iterable[date], config: ForecastConfig = ForecastConfig(),
              accepted: Mapping[str, date] | None = None) -> pd.DataFrame:
-    """Forecasts for each series and period in ``periods``: the period itself (horizon 0) and the
-    next ``config.horizon_days`` days of periods, each from data strictly before the period's
-    refit anchor."""
+    """Forecasts for each series and period in ``periods``: the period itself (horizon 0) and, for
+    a Prophet series, the next ``config.horizon_days`` days of periods, each from data strictly
+    before the period's refit anchor."""
     tasks = build_tasks(history, periods, config, accepted)
-    columns = ["forecast_period", "target_period", "horizon", "series_key", "expected_cost", "lower_bound",
-               "upper_bound", "trained_through", "training_periods"]
     if not tasks:  # too little history yet: nothing to forecast, with the columns' real types
-        return pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith(("cost", "bound")) else "object") for c in columns})
-    workers = min(config.workers or os.cpu_count() or 1, len(tasks))
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith(("cost", "bound")) else "object")
+                             for c in FORECAST_COLUMNS})
+    unique = {}
+    for task in tasks:
+        unique.setdefault(task.fingerprint(), task)
+    fits = [t for t in unique.values() if t.model == PROPHET]
+    workers = min(config.workers or os.cpu_count() or 1, max(len(fits) // 8, 1))
     if workers <= 1:
-        frames = [_run_task(task, config) for task in tasks]
+        results = [_run_task(task, config) for task in fits]
     else:
-        # Threads suffice: the Stan optimizer runs as a subprocess, outside the GIL.
-        with ThreadPoolExecutor(workers) as pool:
-            frames = list(pool.map(lambda task: _run_task(task, config), tasks))
-    out = pd.concat(frames, ignore_index=True)
-    return out[columns].sort_values(["forecast_period", "series_key", "horizon"], ignore_index=True)
+        # Processes, not threads: half of a Prophet fit is Python (building the model, predicting),
+        # which threads would run one at a time. Spawned, as the step's process runs threads.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_run_task, fits, repeat(config), chunksize=max(1, len(fits) // (workers * 8))))
+    done = dict(zip((t.fingerprint() for t in fits), results))
+    columns = defaultdict(list)
+    for task in tasks:
+        key = task.fingerprint()
+        if key not in done:
+            done[key] = _run_task(task, config)
+        rows = done[key]
+        for name in FORECAST_COLUMNS:
+            columns[name].extend([task.series_key] * len(rows["horizon"]) if name == "series_key" else rows[name])
+    out = pd.DataFrame({name: columns[name] for name in FORECAST_COLUMNS})
+    return out.sort_values(["forecast_period", "series_key", "horizon"], ignore_index=True)

@@ -34,14 +34,17 @@ def assign_incidents(anomalies: pd.DataFrame) -> pd.Series:
 def summarize(anomalies: pd.DataFrame, last_scored: pd.Series) -> pd.DataFrame:
     """One row per incident: its series, start, peak (the period with the largest $ excess),
     latest, number of periods, total excess, highest severity and status. ``anomalies`` carries
-    ``incident_id``; ``last_scored`` maps each series_key to the latest period it was scored."""
+    ``incident_id`` (and ``explained_by``: an incident whose peak a finer anomaly explains is
+    explained by that anomaly's incident); ``last_scored`` maps each series_key to the latest period it was scored."""
     columns = ["incident_id", "granularity", "series_level", "series_key", "provider", "sub_account_id",
                "sub_account_name", "service_name", "team", "direction", "start_period", "peak_period",
-               "latest_period", "periods", "total_excess_usd", "peak_anomaly_id", "severity", "status", "feedback"]
+               "latest_period", "periods", "total_excess_usd", "peak_anomaly_id", "severity", "status", "feedback",
+               "explained_by"]
     if anomalies.empty:
         return pd.DataFrame(columns=columns)
     frame = anomalies.assign(magnitude=anomalies["impact_usd"].abs(),
                              rank=anomalies["severity"].map(SEVERITIES.index))
+    incident_of = dict(zip(frame["anomaly_id"], frame["incident_id"]))
     rows = []
     for incident_id, group in frame.sort_values("period_start").groupby("incident_id", sort=True):
         peak = group.loc[group["magnitude"].idxmax()]
@@ -61,5 +64,6 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series) -> pd.DataFrame:
             "status": "resolved" if scored_after is not None and scored_after > latest else "open",
             # A person's answer on it, which its anomalies carry as their status.
             "feedback": group["status"].dropna().iloc[-1] if "status" in group and group["status"].notna().any() else None,
+            "explained_by": incident_of.get(peak.get("explained_by")),
         })
     return pd.DataFrame(rows, columns=columns)

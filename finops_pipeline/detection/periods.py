@@ -40,7 +40,8 @@ class Grain:
 
     def periods(self, start, end) -> list:
         """The periods in ``[start, end)``."""
-        return [self.period(t) for t in pd.date_range(self.period(start), self.period(end), freq=self.freq, inclusive="left")]
+        first, end = self.period(start), self.period(end)
+        return [first + i * self.step for i in range(max(0, -(-(end - first) // self.step)))]
 
     def label(self, period) -> str:
         p = self.period(period)

@@ -93,15 +93,17 @@ def score(
     upper: float,
     same_weekday_history: np.ndarray,
     t: Thresholds = Thresholds(),
+    band: str = "prophet_interval",
 ) -> Score | None:
-    """Score one period of one series; None when it is not an anomaly."""
+    """Score one period of one series against its ``band`` (the model that drew it); None when it
+    is not an anomaly."""
     if lower <= actual <= upper:
         return None
     impact = actual - expected
     dev = deviation_pct(actual, expected)
     if abs(impact) < t.min_impact_usd or abs(dev) < t.min_deviation_pct:
         return None
-    detectors = ["prophet_interval"]
+    detectors = [band]
     z = robust_z(actual, same_weekday_history)
     if z is not None:
         if abs(z) < t.min_robust_z or np.sign(z) != np.sign(impact):

@@ -7,10 +7,12 @@ follow invoices and contracts, not consumption, and must neither raise nor hide 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date
 
+import numpy as np
 import pandas as pd
 
+from finops_pipeline.detection import rules
 from finops_pipeline.detection.periods import DAILY, Grain
 from finops_pipeline.detection.scoring import (
     Score,
@@ -22,19 +24,46 @@ from finops_pipeline.detection.scoring import (
     severity,
 )
 
-SERIES_LEVELS = ("total", "sub_account_service")
+# Coarse to fine. A change that cancels out in a sum (one account up, another down) is still seen
+# at the finer levels; one that spreads thinly over many services is seen at the coarser ones.
+SERIES_LEVELS = ("total", "provider", "sub_account", "service", "team", "sub_account_service")
+
+# The columns that name a series at each level (team: the tag; untagged spend is its own team).
+LEVEL_COLUMNS = {
+    "total": (),
+    "provider": ("provider",),
+    "sub_account": ("provider", "sub_account_id"),
+    "service": ("provider", "service_name"),
+    "team": ("team",),
+    "sub_account_service": ("provider", "sub_account_id", "service_name"),
+}
 
 META_COLUMNS = ["series_key", "series_level", "provider", "sub_account_id", "sub_account_name", "service_name", "team"]
 
 
-def series_key(level: str, provider: str | None = None, sub_account_id: str | None = None, service_name: str | None = None) -> str:
+def series_key(level: str, *parts: str | None) -> str:
+    """``total``, ``provider:AWS``, ``sub_account:AWS/1234``, ``service:AWS/Amazon EC2``,
+    ``team:ml``, ``sub_account_service:AWS/1234/Amazon EC2``: the parts are ``LEVEL_COLUMNS[level]``."""
     if level == "total":
         return "total"
-    return f"{level}:{provider}/{sub_account_id}/{service_name}"
+    return f"{level}:{'/'.join(str(p) for p in parts)}"
+
+
+def contains(coarse: pd.Series | dict, fine: pd.Series | dict) -> bool:
+    """Whether series ``coarse`` holds the spend of a different series ``fine`` (each with
+    series_level and its level's columns). A sub-account × service series counts as its owning
+    team's: the team that carries most of its spend."""
+    if coarse["series_level"] == fine["series_level"]:
+        return False
+    fine_columns = set(LEVEL_COLUMNS[fine["series_level"]])
+    if fine["series_level"] == "sub_account_service":
+        fine_columns.add("team")
+    columns = LEVEL_COLUMNS[coarse["series_level"]]
+    return set(columns) <= fine_columns and all(coarse[c] == fine[c] for c in columns)
 
 
 def build_series(usage: pd.DataFrame) -> pd.DataFrame:
-    """Usage cost per series and period (a day, or an hour).
+    """Usage cost per series and period (a day, or an hour), at every level of SERIES_LEVELS.
 
     ``usage`` has one row per period, provider, sub_account_id, sub_account_name, service_name,
     team with ``effective_cost``. Returns ``META_COLUMNS + [period, cost]``, one row per series and
@@ -43,25 +72,26 @@ def build_series(usage: pd.DataFrame) -> pd.DataFrame:
     if usage.empty:
         return pd.DataFrame(columns=[*META_COLUMNS, "period", "cost"])
     usage = usage.assign(effective_cost=usage["effective_cost"].astype(float))
-    total = usage.groupby("period", as_index=False)["effective_cost"].sum()
-    total = total.assign(series_key="total", series_level="total", provider=None, sub_account_id=None,
-                         sub_account_name=None, service_name=None, team=None)
-    grain = ["provider", "sub_account_id", "service_name"]
-    # A series is owned by the team that carries most of its spend.
+    grain = list(LEVEL_COLUMNS["sub_account_service"])
+    # A sub-account × service series is owned by the team that carries most of its spend.
     team_cost = usage.groupby([*grain, "team"], as_index=False)["effective_cost"].sum()
     owner = (
         team_cost.sort_values([*grain, "effective_cost", "team"], ascending=[True, True, True, False, True])
         .drop_duplicates(grain)
         .set_index(grain)["team"]
     )
-    names = usage.groupby(grain)["sub_account_name"].max()
-    fine = usage.groupby(["period", *grain], as_index=False)["effective_cost"].sum()
-    fine["series_level"] = "sub_account_service"
-    fine["series_key"] = [series_key("sub_account_service", *k) for k in zip(fine.provider, fine.sub_account_id, fine.service_name)]
-    idx = pd.MultiIndex.from_frame(fine[grain])
-    fine["team"] = owner.reindex(idx).to_numpy()
-    fine["sub_account_name"] = names.reindex(idx).to_numpy()
-    out = pd.concat([total, fine], ignore_index=True).rename(columns={"effective_cost": "cost"})
+    names = usage.groupby(["provider", "sub_account_id"])["sub_account_name"].max()
+    frames = []
+    for level, columns in LEVEL_COLUMNS.items():
+        frame = usage.groupby(["period", *columns], as_index=False)["effective_cost"].sum()
+        frame["series_level"] = level
+        frame["series_key"] = [series_key(level, *k) for k in zip(*(frame[c] for c in columns))] if columns else "total"
+        if level == "sub_account_service":
+            frame["team"] = owner.reindex(pd.MultiIndex.from_frame(frame[grain])).to_numpy()
+        if "sub_account_id" in columns:
+            frame["sub_account_name"] = names.reindex(pd.MultiIndex.from_frame(frame[["provider", "sub_account_id"]])).to_numpy()
+        frames.append(frame.reindex(columns=[*META_COLUMNS, "period", "effective_cost"]))
+    out = pd.concat(frames, ignore_index=True).rename(columns={"effective_cost": "cost"})
     out["cost"] = out["cost"].round(6)  # the sums are exact to the micro-dollar; drop float noise
     return out[[*META_COLUMNS, "period", "cost"]].sort_values(["series_key", "period"], ignore_index=True)
 
@@ -86,63 +116,99 @@ def detect(
     thresholds: Thresholds = Thresholds(),
     grain: Grain = DAILY,
     min_history_days: int = 28,
+    skus: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Score each series in each of ``periods`` against its horizon-0 forecast; and flag a series
-    too young for a forecast that spends real money from the start (see ``new_series``).
+    """Score each series in each of ``periods`` against its horizon-0 forecast, run the rules for
+    what a band misses (``detection.rules``), and mark each anomaly a finer one explains.
 
-    ``forecasts`` has ``target_period, series_key, expected_cost, lower_bound, upper_bound``. A
-    series with no cost in a period it had a forecast for scores as 0: a service that stops is an
-    anomaly too.
+    ``forecasts`` has ``target_period, series_key, expected_cost, lower_bound, upper_bound`` and
+    optionally ``model``. A series with no cost in a period it had a forecast for scores as 0: a
+    service that stops is an anomaly too. ``skus`` (series_key, period, sku_id, cost) holds the
+    SKUs in their first weeks on a series, for the new-SKU rule.
     """
     history = history_by_series(series)
     meta = series_metadata(series) if not series.empty else pd.DataFrame()
     # A period without a single usage line item is a bill not delivered yet, not every series
     # dropping to zero at once: nothing to score until it arrives.
     wanted = set(periods) & billed_periods(series)
-    rows = []
-    for f in forecasts.itertuples(index=False):
-        if f.target_period not in wanted or f.series_key not in history:
-            continue
-        values = history[f.series_key]
-        actual = float(values.get(f.target_period, 0.0))
-        result = score(actual, f.expected_cost, f.lower_bound, f.upper_bound, same_weekday_history(values, f.target_period),
-                       thresholds)
+    rows = {}
+    for f in _outside_band(forecasts, series, wanted, thresholds).itertuples(index=False):
+        result = score(f.actual, f.expected_cost, f.lower_bound, f.upper_bound,
+                       same_weekday_history(history[f.series_key], f.target_period), thresholds, band=f"{f.model}_interval")
         if result is not None:
-            rows.append(_row(f.series_key, meta.loc[f.series_key], f.target_period, actual, f.expected_cost,
-                             f.lower_bound, f.upper_bound, result, grain))
-    forecast_for = set(zip(forecasts.series_key, forecasts.target_period))
-    for key, period, actual in new_series(history, wanted, min_history_days, thresholds):
-        if (key, period) not in forecast_for:
-            rows.append(_row(key, meta.loc[key], period, actual, 0.0, 0.0, 0.0,
-                             Score("spike", actual, deviation_pct(actual, 0.0), None,
-                                   severity(actual, deviation_pct(actual, 0.0), thresholds), ("new_series",)), grain))
-    out = pd.DataFrame(rows, columns=DETECTED_COLUMNS)
+            rows[f.series_key, f.target_period] = _row(f.series_key, meta.loc[f.series_key], f.target_period, f.actual,
+                                                       f.expected_cost, f.lower_bound, f.upper_bound, result, grain)
+    keys = list(zip(forecasts.series_key, forecasts.target_period))
+    forecast_for = set(keys)
+    hits = [h for h in rules.new_series(history, wanted, min_history_days, thresholds) if (h.series_key, h.period) not in forecast_for]
+    if skus is not None and len(skus):
+        hits += rules.new_skus(skus[skus["period"].isin(wanted)], history, dict(zip(keys, forecasts.expected_cost)), thresholds)
+    if grain.name == "daily":
+        for key, values in history.items():
+            # Both rules are about spend rising: a period that cost less than the $ floor cannot
+            # be one (checked first, as a large bill has thousands of series).
+            costs = values.to_dict()
+            rising = sorted(p for p in wanted if costs.get(p, 0.0) >= thresholds.min_impact_usd)
+            named = values.rename(key)
+            for period in rising:
+                hits += filter(None, (rules.slow_ramp(named, period, thresholds),
+                                      rules.weekend_like_weekday(named, period, thresholds)))
+    for hit in hits:
+        known = rows.get((hit.series_key, hit.period))
+        if known is not None:  # the band saw it too: name the rule that explains it
+            if hit.rule not in known["detectors"].split(","):
+                known["detectors"] += f",{hit.rule}"
+            continue
+        impact, dev = hit.actual - hit.expected, deviation_pct(hit.actual, hit.expected)
+        result = Score("spike" if impact > 0 else "drop", impact, dev, None, severity(impact, dev, thresholds), (hit.rule,))
+        rows[hit.series_key, hit.period] = _row(hit.series_key, meta.loc[hit.series_key], hit.period, hit.actual,
+                                                hit.expected, hit.lower, hit.upper, result, grain)
+    out = pd.DataFrame(list(rows.values()), columns=DETECTED_COLUMNS)
+    out["explained_by"] = explained_by(out)
     out["period_start"] = pd.to_datetime(out["period_start"], utc=True)
     return out.sort_values(["period_start", "impact_usd"], ascending=[True, False], ignore_index=True)
+
+
+def _outside_band(forecasts: pd.DataFrame, series: pd.DataFrame, wanted: set, t: Thresholds) -> pd.DataFrame:
+    """The forecasts of ``wanted`` periods whose actual cost is outside the band and past both
+    floors, with ``actual``: the few worth a robust z-score, out of one row per series and period."""
+    f = forecasts[forecasts["target_period"].isin(wanted) & forecasts["series_key"].isin(set(series["series_key"]))]
+    if "model" not in f:
+        f = f.assign(model="prophet")
+    actual = series.set_index(["series_key", "period"])["cost"]
+    index = pd.MultiIndex.from_arrays([f["series_key"], f["target_period"]])
+    f = f.assign(actual=actual.reindex(index, fill_value=0.0).to_numpy(dtype=float))
+    impact = f["actual"] - f["expected_cost"]
+    deviation = [deviation_pct(a, e) for a, e in zip(f["actual"], f["expected_cost"])]
+    outside = (f["actual"] < f["lower_bound"]) | (f["actual"] > f["upper_bound"])
+    return f[outside & (impact.abs() >= t.min_impact_usd) & (np.abs(deviation) >= t.min_deviation_pct)]
+
+
+def explained_by(found: pd.DataFrame, share: float = 0.5) -> list[str | None]:
+    """For each anomaly, the anomaly of a finer series it contains, in the same period and
+    direction, that carries at least ``share`` of its $ impact (a sub-account × service first,
+    then the largest); None when no finer anomaly explains it. One runaway instance moves its
+    service, account, provider, team and the total: the finest series is the one to alert on."""
+    out: list[str | None] = [None] * len(found)
+    records = found.reset_index(drop=True).to_dict("records")
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault((r["period_start"], r["direction"]), []).append(i)
+    for members in groups.values():
+        for i in members:
+            coarse = records[i]
+            candidates = [records[j] for j in members
+                          if contains(coarse, records[j]) and abs(records[j]["impact_usd"]) >= share * abs(coarse["impact_usd"])]
+            if candidates:
+                best = max(candidates, key=lambda f: (f["series_level"] == "sub_account_service", abs(f["impact_usd"]),
+                                                      f["anomaly_id"]))
+                out[i] = best["anomaly_id"]
+    return out
 
 
 DETECTED_COLUMNS = ["anomaly_id", "period_start", "granularity", "series_level", "series_key", "provider", "sub_account_id",
                     "sub_account_name", "service_name", "team", "direction", "actual_cost", "expected_cost", "lower_bound",
                     "upper_bound", "impact_usd", "deviation_pct", "robust_z", "severity", "detectors"]
-
-
-def new_series(history: dict[str, pd.Series], periods: set, min_history_days: int, thresholds: Thresholds):
-    """(series_key, period, cost) for a series too young for a forecast (its first cost less than
-    ``min_history_days`` before the period) spending at least the $ floor, on a bill that is older
-    than that: a new service or account with real spend is news, not a baseline."""
-    if not history:
-        return
-    bill_start = min(values.index.min() for values in history.values() if len(values))
-    for key, values in sorted(history.items()):
-        if key == "total" or values.empty:
-            continue
-        first = values.index.min()
-        if first - bill_start < timedelta(days=min_history_days):
-            continue  # there since the bill began: not new
-        for period in sorted(p for p in periods if first <= p < first + timedelta(days=min_history_days)):
-            cost = float(values.get(period, 0.0))
-            if cost >= thresholds.min_impact_usd:
-                yield key, period, cost
 
 
 def _row(key, m, period, actual, expected, lower, upper, result: Score, grain: Grain) -> dict:

@@ -1,0 +1,118 @@
+"""Rules for what the forecast bands miss, each a pure function over a series' history.
+
+A band learns from the series itself: a brand-new series has no band, a slow ramp drags the band
+up with it, a new SKU that replaces an old one looks like nothing at all. Each rule yields a
+``Hit``; the detection pass adds its name to the row of a period the band flagged already, or
+makes the row when it did not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from finops_pipeline.detection.scoring import Thresholds, deviation_pct
+
+
+@dataclass(frozen=True)
+class Hit:
+    rule: str
+    series_key: str
+    period: date
+    actual: float
+    expected: float  # what the period would have cost without what the rule saw
+    lower: float
+    upper: float
+    note: str = ""  # what the rule saw, e.g. the new SKU's id
+
+    def passes(self, t: Thresholds) -> bool:
+        impact = self.actual - self.expected
+        return abs(impact) >= t.min_impact_usd and abs(deviation_pct(self.actual, self.expected)) >= t.min_deviation_pct
+
+
+def new_series(history: dict[str, pd.Series], periods: Iterable, min_history_days: int, t: Thresholds) -> Iterator[Hit]:
+    """A series too young for a forecast (its first cost less than ``min_history_days`` before the
+    period) spending at least the $ floor, on a bill older than that: a new service or account
+    with real spend is news, not a baseline."""
+    if not history:
+        return
+    bill_start = min(values.index.min() for values in history.values() if len(values))
+    for key, values in sorted(history.items()):
+        if key == "total" or values.empty:
+            continue
+        first = values.index.min()
+        if first - bill_start < timedelta(days=min_history_days):
+            continue  # there since the bill began: not new
+        for period in sorted(p for p in periods if first <= p < first + timedelta(days=min_history_days)):
+            cost = float(values.get(period, 0.0))
+            if cost >= t.min_impact_usd:
+                yield Hit("new_series", key, period, cost, 0.0, 0.0, 0.0)
+
+
+def new_skus(skus: pd.DataFrame, history: dict[str, pd.Series], expected: dict, t: Thresholds) -> Iterator[Hit]:
+    """A SKU in its first weeks on a series (``skus``: series_key, period, sku_id, cost) that
+    spends at least the $ floor and makes the series cost more than expected: a new instance
+    family, a new storage tier. A SKU that merely replaces another (a generation upgrade) leaves
+    the series at its expected cost and is not news; the excess counted is the smaller of the two."""
+    for s in skus.sort_values(["series_key", "period", "sku_id"]).itertuples(index=False):
+        if s.series_key not in history or s.cost < t.min_impact_usd:
+            continue
+        actual = float(history[s.series_key].get(s.period, 0.0))
+        baseline = expected.get((s.series_key, s.period))
+        excess = s.cost if baseline is None else min(s.cost, actual - baseline)
+        hit = Hit("new_sku", s.series_key, s.period, actual, actual - excess, actual - excess, actual - excess, s.sku_id)
+        if hit.passes(t):
+            yield hit
+
+
+def _same_weekday(values: pd.Series, period: date, weeks: Iterable[int]) -> np.ndarray:
+    return values.reindex([period - timedelta(days=7 * k) for k in weeks], fill_value=0.0).to_numpy(dtype=float)
+
+
+def slow_ramp(values: pd.Series, period: date, t: Thresholds) -> Hit | None:
+    """A series that was steady, and for the last two weeks has cost more each day than on the
+    same weekday the week before: storage growing a few % a day. Each day is a small step the
+    band follows; the rule compares with the level before the climb (the same weekday five to
+    eight weeks back). Daily series only."""
+    first = values.index.min()
+    if period - first < timedelta(days=63):
+        return None
+    days = [period - timedelta(days=i) for i in range(14)]
+    now = values.reindex(days, fill_value=0.0).to_numpy(dtype=float)
+    before = values.reindex([d - timedelta(days=7) for d in days], fill_value=0.0).to_numpy(dtype=float)
+    if (before <= 0).any():
+        return None
+    ratios = now / before
+    if (ratios > 1.0).sum() < 12 or np.median(ratios) < 1.04:
+        return None
+    # Steady before the climb: no week of weeks five to eight back off their median by 15 %. A new
+    # service being adopted grows from its first day and is never steady first.
+    weeks = [values.reindex([period - timedelta(days=7 * k + i) for i in range(7)], fill_value=0.0).sum()
+             for k in range(5, 9)]
+    level = float(np.median(weeks))
+    if level <= 0 or max(abs(w - level) for w in weeks) > 0.15 * level:
+        return None
+    base = _same_weekday(values, period, range(5, 9))
+    hit = Hit("slow_ramp", values.name or "", period, float(now[0]), float(np.median(base)), float(base.min()),
+              float(base.max()))
+    return hit if hit.actual > hit.expected and hit.passes(t) else None
+
+
+def weekend_like_weekday(values: pd.Series, period: date, t: Thresholds) -> Hit | None:
+    """A Saturday or Sunday billed like a weekday on a series whose weekends are normally much
+    cheaper (dev and staging shut down): the shutdown job did not run. Daily series only."""
+    if period.weekday() < 5 or period - values.index.min() < timedelta(days=28):
+        return None
+    weekends = _same_weekday(values, period, range(1, 5))
+    weekdays = values.reindex([period - timedelta(days=i) for i in range(1, 29)
+                               if (period - timedelta(days=i)).weekday() < 5], fill_value=0.0).to_numpy(dtype=float)
+    weekend, weekday = float(np.median(weekends)), float(np.median(weekdays))
+    actual = float(values.get(period, 0.0))
+    if weekday <= 0 or weekend > 0.6 * weekday or actual < 0.8 * weekday:
+        return None
+    hit = Hit("weekend_like_weekday", values.name or "", period, actual, weekend, float(weekends.min()), float(weekends.max()))
+    return hit if hit.passes(t) else None

@@ -1,0 +1,123 @@
+"""The rules for what a forecast band misses, and the cheap model the long tail is forecast with."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from finops_pipeline.detection import rules
+from finops_pipeline.detection.forecasting import PROPHET, WEEKDAY_MEDIAN, ForecastConfig, build_tasks, forecast
+from finops_pipeline.detection.scoring import Thresholds
+from finops_pipeline.detection.series import build_series, contains, detect
+
+START = date(2025, 1, 6)  # a Monday
+
+
+def _series(days: int, level: float, weekend: float = 1.0, noise: float = 0.02, seed: int = 0, name: str = "s") -> pd.Series:
+    rng = np.random.default_rng(seed)
+    index = [START + timedelta(days=i) for i in range(days)]
+    values = [level * (weekend if d.weekday() >= 5 else 1.0) * (1 + noise * rng.standard_normal()) for d in index]
+    return pd.Series(values, index=index, name=name)
+
+
+def test_a_slow_ramp_is_caught_against_the_level_before_the_climb():
+    values = _series(120, 1000.0)
+    ramp_from = START + timedelta(days=90)
+    for i, day in enumerate(d for d in values.index if d >= ramp_from):
+        values[day] *= 1.03 ** (i + 1)  # storage growing 3 % a day
+    flagged = [d for d in values.index if d >= ramp_from and rules.slow_ramp(values, d, Thresholds())]
+    assert flagged and flagged[0] <= ramp_from + timedelta(days=12)
+    hit = rules.slow_ramp(values, flagged[0], Thresholds())
+    assert 950 < hit.expected < 1050 and hit.actual > 1.2 * hit.expected
+    # Steady organic growth (40 % a year) never looks like a ramp...
+    steady = _series(120, 1000.0) * np.array([1.4 ** (i / 365) for i in range(120)])
+    assert not any(rules.slow_ramp(steady, d, Thresholds()) for d in steady.index[63:])
+
+
+def test_a_new_service_being_adopted_is_not_a_ramp():
+    # ...nor does a service that has grown since its first day (2 % a day, to several hundred $).
+    adoption = pd.Series([20.0 * 1.03 ** i for i in range(120)], index=[START + timedelta(days=i) for i in range(120)])
+    assert adoption.iloc[-1] > 500
+    assert not any(rules.slow_ramp(adoption, d, Thresholds()) for d in adoption.index[63:])
+
+
+def test_a_weekend_billed_like_a_weekday():
+    values = _series(70, 800.0, weekend=0.25)
+    saturday = next(d for d in values.index[40:] if d.weekday() == 5)
+    assert rules.weekend_like_weekday(values, saturday, Thresholds()) is None
+    values[saturday] = 790.0  # the dev cluster was not shut down
+    hit = rules.weekend_like_weekday(values, saturday, Thresholds())
+    assert hit and 150 < hit.expected < 250 and hit.actual == 790.0
+    # A series that costs the same every day has no weekend to break.
+    flat = _series(70, 800.0)
+    assert rules.weekend_like_weekday(flat, saturday, Thresholds()) is None
+
+
+def test_a_new_sku_with_real_spend_but_not_one_that_replaces_another():
+    history = {"k": _series(70, 1000.0)}
+    day = START + timedelta(days=65)
+    history["k"][day] += 400.0
+    skus = pd.DataFrame([{"series_key": "k", "period": day, "sku_id": "p5.48xlarge", "cost": 400.0}])
+    hit = next(rules.new_skus(skus, history, {("k", day): 1000.0}, Thresholds()))
+    assert (hit.rule, hit.note) == ("new_sku", "p5.48xlarge") and 350 < hit.actual - hit.expected <= 400
+    history["k"][day] -= 400.0  # the same spend moved to a new generation: nothing new
+    assert list(rules.new_skus(skus, history, {("k", day): 1000.0}, Thresholds())) == []
+
+
+def test_a_change_that_cancels_out_in_the_sum_is_caught_at_the_finer_level():
+    days = [START + timedelta(days=i) for i in range(70)]
+    usage = pd.DataFrame(
+        [{"period": d, "provider": "AWS", "sub_account_id": acct, "sub_account_name": acct, "service_name": "EC2",
+          "team": "web", "effective_cost": 1000.0 * (1 + 0.01 * ((i * 7 + j) % 3))}
+         for i, d in enumerate(days) for j, acct in enumerate(("a", "b"))]
+    )
+    moved = days[-1]
+    usage.loc[(usage.period == moved) & (usage.sub_account_id == "a"), "effective_cost"] += 600  # one account up...
+    usage.loc[(usage.period == moved) & (usage.sub_account_id == "b"), "effective_cost"] -= 600  # ...the other down
+    series = build_series(usage)
+    predicted = forecast({k: g.set_index("period").cost for k, g in series.groupby("series_key")}, [moved],
+                         ForecastConfig(workers=1, horizon_days=0))
+    found = detect(series, predicted, [moved])
+    assert set(found.series_key) == {"sub_account_service:AWS/a/EC2", "sub_account_service:AWS/b/EC2",
+                                     "sub_account:AWS/a", "sub_account:AWS/b"}
+    assert set(found[found.explained_by.isna()].series_level) == {"sub_account_service"}
+
+
+def test_which_series_contain_which():
+    fine = {"series_level": "sub_account_service", "provider": "AWS", "sub_account_id": "1", "service_name": "EC2", "team": "ml"}
+    assert contains({"series_level": "total"}, fine)
+    assert contains({"series_level": "provider", "provider": "AWS"}, fine)
+    assert not contains({"series_level": "provider", "provider": "Microsoft"}, fine)
+    assert contains({"series_level": "team", "team": "ml"}, fine)
+    assert contains({"series_level": "service", "provider": "AWS", "service_name": "EC2"}, fine)
+    assert not contains({"series_level": "sub_account", "provider": "AWS", "sub_account_id": "2"}, fine)
+    assert contains({"series_level": "provider", "provider": "AWS"}, {"series_level": "sub_account", "provider": "AWS",
+                                                                       "sub_account_id": "1"})
+    assert not contains(fine, fine) and not contains(fine, {"series_level": "total"})
+
+
+def test_prophet_goes_to_the_series_that_carry_the_money():
+    history = {f"small-{i}": _series(100, 20.0 + i, seed=i) for i in range(5)}
+    history |= {"big": _series(100, 5000.0), "bigger": _series(100, 9000.0)}
+    day = START + timedelta(days=95)
+    models = {t.series_key: t.model for t in build_tasks(history, [day], ForecastConfig())}
+    assert models == {"big": PROPHET, "bigger": PROPHET} | {f"small-{i}": WEEKDAY_MEDIAN for i in range(5)}
+    capped = {t.series_key: t.model for t in build_tasks(history, [day], ForecastConfig(prophet_max_series=1))}
+    assert capped["bigger"] == PROPHET and capped["big"] == WEEKDAY_MEDIAN
+
+
+def test_the_weekday_median_band_holds_a_weekly_pattern_without_look_ahead():
+    values = _series(100, 300.0, weekend=0.3, noise=0.05)
+    days = [START + timedelta(days=d) for d in range(91, 98)]  # a Monday to Sunday
+    cfg = ForecastConfig(workers=1)
+    predicted = forecast({"s": values}, days, cfg)
+    assert set(predicted.model) == {WEEKDAY_MEDIAN} and set(predicted.horizon) == {0}
+    for row in predicted.itertuples():
+        level = 300.0 * (0.3 if row.target_period.weekday() >= 5 else 1.0)
+        assert 0.9 * level < row.expected_cost < 1.1 * level
+        assert row.lower_bound < values[row.target_period] < row.upper_bound
+    tampered = values.copy()
+    tampered[tampered.index >= days[0]] *= 5
+    pd.testing.assert_frame_equal(predicted, forecast({"s": tampered}, days, cfg))
