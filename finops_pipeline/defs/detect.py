@@ -167,6 +167,7 @@ class DetectionSettings(Config):
     warning_deviation_pct: float = _THRESHOLD_DEFAULTS.warning_deviation_pct
     critical_impact_usd: float = _THRESHOLD_DEFAULTS.critical_impact_usd
     critical_deviation_pct: float = _THRESHOLD_DEFAULTS.critical_deviation_pct
+    alert_drop_pct: float = _THRESHOLD_DEFAULTS.alert_drop_pct
 
 
 # One level finer than each series level, the dimensions its root cause is looked for in (the

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from finops_pipeline.detection.scoring import Thresholds, deviation_pct
+from finops_pipeline.detection.scoring import Thresholds, deviation_pct, robust_z
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,8 @@ def slow_ramp(values: pd.Series, period: date, t: Thresholds) -> Hit | None:
 
 
 def weekend_like_weekday(values: pd.Series, period: date, t: Thresholds) -> Hit | None:
-    """A Saturday or Sunday billed like a weekday on a series whose weekends are normally much
-    cheaper (dev and staging shut down): the shutdown job did not run. Daily series only."""
+    """A Saturday or Sunday billed like a weekday on a series whose weekends normally cost at most
+    half (dev and staging shut down): the shutdown job did not run. Daily series only."""
     if period.weekday() < 5 or period - values.index.min() < timedelta(days=28):
         return None
     weekends = _same_weekday(values, period, range(1, 5))
@@ -112,7 +112,12 @@ def weekend_like_weekday(values: pd.Series, period: date, t: Thresholds) -> Hit 
                                if (period - timedelta(days=i)).weekday() < 5], fill_value=0.0).to_numpy(dtype=float)
     weekend, weekday = float(np.median(weekends)), float(np.median(weekdays))
     actual = float(values.get(period, 0.0))
-    if weekday <= 0 or weekend > 0.6 * weekday or actual < 0.8 * weekday:
+    if weekday <= 0 or weekend > 0.5 * weekday or actual < 0.8 * weekday:
+        return None
+    # A noisy series reaches its weekday level now and then; it must also stand out from its own
+    # weekend days.
+    z = robust_z(actual, _same_weekday(values, period, range(1, 9)))
+    if z is None or z < t.min_robust_z:
         return None
     hit = Hit("weekend_like_weekday", values.name or "", period, actual, weekend, float(weekends.min()), float(weekends.max()))
     return hit if hit.passes(t) else None

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+from dateutil.relativedelta import relativedelta
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -23,11 +24,14 @@ class Thresholds:
 
     min_impact_usd: float = 100.0
     min_deviation_pct: float = 20.0
-    min_robust_z: float = 3.5
+    min_robust_z: float = 4.5
     warning_impact_usd: float = 250.0
     warning_deviation_pct: float = 50.0
     critical_impact_usd: float = 2000.0
     critical_deviation_pct: float = 100.0
+    # A drop pages someone (warning or above) only when at least this much of the expected cost is
+    # gone: spending less is news when something stopped, not when a holiday thinned the bill.
+    alert_drop_pct: float = 50.0
 
     @classmethod
     def for_granularity(cls, granularity: str) -> Thresholds:
@@ -77,8 +81,11 @@ def deviation_pct(actual: float, expected: float) -> float:
 
 def severity(impact_usd: float, deviation: float, t: Thresholds) -> str:
     """Both floors of a level, or the dollar floor of the level above alone: a $5,000 overrun on a
-    large bill matters even when it is only 30 % of the day."""
+    large bill matters even when it is only 30 % of the day. A drop of less than
+    ``alert_drop_pct`` stays info."""
     impact, dev = abs(impact_usd), abs(deviation)
+    if impact_usd < 0 and dev < t.alert_drop_pct:
+        return "info"
     if (impact >= t.critical_impact_usd and dev >= t.critical_deviation_pct) or impact >= 5 * t.critical_impact_usd:
         return "critical"
     if (impact >= t.warning_impact_usd and dev >= t.warning_deviation_pct) or impact >= t.critical_impact_usd:
@@ -94,6 +101,7 @@ def score(
     same_weekday_history: np.ndarray,
     t: Thresholds = Thresholds(),
     band: str = "prophet_interval",
+    same_day_of_month: np.ndarray | None = None,
 ) -> Score | None:
     """Score one period of one series against its ``band`` (the model that drew it); None when it
     is not an anomaly."""
@@ -103,6 +111,14 @@ def score(
     dev = deviation_pct(actual, expected)
     if abs(impact) < t.min_impact_usd or abs(dev) < t.min_deviation_pct:
         return None
+    if same_day_of_month is not None and len(same_day_of_month) >= 3:
+        # Month-start batch jobs, billing runs: a value like the same day of the last months, where
+        # the series usually leaves its band the same way, is the month's pattern, not news.
+        usual = float(np.median(same_day_of_month))
+        beyond = usual > upper if impact > 0 else usual < lower
+        runs_high = impact > 0 and usual >= (1 + t.min_deviation_pct / 100) * expected
+        if (beyond or runs_high) and abs(actual - usual) <= 0.25 * max(usual, 1e-9):
+            return None
     detectors = [band]
     z = robust_z(actual, same_weekday_history)
     if z is not None:
@@ -127,6 +143,16 @@ def same_weekday_history(series: pd.Series, period: date, weeks: int = 8) -> np.
         return np.array([])
     first = series.index.min()
     periods = [p for p in (period - timedelta(days=7 * k) for k in range(1, weeks + 1)) if p >= first]
+    return series.reindex(periods, fill_value=0.0).to_numpy(dtype=float)
+
+
+def same_day_of_month_history(series: pd.Series, period: date, months: int = 3) -> np.ndarray:
+    """The series' values on the same day (and hour) of the ``months`` months before ``period``,
+    counted only from the series' first period (the 31st falls back to the month's last day)."""
+    if series.empty:
+        return np.array([])
+    first = series.index.min()
+    periods = [p for p in (period - relativedelta(months=k) for k in range(1, months + 1)) if p >= first]
     return series.reindex(periods, fill_value=0.0).to_numpy(dtype=float)
 
 

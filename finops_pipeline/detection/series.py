@@ -19,6 +19,7 @@ from finops_pipeline.detection.scoring import (
     Thresholds,
     anomaly_id,
     deviation_pct,
+    same_day_of_month_history,
     same_weekday_history,
     score,
     severity,
@@ -133,8 +134,10 @@ def detect(
     wanted = set(periods) & billed_periods(series)
     rows = {}
     for f in _outside_band(forecasts, series, wanted, thresholds).itertuples(index=False):
-        result = score(f.actual, f.expected_cost, f.lower_bound, f.upper_bound,
-                       same_weekday_history(history[f.series_key], f.target_period), thresholds, band=f"{f.model}_interval")
+        values = history[f.series_key]
+        result = score(f.actual, f.expected_cost, f.lower_bound, f.upper_bound, same_weekday_history(values, f.target_period),
+                       thresholds, band=f"{f.model}_interval",
+                       same_day_of_month=same_day_of_month_history(values, f.target_period))
         if result is not None:
             rows[f.series_key, f.target_period] = _row(f.series_key, meta.loc[f.series_key], f.target_period, f.actual,
                                                        f.expected_cost, f.lower_bound, f.upper_bound, result, grain)
