@@ -187,27 +187,36 @@ ROOT_CAUSE_DIMENSIONS = {
 }
 
 
-def _root_cause(con, anomaly: pd.Series) -> dict[str, list[dict]]:
-    """What moved, one level finer, in each dimension: the top three items by the size of their
-    change, each with actual, expected (the mean of the same point of the week over the previous
-    four weeks) and delta."""
-    period = GRAIN.period(anomaly["period_start"])
-    periods = [period - timedelta(days=7 * k) for k in range(5)]
-    table, dimensions = ROOT_CAUSE_DIMENSIONS[anomaly["series_level"]]
-    columns = LEVEL_COLUMNS[anomaly["series_level"]]
-    where = "".join(f" AND {c} = ?" for c in columns)
-    names = ", ".join(f"{sql} AS \"{dimension}\"" for dimension, sql in dimensions.items())
-    costs = _as_periods(con.execute(
-        f"""SELECT {PERIOD_COLUMN} AS period, {names}, sum(effective_cost)::DOUBLE AS cost FROM {table}
-            WHERE charge_category = 'Usage' {where} AND {PERIOD_COLUMN} IN (SELECT unnest(?::{PERIOD_TYPE}[]))
-            GROUP BY ALL""",
-        [*(anomaly[c] for c in columns), periods],
-    ).df(), "period")
-    causes = {}
-    for dimension in dimensions:
-        current = costs[costs.period == period].groupby(dimension)["cost"].sum()
-        baseline = costs[costs.period != period].groupby(dimension)["cost"].sum() / 4
-        causes[dimension] = top_contributors(current, baseline, n=3, dimension=dimension)
+def _root_causes(con, found: pd.DataFrame) -> list[dict[str, list[dict]]]:
+    """For each anomaly, what moved, one level finer, in each dimension: the top three items by
+    the size of their change, each with actual, expected (the mean of the same point of the week
+    over the previous four weeks) and delta. One query per series level, however many anomalies."""
+    causes: list[dict] = [{} for _ in range(len(found))]
+    for level, rows in found.reset_index(drop=True).groupby("series_level"):
+        table, dimensions = ROOT_CAUSE_DIMENSIONS[level]
+        columns = LEVEL_COLUMNS[level]
+        # Each anomaly's series and its five periods: the anomaly's (lag 0) and four weeks before.
+        wanted = pd.DataFrame(
+            [(i, GRAIN.period(r.period_start) - timedelta(days=7 * lag), lag, *(getattr(r, c) for c in columns))
+             for i, r in zip(rows.index, rows.itertuples()) for lag in range(5)],
+            columns=["_row", "_period", "_lag", *(f"_{c}" for c in columns)],
+        )
+        con.register("_wanted", wanted)
+        names = ", ".join(f"{sql} AS \"{dimension}\"" for dimension, sql in dimensions.items())
+        on = "".join(f" AND c.{c} = w._{c}" for c in columns)
+        costs = con.execute(
+            f"""SELECT w._row, w._lag, {names}, sum(c.effective_cost)::DOUBLE AS cost
+                FROM {table} c JOIN _wanted w ON c.{PERIOD_COLUMN} = w._period::{PERIOD_TYPE}{on}
+                WHERE c.charge_category = 'Usage'
+                GROUP BY ALL"""
+        ).df()
+        con.unregister("_wanted")
+        for i, group in costs.groupby("_row"):
+            now, before = group[group["_lag"] == 0], group[group["_lag"] > 0]
+            causes[i] = {d: top_contributors(now.groupby(d)["cost"].sum(), before.groupby(d)["cost"].sum() / 4,
+                                             n=3, dimension=d) for d in dimensions}
+        for i in rows.index:
+            causes[i] = causes[i] or {d: [] for d in dimensions}
     return causes
 
 
@@ -292,7 +301,7 @@ def anomalies(
         unbilled = [GRAIN.label(p) for p in periods if p not in billed]
         if unbilled:
             context.log.warning(f"No usage line items for {', '.join(unbilled)}: not scored (export late or missing?)")
-        causes = [_root_cause(con, row) for _, row in found.iterrows()]
+        causes = _root_causes(con, found)
         found["root_cause"] = [json.dumps(c) for c in causes]
         found["top_contributors"] = [json.dumps(next(iter(c.values()))) for c in causes]  # the headline dimension
         # An anomaly keeps the time it was first detected when its partition is re-run.
