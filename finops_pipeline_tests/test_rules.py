@@ -27,32 +27,32 @@ def test_a_slow_ramp_is_caught_against_the_level_before_the_climb():
     ramp_from = START + timedelta(days=90)
     for i, day in enumerate(d for d in values.index if d >= ramp_from):
         values[day] *= 1.03 ** (i + 1)  # storage growing 3 % a day
-    flagged = [d for d in values.index if d >= ramp_from and rules.slow_ramp(values, d, Thresholds())]
+    flagged = [d for d in values.index if d >= ramp_from and rules.slow_ramp(rules.Costs(values), d, Thresholds())]
     assert flagged and flagged[0] <= ramp_from + timedelta(days=12)
-    hit = rules.slow_ramp(values, flagged[0], Thresholds())
+    hit = rules.slow_ramp(rules.Costs(values), flagged[0], Thresholds())
     assert 950 < hit.expected < 1050 and hit.actual > 1.2 * hit.expected
     # Steady organic growth (40 % a year) never looks like a ramp...
     steady = _series(120, 1000.0) * np.array([1.4 ** (i / 365) for i in range(120)])
-    assert not any(rules.slow_ramp(steady, d, Thresholds()) for d in steady.index[63:])
+    assert not any(rules.slow_ramp(rules.Costs(steady), d, Thresholds()) for d in steady.index[63:])
 
 
 def test_a_new_service_being_adopted_is_not_a_ramp():
     # ...nor does a service that has grown since its first day (2 % a day, to several hundred $).
     adoption = pd.Series([20.0 * 1.03 ** i for i in range(120)], index=[START + timedelta(days=i) for i in range(120)])
     assert adoption.iloc[-1] > 500
-    assert not any(rules.slow_ramp(adoption, d, Thresholds()) for d in adoption.index[63:])
+    assert not any(rules.slow_ramp(rules.Costs(adoption), d, Thresholds()) for d in adoption.index[63:])
 
 
 def test_a_weekend_billed_like_a_weekday():
     values = _series(70, 800.0, weekend=0.25)
     saturday = next(d for d in values.index[40:] if d.weekday() == 5)
-    assert rules.weekend_like_weekday(values, saturday, Thresholds()) is None
+    assert rules.weekend_like_weekday(rules.Costs(values), saturday, Thresholds()) is None
     values[saturday] = 790.0  # the dev cluster was not shut down
-    hit = rules.weekend_like_weekday(values, saturday, Thresholds())
+    hit = rules.weekend_like_weekday(rules.Costs(values), saturday, Thresholds())
     assert hit and 150 < hit.expected < 250 and hit.actual == 790.0
     # A series that costs the same every day has no weekend to break.
     flat = _series(70, 800.0)
-    assert rules.weekend_like_weekday(flat, saturday, Thresholds()) is None
+    assert rules.weekend_like_weekday(rules.Costs(flat), saturday, Thresholds()) is None
 
 
 def test_a_new_sku_with_real_spend_but_not_one_that_replaces_another():

@@ -110,6 +110,8 @@ class ForecastSettings(Config):
     max_history_days: int = _FORECAST_DEFAULTS.max_history_days
     horizon_days: int = _FORECAST_DEFAULTS.horizon_days
     interval_width: float = _FORECAST_DEFAULTS.interval_width
+    prophet_min_daily_usd: float = _FORECAST_DEFAULTS.prophet_min_daily_usd
+    prophet_max_series: int = _FORECAST_DEFAULTS.prophet_max_series
 
 
 @asset(

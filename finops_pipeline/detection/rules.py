@@ -69,21 +69,36 @@ def new_skus(skus: pd.DataFrame, history: dict[str, pd.Series], expected: dict, 
             yield hit
 
 
-def _same_weekday(values: pd.Series, period: date, weeks: Iterable[int]) -> np.ndarray:
-    return values.reindex([period - timedelta(days=7 * k) for k in weeks], fill_value=0.0).to_numpy(dtype=float)
+class Costs:
+    """One series' cost per period, for the rules: each looks up a few dozen periods for every
+    series and period scored, where pandas' reindex would cost more than the rest of detection."""
+
+    def __init__(self, values: pd.Series):
+        self.key = values.name or ""
+        self.first = values.index.min() if len(values) else None
+        self._by_period = values.to_dict()
+
+    def get(self, period) -> float:
+        return float(self._by_period.get(period, 0.0))
+
+    def at(self, periods: Iterable) -> np.ndarray:
+        """The costs of ``periods`` (0 where there was none)."""
+        return np.array([self._by_period.get(p, 0.0) for p in periods], dtype=float)
+
+    def same_weekday(self, period, weeks: Iterable[int]) -> np.ndarray:
+        return self.at(period - timedelta(days=7 * k) for k in weeks)
 
 
-def slow_ramp(values: pd.Series, period: date, t: Thresholds) -> Hit | None:
+def slow_ramp(costs: Costs, period: date, t: Thresholds) -> Hit | None:
     """A series that was steady, and for the last two weeks has cost more each day than on the
     same weekday the week before: storage growing a few % a day. Each day is a small step the
     band follows; the rule compares with the level before the climb (the same weekday five to
     eight weeks back). Daily series only."""
-    first = values.index.min()
-    if period - first < timedelta(days=63):
+    if costs.first is None or period - costs.first < timedelta(days=63):
         return None
     days = [period - timedelta(days=i) for i in range(14)]
-    now = values.reindex(days, fill_value=0.0).to_numpy(dtype=float)
-    before = values.reindex([d - timedelta(days=7) for d in days], fill_value=0.0).to_numpy(dtype=float)
+    now = costs.at(days)
+    before = costs.at(d - timedelta(days=7) for d in days)
     if (before <= 0).any():
         return None
     ratios = now / before
@@ -91,33 +106,30 @@ def slow_ramp(values: pd.Series, period: date, t: Thresholds) -> Hit | None:
         return None
     # Steady before the climb: no week of weeks five to eight back off their median by 15 %. A new
     # service being adopted grows from its first day and is never steady first.
-    weeks = [values.reindex([period - timedelta(days=7 * k + i) for i in range(7)], fill_value=0.0).sum()
-             for k in range(5, 9)]
+    weeks = [costs.at(period - timedelta(days=7 * k + i) for i in range(7)).sum() for k in range(5, 9)]
     level = float(np.median(weeks))
     if level <= 0 or max(abs(w - level) for w in weeks) > 0.15 * level:
         return None
-    base = _same_weekday(values, period, range(5, 9))
-    hit = Hit("slow_ramp", values.name or "", period, float(now[0]), float(np.median(base)), float(base.min()),
-              float(base.max()))
+    base = costs.same_weekday(period, range(5, 9))
+    hit = Hit("slow_ramp", costs.key, period, float(now[0]), float(np.median(base)), float(base.min()), float(base.max()))
     return hit if hit.actual > hit.expected and hit.passes(t) else None
 
 
-def weekend_like_weekday(values: pd.Series, period: date, t: Thresholds) -> Hit | None:
+def weekend_like_weekday(costs: Costs, period: date, t: Thresholds) -> Hit | None:
     """A Saturday or Sunday billed like a weekday on a series whose weekends normally cost at most
     half (dev and staging shut down): the shutdown job did not run. Daily series only."""
-    if period.weekday() < 5 or period - values.index.min() < timedelta(days=28):
+    if period.weekday() < 5 or costs.first is None or period - costs.first < timedelta(days=28):
         return None
-    weekends = _same_weekday(values, period, range(1, 5))
-    weekdays = values.reindex([period - timedelta(days=i) for i in range(1, 29)
-                               if (period - timedelta(days=i)).weekday() < 5], fill_value=0.0).to_numpy(dtype=float)
+    weekends = costs.same_weekday(period, range(1, 5))
+    weekdays = costs.at(d for d in (period - timedelta(days=i) for i in range(1, 29)) if d.weekday() < 5)
     weekend, weekday = float(np.median(weekends)), float(np.median(weekdays))
-    actual = float(values.get(period, 0.0))
+    actual = costs.get(period)
     if weekday <= 0 or weekend > 0.5 * weekday or actual < 0.8 * weekday:
         return None
     # A noisy series reaches its weekday level now and then; it must also stand out from its own
     # weekend days.
-    z = robust_z(actual, _same_weekday(values, period, range(1, 9)))
+    z = robust_z(actual, costs.same_weekday(period, range(1, 9)))
     if z is None or z < t.min_robust_z:
         return None
-    hit = Hit("weekend_like_weekday", values.name or "", period, actual, weekend, float(weekends.min()), float(weekends.max()))
+    hit = Hit("weekend_like_weekday", costs.key, period, actual, weekend, float(weekends.min()), float(weekends.max()))
     return hit if hit.passes(t) else None

@@ -150,12 +150,10 @@ def detect(
         for key, values in history.items():
             # Both rules are about spend rising: a period that cost less than the $ floor cannot
             # be one (checked first, as a large bill has thousands of series).
-            costs = values.to_dict()
-            rising = sorted(p for p in wanted if costs.get(p, 0.0) >= thresholds.min_impact_usd)
-            named = values.rename(key)
-            for period in rising:
-                hits += filter(None, (rules.slow_ramp(named, period, thresholds),
-                                      rules.weekend_like_weekday(named, period, thresholds)))
+            costs = rules.Costs(values.rename(key))
+            for period in sorted(p for p in wanted if costs.get(p) >= thresholds.min_impact_usd):
+                hits += filter(None, (rules.slow_ramp(costs, period, thresholds),
+                                      rules.weekend_like_weekday(costs, period, thresholds)))
     for hit in hits:
         known = rows.get((hit.series_key, hit.period))
         if known is not None:  # the band saw it too: name the rule that explains it
