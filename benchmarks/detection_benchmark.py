@@ -31,11 +31,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for `benchmarks.*`
 
-import detection_metrics  # noqa: E402
-import labelled_bill  # noqa: E402
-import seed_detectors  # noqa: E402
+from benchmarks import detection_metrics, labelled_bill, seed_detectors  # noqa: E402
 
 from finops_pipeline.detection.incidents import summarize  # noqa: E402
 

@@ -33,6 +33,8 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
+from benchmarks.seed_detectors import as_days
+
 GRACE_DAYS = 7
 DAYS_PER_MONTH = 365.25 / 12
 _LEVEL_PARTS = {  # the label columns each level's key names, in order
@@ -63,14 +65,6 @@ def covers(flag_key: str, label: pd.Series) -> bool:
     """Whether a flag on ``flag_key`` is about ``label``'s series: the same series, or a coarser
     one containing it."""
     return all(label.get(column) == value for column, value in _components(flag_key))
-
-
-def as_days(values: pd.Series) -> pd.Series:
-    """Dates, timestamps (naive, or aware: taken in UTC) or ISO strings as midnight timestamps."""
-    days = pd.to_datetime(values)
-    if days.dt.tz is not None:
-        days = days.dt.tz_convert("UTC").dt.tz_localize(None)
-    return days.dt.normalize()
 
 
 def incidents(flags: pd.DataFrame) -> pd.DataFrame:

@@ -211,9 +211,9 @@ class _Task:
 def _run_task(task: _Task, config: ForecastConfig) -> dict[str, list]:
     """The task's rows, as columns. A Prophet series gets its periods and the horizon after each;
     a weekday-median series its periods only (horizon 0): the long tail is scored, not planned."""
-    # Always the anchor's whole window, whichever of its periods were asked for: the band's random
-    # draws depend on the shape of the prediction, and a rerun of one day must match the backfill.
-    grain, step = config.grain, config.grain.step
+    # Always the anchor's whole window, whichever of its periods were asked for: a sampled band's
+    # random draws depend on the shape of the prediction, and a rerun of one day must match the backfill.
+    step = config.grain.step
     window = int(timedelta(days=config.refit_every_days) / step)
     horizon = int(timedelta(days=config.horizon_days) / step) if task.model == PROPHET else 0
     if task.model == PROPHET:
