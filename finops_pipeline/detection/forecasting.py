@@ -209,7 +209,8 @@ class _Task:
 
 
 def _run_task(task: _Task, config: ForecastConfig) -> dict[str, list]:
-    """The task's rows, as columns. A Prophet series gets its periods and the horizon after each;
+    """The task's rows, as columns, without the series key (a fit can serve several identical
+    series). A Prophet series gets its periods and the horizon after each;
     a weekday-median series its periods only (horizon 0): the long tail is scored, not planned."""
     # Always the anchor's whole window, whichever of its periods were asked for: a sampled band's
     # random draws depend on the shape of the prediction, and a rerun of one day must match the backfill.
@@ -232,7 +233,6 @@ def _run_task(task: _Task, config: ForecastConfig) -> dict[str, list]:
         for name, column in (("expected_cost", expected), ("lower_bound", lower), ("upper_bound", upper)):
             out[name].extend(column[offset : offset + count])
     rows = len(out["horizon"])
-    out["series_key"] = [task.series_key] * rows
     out["trained_through"] = [task.anchor - step] * rows
     out["training_periods"] = [len(task.values)] * rows
     out["model"] = [task.model] * rows
@@ -286,10 +286,12 @@ def forecast(history: Mapping[str, pd.Series], periods: Iterable[date], config: 
     if not tasks:  # too little history yet: nothing to forecast, with the columns' real types
         return pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith(("cost", "bound")) else "object")
                              for c in FORECAST_COLUMNS})
+    keys = [task.fingerprint() for task in tasks]
     unique = {}
-    for task in tasks:
-        unique.setdefault(task.fingerprint(), task)
-    fits = [t for t in unique.values() if t.model == PROPHET]
+    for key, task in zip(keys, tasks):
+        unique.setdefault(key, task)
+    fit_keys = [key for key, task in unique.items() if task.model == PROPHET]
+    fits = [unique[key] for key in fit_keys]
     workers = min(config.workers or os.cpu_count() or 1, max(len(fits) // 8, 1))
     if workers <= 1:
         results = [_run_task(task, config) for task in fits]
@@ -298,10 +300,9 @@ def forecast(history: Mapping[str, pd.Series], periods: Iterable[date], config: 
         # which threads would run one at a time. Spawned, as the step's process runs threads.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(pool.map(_run_task, fits, repeat(config), chunksize=max(1, len(fits) // (workers * 8))))
-    done = dict(zip((t.fingerprint() for t in fits), results))
+    done = dict(zip(fit_keys, results))
     columns = defaultdict(list)
-    for task in tasks:
-        key = task.fingerprint()
+    for key, task in zip(keys, tasks):
         if key not in done:
             done[key] = _run_task(task, config)
         rows = done[key]
