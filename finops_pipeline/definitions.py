@@ -18,10 +18,11 @@ def build_definitions(settings: Settings) -> Definitions:
             detect.incidents,
             alerting.anomaly_report,
             alerting.anomaly_alerts,
+            alerting.cost_digest,
         ],
         asset_checks=[detect.forecast_bands_are_ordered, detect.anomalies_have_forecasts],
-        jobs=[detect.cost_pipeline, alerting.alert_job, feedback.incident_feedback_job],
-        schedules=[detect.cost_pipeline_schedule],
+        jobs=[detect.cost_pipeline, alerting.alert_job, alerting.digest_job, feedback.incident_feedback_job],
+        schedules=[detect.cost_pipeline_schedule, alerting.digest_schedule],
         sensors=[alerting.anomalies_sensor, ingest.focus_restatements_sensor],
         resources=build_resources(settings, transform.DBT_PROJECT_DIR, transform.DBT_EXECUTABLE),
     )

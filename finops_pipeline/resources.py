@@ -18,6 +18,7 @@ from openai import OpenAI
 from pydantic import Field
 from slack_sdk import WebClient
 
+from finops_pipeline.alerting.routing import Routes, parse_routes
 from finops_pipeline.settings import Settings
 from finops_pipeline.sources import aws_cost_explorer, demo
 from finops_pipeline.sources.staging import discover, load_files, stage_frame
@@ -69,7 +70,11 @@ class LLMResource(ConfigurableResource):
     api_key: str | None = Field(default=None, description="OPENAI_API_KEY")
     base_url: str | None = Field(default=None, description="OPENAI_BASE_URL, for Azure OpenAI, vLLM, Ollama…")
     model: str = Field(default="gpt-4o-mini", description="FINOPS_LLM_MODEL")
-    timeout_seconds: float = 60.0
+    pricing: str | None = Field(default=None, description="FINOPS_LLM_PRICING: USD per 1M prompt,completion tokens "
+                                                           "(default: the model's list price if known, else 0)")
+    # The client retries 429 (honouring Retry-After), 5xx, timeouts and connection errors with
+    # exponential back-off, up to max_retries; past that the report falls back to the template.
+    timeout_seconds: float = Field(default=60.0, description="FINOPS_LLM_TIMEOUT_SECONDS")
     max_retries: int = 2
 
     @property
@@ -92,11 +97,25 @@ class FinopsSlackResource(SlackResource):
 
     token: str | None = Field(default=None, description="SLACK_BOT_TOKEN")  # type: ignore[assignment]
     api_url: str | None = Field(default=None, description="FINOPS_SLACK_API_URL")
-    channel: str = Field(default="#finops-alerts", description="FINOPS_SLACK_CHANNEL")
+    channel: str = Field(default="#finops-alerts", description="FINOPS_SLACK_CHANNEL: the default channel")
+    routes: str | None = Field(default=None, description="FINOPS_SLACK_ROUTES: team → channel map (JSON, team=channel "
+                                                          "pairs, or a JSON file); untagged spend goes to the default channel")
+
+    webhook_url: str | None = Field(default=None, description="FINOPS_SLACK_WEBHOOK_URL: an incoming webhook, used "
+                                                               "when there is no bot token (no threads, edits or charts)")
 
     @property
     def enabled(self) -> bool:
         return bool(self.token)
+
+    @property
+    def destination(self) -> str:
+        """slack (a bot token), webhook (an incoming webhook), or outbox (files: neither is set)."""
+        return "slack" if self.token else ("webhook" if self.webhook_url else "outbox")
+
+    @property
+    def routing(self) -> Routes:
+        return parse_routes(self.routes, self.channel)
 
     def get_client(self) -> WebClient:
         base_url = self.api_url or WebClient.BASE_URL
@@ -130,9 +149,11 @@ def build_resources(settings: Settings, dbt_project_dir: Path, dbt_executable: s
         "dbt": DbtCliResource(project_dir=str(dbt_project_dir), profiles_dir=str(dbt_project_dir),
                               dbt_executable=dbt_executable),
         "llm": LLMResource(api_key=_secret("OPENAI_API_KEY"), base_url=os.environ.get("OPENAI_BASE_URL") or None,
-                           model=settings.llm_model),
+                           model=settings.llm_model, pricing=settings.llm_pricing,
+                           timeout_seconds=settings.llm_timeout_seconds),
         "slack": FinopsSlackResource(token=_secret("SLACK_BOT_TOKEN"), api_url=settings.slack_api_url,
-                                     channel=settings.slack_channel),
+                                     channel=settings.slack_channel, routes=settings.slack_routes,
+                                     webhook_url=_secret("FINOPS_SLACK_WEBHOOK_URL")),
         "outbox": OutboxResource(outbox_dir=str(settings.outbox_dir), reports_dir=str(settings.reports_dir),
                                  charts_dir=str(settings.charts_dir), dagster_url=settings.dagster_url),
     }

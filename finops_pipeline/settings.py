@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from finops_pipeline.alerting.routing import parse_routes
+
 DEFAULT_START_DATE = "2025-01-01"
 SOURCES = ("demo", "focus", "aws_cost_explorer")
 GRANULARITIES = ("daily", "hourly")
@@ -28,8 +30,11 @@ class Settings:
     outbox_dir: Path
     reports_dir: Path
     llm_model: str
+    llm_pricing: str | None  # USD per 1M prompt,completion tokens
+    llm_timeout_seconds: float
     slack_channel: str
     slack_api_url: str | None
+    slack_routes: str | None  # team → channel map, see alerting.routing
     dagster_url: str
 
     @property
@@ -46,6 +51,8 @@ def load_settings(environ: os._Environ | dict | None = None) -> Settings:
     if unknown or not source:
         raise ValueError(f"FINOPS_SOURCE={env.get('FINOPS_SOURCE')!r}: unknown source(s) {', '.join(unknown)}; "
                          f"use one or more of {', '.join(SOURCES)}, comma-separated")
+    if env.get("FINOPS_SLACK_ROUTES"):
+        parse_routes(env["FINOPS_SLACK_ROUTES"], "#default")  # a bad map fails at load, naming what is wrong
     start_date = env.get("FINOPS_START_DATE") or DEFAULT_START_DATE
     try:
         date.fromisoformat(start_date)
@@ -65,8 +72,11 @@ def load_settings(environ: os._Environ | dict | None = None) -> Settings:
         outbox_dir=Path(env.get("FINOPS_OUTBOX_DIR") or data_dir / "outbox").resolve(),
         reports_dir=Path(env.get("FINOPS_REPORTS_DIR") or data_dir / "reports").resolve(),
         llm_model=env.get("FINOPS_LLM_MODEL") or "gpt-4o-mini",
+        llm_pricing=env.get("FINOPS_LLM_PRICING") or None,
+        llm_timeout_seconds=float(env.get("FINOPS_LLM_TIMEOUT_SECONDS") or 60),
         slack_channel=env.get("FINOPS_SLACK_CHANNEL") or "#finops-alerts",
         slack_api_url=env.get("FINOPS_SLACK_API_URL") or None,
+        slack_routes=env.get("FINOPS_SLACK_ROUTES") or None,
         dagster_url=(env.get("FINOPS_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
     )
 

@@ -106,17 +106,50 @@ ALERT_LEDGER_COLUMNS: dict[str, str] = {
     "revision": "INTEGER",
     "announced": "JSON",  # the figures last announced
     "updated_at": "TIMESTAMPTZ",
+    "head_message_id": "VARCHAR",  # the alert_outbox row of the alert's first message (its thread's head)
+}
+
+# The transactional outbox: every message is written here, in the transaction that decides to
+# send it, before anything is sent; delivery then moves it pending → sending → sent. A crash
+# mid-send leaves it `sending`, and the next delivery looks it up in Slack before sending again.
+ALERT_OUTBOX_COLUMNS: dict[str, str] = {
+    "message_id": "VARCHAR PRIMARY KEY",  # a hash of what it is for: incident, kind, revision
+    "seq": "BIGINT",  # enqueue order: a thread's head goes before its replies
+    "incident_id": "VARCHAR",
+    "kind": "VARCHAR",  # alert (a thread's head), update (edit of the head), reply (in its thread), chart, digest
+    "head_message_id": "VARCHAR",  # for update, reply and chart: the alert they belong to
+    "destination": "VARCHAR",  # slack, or outbox (files, when Slack is not configured)
+    "channel": "VARCHAR",  # as routed: a name (#finops) or an id
+    "payload": "JSON",  # text and blocks, or the chart's file name and title
+    "chart_path": "VARCHAR",
+    "status": "VARCHAR",  # pending, sending or sent
+    "attempts": "INTEGER",
+    "last_error": "VARCHAR",
+    "next_attempt_at": "TIMESTAMPTZ",
+    "enqueued_at": "TIMESTAMPTZ",
+    "sending_since": "TIMESTAMPTZ",
+    "sent_at": "TIMESTAMPTZ",
+    "channel_id": "VARCHAR",  # the id Slack answered with
+    "message_ref": "VARCHAR",  # the Slack ts (the file id for a chart), or the outbox file
 }
 
 ANOMALY_REPORTS_COLUMNS: dict[str, str] = {
-    "report_id": "VARCHAR PRIMARY KEY",
+    "row_id": "VARCHAR PRIMARY KEY",  # report_id:run, or report_id:<incident_id>
+    "report_id": "VARCHAR",  # one per alert run with something to report
+    "kind": "VARCHAR",  # run (the summary, and the whole report as markdown) or incident (its analysis)
+    "incident_id": "VARCHAR",
     "created_at": "TIMESTAMPTZ",
-    "anomaly_ids": "JSON",
+    "anomaly_ids": "JSON",  # the incidents the report covers
     "model": "VARCHAR",
     "used_fallback": "BOOLEAN",
     "fallback_reason": "VARCHAR",
     "prompt_tokens": "INTEGER",
     "completion_tokens": "INTEGER",
+    "cost_usd": "DOUBLE",
+    "latency_s": "DOUBLE",
+    "requests": "INTEGER",
+    "summary": "VARCHAR",  # one paragraph, shown in the Slack alert
+    "analysis": "JSON",  # the validated structured reply (hypotheses, actions, prevention, savings), NULL for a template
     "markdown": "VARCHAR",
 }
 
@@ -140,6 +173,7 @@ TABLES: dict[str, Mapping[str, str]] = {
     "incidents": INCIDENTS_COLUMNS,
     "incident_feedback": INCIDENT_FEEDBACK_COLUMNS,
     "alert_ledger": ALERT_LEDGER_COLUMNS,
+    "alert_outbox": ALERT_OUTBOX_COLUMNS,
     "anomaly_reports": ANOMALY_REPORTS_COLUMNS,
 }
 
@@ -163,6 +197,18 @@ def connect(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
             yield con
         finally:
             con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction around the block: committed when it ends, rolled back when it raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -201,14 +247,9 @@ def replace_window(
         con.register("_frame", rows[columns])
         rows = "_frame"
     quoted = ", ".join(f'"{c}"' for c in columns)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         deleted = con.execute(f"DELETE FROM {table} WHERE {where_sql}", params).fetchone()[0]
         con.execute(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM {rows}")
         if before_commit is not None:
             before_commit()
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return int(deleted)

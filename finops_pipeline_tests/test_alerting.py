@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from finops_pipeline.alerting.messages import escape_mrkdwn, markdown_message, slack_message
-from finops_pipeline.alerting.report import SYSTEM_PROMPT, anomaly_facts, write_report
+from finops_pipeline.alerting.report import ANALYSIS_PROMPT, anomaly_facts, build_report, money
 from finops_pipeline.resources import FinopsSlackResource, LLMResource
 from finops_pipeline_tests.protocol_servers import OpenAIServer
 from finops_pipeline_tests.slack_server import SlackServer
@@ -37,23 +37,39 @@ def _anomalies() -> pd.DataFrame:
     ])
 
 
+def _analysis_reply(fact: dict, text: str) -> str:
+    """A valid structured reply for ``fact``: its severity, and only its figures."""
+    return json.dumps({
+        "summary": text, "severity": fact["severity"],
+        "hypotheses": [{"cause": "A cryptominer on a leaked key", "likelihood": "high",
+                        "evidence": f"Impact {money(fact['impact_usd'], signed=True)}."}],
+        "immediate_actions": ["Revoke the leaked keys."], "prevention": ["Scope the sandbox's keys."],
+        "estimated_savings_usd": fact["total_excess_usd"],
+    })
+
+
 def test_llm_report_sends_billing_text_only_as_quoted_data_and_keeps_the_real_figures():
     facts = anomaly_facts(_anomalies())
     assert [f["anomaly_id"] for f in facts] == ["a1", "a2"]  # most expensive first
-    with OpenAIServer(replies=["The sandbox ran a cryptominer; revoke the leaked keys."]) as server:
+    summary = json.dumps({"headline": "A sandbox cryptominer", "summary": "EC2 in dev-sandbox leads.",
+                          "priorities": [{"incident_id": "a1", "reason": "critical"}]})
+    replies = [_analysis_reply(facts[0], "The sandbox ran a cryptominer; revoke the leaked keys."),
+               _analysis_reply(facts[1], "S3 grew."), summary]
+    with OpenAIServer(replies=replies) as server:
         llm = LLMResource(api_key="sk-test-secret", base_url=server.base_url, model="local-model", max_retries=0)
-        report = write_report(facts, llm.get_client(), llm.model)
+        report = build_report(facts, {}, llm.get_client(), llm.model, (0.0, 0.0))
+    assert len(server.requests) == 3  # one per incident, one summary
     body = server.requests[0]["body"]
     assert server.requests[0]["headers"]["authorization"] == "Bearer sk-test-secret"
-    assert body["model"] == "local-model"
+    assert body["model"] == "local-model" and body["response_format"]["type"] == "json_schema"
     system, user = body["messages"]
-    assert system == {"role": "system", "content": SYSTEM_PROMPT}
+    assert system == {"role": "system", "content": ANALYSIS_PROMPT}
     # The injected text travels only inside the delimited, JSON-encoded data block.
     assert INJECTION not in system["content"]
     data = user["content"].removeprefix("<billing_data>\n").removesuffix("\n</billing_data>")
-    assert json.loads(data)[0]["top_contributors"][0]["name"].endswith(INJECTION)
+    assert json.loads(data)["incident"]["top_contributors"][0]["name"].endswith(INJECTION)
     assert not report.used_fallback and report.model == "local-model"
-    assert (report.prompt_tokens, report.completion_tokens) == (321, 54)
+    assert (report.prompt_tokens, report.completion_tokens) == (3 * 321, 3 * 54)
     assert "revoke the leaked keys" in report.markdown
     # Whatever the model writes, the figures table comes from the data.
     assert "$2,711.40" in report.markdown and "$93.90" in report.markdown and "+2787.5%" in report.markdown
@@ -61,22 +77,23 @@ def test_llm_report_sends_billing_text_only_as_quoted_data_and_keeps_the_real_fi
 
 
 @pytest.mark.parametrize("replies, timeout, reason", [
-    ([500, 500], 10.0, "InternalServerError"),
-    ([2.0, "late answer"], 0.5, "APITimeoutError"),
-    ([""], 10.0, "ValueError"),
+    ([500, 500], 10.0, "LLM request failed: InternalServerError after 1 try"),
+    ([2.0, "late answer"], 0.5, "LLM request failed: APITimeoutError after 1 try"),
+    (["", ""], 10.0, "LLM reply rejected: the reply is not valid JSON"),
 ])
 def test_llm_failures_fall_back_to_the_template_and_say_so(replies, timeout, reason):
     facts = anomaly_facts(_anomalies())
     with OpenAIServer(replies=replies) as server:
         client = openai.OpenAI(api_key="k", base_url=server.base_url, timeout=timeout, max_retries=0)
-        report = write_report(facts, client, "m")
-    assert report.used_fallback and reason in report.fallback_reason
-    assert f"Template report (LLM request failed: {reason})" in report.markdown
+        report = build_report(facts, {}, client, "m")
+    first = report.analyses[1]
+    assert first.used_fallback and first.fallback_reason.startswith(reason)
+    assert f"_Template ({reason}" in report.markdown
     assert "+$2,617.50" in report.markdown
 
 
 def test_template_report_without_llm_has_every_number():
-    report = write_report(anomaly_facts(_anomalies()), None, "m")
+    report = build_report(anomaly_facts(_anomalies()), {}, None, "m")
     assert report.used_fallback and report.fallback_reason == "no LLM configured" and report.model is None
     for figure in ("$2,711.40", "$93.90", "$60.00", "$139.17", "+$2,617.50", "+2787.5%", "+$2,610.00"):
         assert figure in report.markdown

@@ -39,6 +39,12 @@ def _in_ground_truth(pipeline, found: pd.DataFrame) -> pd.Series:
                        axis=1)
 
 
+def _sensor_tick(defs, instance, cursor=None):
+    """One tick of the alert sensor, with the resources the code location gives it."""
+    return anomalies_sensor(build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                                 resources={"duckdb": defs.resources["duckdb"]}))
+
+
 def _truth_key(truth) -> str:
     return series_key("sub_account_service", truth.provider, truth.sub_account_id, truth.service_name)
 
@@ -162,16 +168,16 @@ def test_rematerializing_a_partition_leaves_every_table_identical(pipeline):
 
 def test_sensor_requests_one_run_per_new_materialization_and_nothing_twice(pipeline):
     sensor_defs = pipeline.defs
-    first = anomalies_sensor(build_sensor_context(instance=pipeline.instance, definitions=sensor_defs))
+    first = _sensor_tick(sensor_defs, instance=pipeline.instance)
     # The session's backfill and the re-run above: two runs that materialized anomalies.
     assert len(first.run_requests) == 2
     cursor = first.cursor
     for truth in injected_anomalies()[:2]:
         pipeline.run("daily_cost_pipeline", truth.start_date.isoformat())
-    second = anomalies_sensor(build_sensor_context(instance=pipeline.instance, cursor=cursor, definitions=sensor_defs))
+    second = _sensor_tick(sensor_defs, instance=pipeline.instance, cursor=cursor)
     assert len(second.run_requests) == 2
     assert len({r.run_key for r in second.run_requests}) == 2
-    third = anomalies_sensor(build_sensor_context(instance=pipeline.instance, cursor=second.cursor, definitions=sensor_defs))
+    third = _sensor_tick(sensor_defs, instance=pipeline.instance, cursor=second.cursor)
     assert third.run_requests == []
 
 
@@ -245,17 +251,22 @@ def test_alerts_go_to_slack_with_an_llm_report_and_billing_text_escaped(pipeline
     from finops_pipeline_tests.conftest import pipeline_env
     from finops_pipeline_tests.protocol_servers import OpenAIServer
     from finops_pipeline_tests.slack_server import SlackServer
+    from finops_pipeline_tests.test_llm_report import grounded_reply
 
     db = tmp_path / "copy.duckdb"
     shutil.copy(pipeline.settings.duckdb_path, db)
     with duckdb.connect(str(db)) as con:
         con.execute("DELETE FROM alert_ledger")
         con.execute("DELETE FROM anomaly_reports")
-        con.execute("UPDATE anomalies SET team = '<!channel>', service_name = '<https://evil.example|click>'")
-    with SlackServer() as slack, OpenAIServer(replies=["Likely a runaway workload; check the top resource."]) as llm:
+        # The API loop's team has its own channel; every other team tag is hostile text.
+        con.execute("""UPDATE anomalies SET service_name = '<https://evil.example|click>',
+                       team = CASE WHEN series_key LIKE '%AWS Lambda%' THEN 'platform' ELSE '<!channel>' END""")
+    with SlackServer() as slack, OpenAIServer(default=grounded_reply) as llm:
         env = {"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_DUCKDB_PATH": str(db), "SLACK_BOT_TOKEN": "xoxb-secret-token",
                "FINOPS_SLACK_API_URL": slack.api_url, "FINOPS_SLACK_CHANNEL": "#cost-alerts",
-               "OPENAI_API_KEY": "sk-secret-key", "OPENAI_BASE_URL": llm.base_url, "FINOPS_LLM_MODEL": "local-model"}
+               "FINOPS_SLACK_ROUTES": "platform=#platform-costs",
+               "OPENAI_API_KEY": "sk-secret-key", "OPENAI_BASE_URL": llm.base_url, "FINOPS_LLM_MODEL": "local-model",
+               "FINOPS_LLM_PRICING": "0.15,0.60"}
         with pipeline_env(**env):
             defs = build_definitions(load_settings(env))
             instance = DagsterInstance.ephemeral()
@@ -263,19 +274,30 @@ def test_alerts_go_to_slack_with_an_llm_report_and_billing_text_escaped(pipeline
             assert defs.resolve_job_def("anomaly_alert_job").execute_in_process(instance=instance).success
     expected = pipeline_query(db, "SELECT count(*) AS n FROM incidents WHERE severity <> 'info' AND explained_by IS NULL").n[0]
     assert len(slack.posts) == expected  # one per incident; the second run sent nothing again
-    assert {p["channel"] for p in slack.posts} == {"#cost-alerts"}
+    routed = {p["channel"] for p in slack.posts if "platform" in json.dumps(p["blocks"])}
+    assert routed == {"#platform-costs"}  # the loop's alert went to its team's channel, the rest to the default
+    assert {p["channel"] for p in slack.posts} == {"#cost-alerts", "#platform-costs"}
+    # Each alert's chart (cost against its band, the incident marked) was uploaded into its thread.
+    assert len(slack.uploads) == expected and all(u["content"][:8] == b"\x89PNG\r\n\x1a\n" for u in slack.uploads.values())
+    heads = [ts for ts, m in slack.messages.items() if not m["thread_ts"] and m["text"]]
+    assert all(len([m for m in slack.thread(ts) if m["files"]]) == 1 for ts in heads)
     hostile = "\n".join(json.dumps(p) for p in slack.posts)
     for raw in ("<!channel>", "<https://evil.example"):
         at = hostile.find(raw)
         assert at < 0, f"unescaped {raw!r} in a post: …{hostile[max(0, at - 200):at + 60]}…"
     assert "&lt;!channel&gt;" in hostile
-    assert len(llm.requests) == 1
+    assert len(llm.requests) == expected + 1  # one analysis per incident and the run's summary, all in the first run
     with duckdb.connect(str(db), read_only=True) as con:
         ledger = con.execute("SELECT destination, channel, message_ref FROM alert_ledger").df()
-        report = con.execute("SELECT model, used_fallback, prompt_tokens, markdown FROM anomaly_reports").df()
+        report = con.execute("SELECT kind, model, used_fallback, prompt_tokens, cost_usd, summary, markdown FROM anomaly_reports "
+                             "ORDER BY kind = 'run' DESC").df()
     assert len(ledger) == expected and set(ledger.destination) == {"slack"} and ledger.message_ref.str.match(r"\d+\.\d+").all()
-    assert report.model[0] == "local-model" and not report.used_fallback[0] and report.prompt_tokens[0] == 321
-    assert "runaway workload" in report.markdown[0]
+    assert list(report.kind) == ["run"] + ["incident"] * expected
+    assert set(report.model) == {"local-model"} and not report.used_fallback.any() and set(report.prompt_tokens) == {321}
+    assert report.cost_usd.round(8).eq(round((321 * 0.15 + 54 * 0.60) / 1e6, 8)).all()
+    assert "A runaway workload" in report.markdown[0] and "## Figures" in report.markdown[0]
+    # Each alert carries its incident's analysis, escaped like the billing text it may echo.
+    assert all("*Analysis*" in json.dumps(p["blocks"]) for p in slack.posts if not p.get("thread_ts"))
     # Secrets never reach the stored report or the alerts.
     for text in (hostile, report.markdown[0]):
         assert "xoxb-secret-token" not in text and "sk-secret-key" not in text
@@ -351,11 +373,12 @@ def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipel
             assert (request.tags["dagster/asset_partition_range_start"],
                     request.tags["dagster/asset_partition_range_end"]) == (day1.isoformat(), day2.isoformat())
             assert defs.resolve_job_def("daily_cost_pipeline").execute_in_process(instance=instance, tags=request.tags).success
-            assert len(anomalies_sensor(build_sensor_context(instance=instance, definitions=defs)).run_requests) >= 1
+            assert len(_sensor_tick(defs, instance=instance).run_requests) >= 1
             for _ in range(2):  # the second run finds nothing left to send or revise
                 assert defs.resolve_job_def("anomaly_alert_job").execute_in_process(instance=instance).success
 
-    assert len(slack.posts) == posted  # nothing posted twice
+    alerts = [p for p in slack.posts if not p.get("thread_ts")]
+    assert len(alerts) == posted  # nothing posted twice: the revision went into the alert's thread
     # The correction landed on the day it corrects; the rebilled day is back to normal.
     lambda_cost = pipeline_query(db, """SELECT CAST(timezone('UTC', ChargePeriodStart) AS DATE) AS day, sum(EffectiveCost)
                                         FROM raw_billing WHERE ServiceName = ? AND SubAccountId = ? AND ChargePeriodStart >= ?
@@ -372,6 +395,8 @@ def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipel
     assert len(slack.updates) == len(edited)  # each message edited once
     assert f"${after.announced['actual_usd']:,.2f}" in edited[after.message_ref]["text"]
     assert slack.messages[after.message_ref]["text"] == edited[after.message_ref]["text"]
+    (reply,) = [m for m in slack.thread(after.message_ref) if not m["files"]]
+    assert f"Now: ${after.announced['actual_usd']:,.2f} actual" in reply["text"]  # what changed, said in the thread
 
 
 def pipeline_query(db, sql: str, params: list | None = None) -> pd.DataFrame:
@@ -426,3 +451,102 @@ def test_marking_an_incident_expected_stops_its_alerts_after_one_last_edit(pipel
     assert (alert.status, alert.revision, json.loads(alert.announced)["feedback"]) == ("updated", 1, "expected")
     outbox = json.loads(Path(alert.message_ref).read_text())
     assert outbox["revision"] == 1 and "Marked expected: no further alerts" in json.dumps(outbox["slack_message"])
+
+
+def _copy_without_alerts(pipeline, tmp_path) -> Path:
+    """The pipeline's database as a fresh install would have it before any alert went out."""
+    import shutil
+
+    import duckdb
+
+    from finops_pipeline.storage import ensure_table
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(pipeline.settings.duckdb_path, db)
+    with duckdb.connect(str(db)) as con:
+        for table in ("alert_ledger", "alert_outbox", "anomaly_reports"):
+            ensure_table(con, table)
+            con.execute(f"DELETE FROM {table}")
+    return db
+
+
+def test_slack_down_keeps_alerts_pending_and_the_sensor_retries_them(pipeline, tmp_path):
+    """Slack refuses connections during the alert run: nothing is lost, the sensor (with no new
+    materialization to react to) requests a delivery run once they are due, and with Slack back
+    every alert is posted exactly once."""
+    from datetime import datetime, timedelta, timezone
+
+    import duckdb
+    from dagster import DagsterInstance
+
+    from finops_pipeline.definitions import build_definitions
+    from finops_pipeline.settings import load_settings
+    from finops_pipeline_tests.conftest import pipeline_env
+    from finops_pipeline_tests.slack_server import SlackServer
+
+    db = _copy_without_alerts(pipeline, tmp_path)
+    down = SlackServer()  # bound but never started, then closed: connections are refused
+    down._httpd.server_close()
+    env = {"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_DUCKDB_PATH": str(db), "SLACK_BOT_TOKEN": "xoxb-test",
+           "FINOPS_SLACK_API_URL": down.api_url}
+    with pipeline_env(**env):
+        defs = build_definitions(load_settings(env))
+        instance = DagsterInstance.ephemeral()
+        assert defs.resolve_job_def("anomaly_alert_job").execute_in_process(instance=instance).success
+    alertable = pipeline_query(db, "SELECT count(*) AS n FROM incidents WHERE severity <> 'info' AND explained_by IS NULL").n[0]
+    outbox = pipeline_query(db, "SELECT kind, status, last_error FROM alert_outbox")
+    assert (outbox.kind == "alert").sum() == alertable and (outbox.status != "sent").all()
+    assert outbox.last_error.dropna().str.startswith("unreachable").any()
+
+    # Make them due now (the back-off would have them wait 30 s), then let the sensor look.
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE alert_outbox SET next_attempt_at = ?", [datetime.now(timezone.utc) - timedelta(seconds=1)])
+    with SlackServer() as slack:
+        env["FINOPS_SLACK_API_URL"] = slack.api_url
+        with pipeline_env(**env):
+            defs = build_definitions(load_settings(env))
+            tick = _sensor_tick(defs, instance=instance, cursor="999999999")
+            (request,) = tick.run_requests
+            assert request.asset_selection == [__import__("dagster").AssetKey("anomaly_alerts")]
+            job = defs.resolve_job_def("anomaly_alert_job")
+            assert job.get_subset(asset_selection=set(request.asset_selection)).execute_in_process(instance=instance).success
+            # Delivered: nothing is due, so the next tick asks for nothing.
+            assert _sensor_tick(defs, instance=instance, cursor="999999999").run_requests == []
+    heads = [p for p in slack.posts if not p.get("thread_ts")]
+    assert len(heads) == alertable and len({p["metadata"]["event_payload"]["message_id"] for p in heads}) == alertable
+    assert pipeline_query(db, "SELECT count(*) AS n FROM alert_outbox WHERE status <> 'sent'").n[0] == 0
+
+
+def test_the_daily_digest_counts_a_day_and_is_sent_once(pipeline, tmp_path):
+    """The digest for a day of the forgotten GPU's two weeks, to the outbox, run twice."""
+    from dagster import DagsterInstance, RunConfig
+
+    from finops_pipeline.defs.alerting import DigestConfig
+    from finops_pipeline.definitions import build_definitions
+    from finops_pipeline.settings import load_settings
+    from finops_pipeline_tests.conftest import pipeline_env
+
+    db = _copy_without_alerts(pipeline, tmp_path)
+    env = {"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_DUCKDB_PATH": str(db)}
+    gpu = next(t for t in injected_anomalies() if t.name == "forgotten_gpu")
+    day = gpu.start_date + timedelta(days=3)
+    with pipeline_env(**env):
+        defs = build_definitions(load_settings(env))
+        instance = DagsterInstance.ephemeral()
+        config = RunConfig(ops={"cost_digest": DigestConfig(day=day.isoformat())})
+        for _ in range(2):
+            assert defs.resolve_job_def("cost_digest_job").execute_in_process(instance=instance, run_config=config).success
+    (sent,) = sorted((tmp_path / "outbox").glob("digest_*.json"))
+    digest = json.loads(sent.read_text())["digest"]
+    expected_counts = pipeline_query(db, """SELECT severity, count(*) AS n FROM anomalies WHERE explained_by IS NULL
+        AND CAST(timezone('UTC', period_start) AS DATE) = ? GROUP BY 1""", [day])
+    assert digest["anomalies_by_severity"] == {s: int(expected_counts.set_index("severity").n.get(s, 0))
+                                              for s in ("info", "warning", "critical")}
+    assert digest["anomalies_by_severity"]["warning"] + digest["anomalies_by_severity"]["critical"] >= 1
+    assert any(i["series_key"] == _truth_key(gpu) for i in digest["top_incidents"])
+    actual = pipeline_query(db, "SELECT sum(effective_cost) AS c FROM daily_costs WHERE charge_category = 'Usage' AND day = ?", [day]).c[0]
+    assert digest["day_spend"]["actual_usd"] == pytest.approx(actual) and digest["day_spend"]["expected_usd"] > 0
+    assert digest["month_to_date_spend"]["actual_usd"] > digest["day_spend"]["actual_usd"]
+    assert pipeline_query(db, "SELECT count(*) AS n FROM alert_outbox WHERE kind = 'digest'").n[0] == 1
+    markdown = sent.with_suffix(".md").read_text()
+    assert f"Cloud cost digest: {day}" in markdown and f"${actual:,.2f}" in markdown

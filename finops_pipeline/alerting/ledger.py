@@ -45,7 +45,8 @@ class Revision:
     incident_id: str  # as the ledger has it
     destination: str
     channel: str | None
-    message_ref: str
+    message_ref: str | None  # None until the alert's first message is delivered
+    head_message_id: str | None  # its thread's head in alert_outbox
     revision: int
     previous: dict  # the figures last announced
     current: dict | None  # None: re-scored, the incident is gone
@@ -70,7 +71,7 @@ def incident_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def _sent(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ledger = con.execute(
-        "SELECT anomaly_id, destination, channel, message_ref, revision, announced, status FROM alert_ledger"
+        "SELECT anomaly_id, destination, channel, message_ref, head_message_id, revision, announced, status FROM alert_ledger"
     ).df()
     ledger["announced"] = [json.loads(a) if a else None for a in ledger["announced"]]
     return ledger
@@ -119,38 +120,38 @@ def pending_revisions(con: duckdb.DuckDBPyConnection) -> list[Revision]:
         withdrawn = row.status == "withdrawn"
         if (fact is None and withdrawn) or (fact is not None and not withdrawn and fingerprint(fact) == fingerprint(previous)):
             continue
-        revisions.append(Revision(row.anomaly_id, row.destination, row.channel, row.message_ref,
+        revisions.append(Revision(row.anomaly_id, row.destination, row.channel, row.message_ref, row.head_message_id,
                                   int(row.revision or 0) + 1, previous, fact))
     return revisions
 
 
 def record_sent(con: duckdb.DuckDBPyConnection, fact: dict, report_id: str | None, destination: str,
-                channel: str | None, message_ref: str) -> None:
+                channel: str | None, message_ref: str | None, head_message_id: str | None = None) -> None:
+    """The incident's alert is decided: what it announces, where, and (once delivered) its message."""
     now = datetime.now(timezone.utc)
     con.execute(
         """INSERT INTO alert_ledger (anomaly_id, report_id, destination, channel, message_ref, sent_at,
-                                     status, revision, announced, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, 'sent', 0, ?, ?)""",
-        [fact["incident_id"], report_id, destination, channel, message_ref, now, json.dumps(fact, default=str), now],
+                                     status, revision, announced, updated_at, head_message_id)
+           VALUES (?, ?, ?, ?, ?, ?, 'sent', 0, ?, ?, ?)""",
+        [fact["incident_id"], report_id, destination, channel, message_ref, now, json.dumps(fact, default=str), now,
+         head_message_id],
     )
 
 
 def record_revision(con: duckdb.DuckDBPyConnection, revision: Revision) -> None:
+    """The alert now announces the revision's figures (or is withdrawn). Call inside the caller's
+    transaction, beside the outbox rows that carry the revision."""
     announced = revision.previous if revision.withdrawn else revision.current
     status = "withdrawn" if revision.withdrawn else "updated"
-    # Delete and insert rather than update the key: the incident may have a new id.
-    con.execute("BEGIN TRANSACTION")
-    try:
-        sent = con.execute("SELECT report_id, sent_at FROM alert_ledger WHERE anomaly_id = ?", [revision.incident_id]).fetchone()
-        con.execute("DELETE FROM alert_ledger WHERE anomaly_id = ?", [revision.incident_id])
-        con.execute(
-            """INSERT INTO alert_ledger (anomaly_id, report_id, destination, channel, message_ref, sent_at,
-                                         status, revision, announced, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [announced["incident_id"], sent[0], revision.destination, revision.channel, revision.message_ref, sent[1],
-             status, revision.revision, json.dumps(announced, default=str), datetime.now(timezone.utc)],
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    # Delete and insert rather than update the key: the incident may have a new id. Where the
+    # message is comes from the row itself: delivery may have filled it since the revision was read.
+    kept = con.execute("SELECT report_id, sent_at, channel, message_ref, head_message_id FROM alert_ledger WHERE anomaly_id = ?",
+                       [revision.incident_id]).fetchone()
+    con.execute("DELETE FROM alert_ledger WHERE anomaly_id = ?", [revision.incident_id])
+    con.execute(
+        """INSERT INTO alert_ledger (anomaly_id, report_id, destination, channel, message_ref, sent_at,
+                                     status, revision, announced, updated_at, head_message_id)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [announced["incident_id"], kept[0], revision.destination, kept[2], kept[3], kept[1],
+         status, revision.revision, json.dumps(announced, default=str), datetime.now(timezone.utc), kept[4]],
+    )

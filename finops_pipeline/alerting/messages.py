@@ -46,9 +46,11 @@ def revision_note(previous: dict, current: dict | None) -> str:
 
 
 def slack_message(fact: dict, dagster_url: str, report_ref: str | None, note: str | None = None,
-                  withdrawn: bool = False) -> dict:
+                  withdrawn: bool = False, analysis: str | None = None) -> dict:
     """``text`` (the notification fallback) and ``blocks`` for one anomaly; ``note`` says why a
-    sent alert was edited, and a ``withdrawn`` one says so in its header."""
+    sent alert was edited, and a ``withdrawn`` one says so in its header. ``analysis`` is the
+    report's summary of the incident (the LLM's or the template's), escaped like billing text:
+    a model can echo what the bill said."""
     series = escape_mrkdwn(describe_series(fact))
     headline = (
         f"{'WITHDRAWN ' if withdrawn else ''}{fact['severity'].upper()}: {series} {'spiked' if fact['direction'] == 'spike' else 'dropped'} to "
@@ -76,6 +78,8 @@ def slack_message(fact: dict, dagster_url: str, report_ref: str | None, note: st
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{SEVERITY_ICON[fact['severity']]} {headline}"}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Top contributors*\n{contributors}"}},
+        *([{"type": "section", "text": {"type": "mrkdwn", "text": f"*Analysis*\n{escape_mrkdwn(analysis)[:2900]}"}}]
+          if analysis else []),
         {
             "type": "context",
             "elements": [{"type": "mrkdwn", "text": f"<{link}|Open in Dagster> · incident `{fact['incident_id']}`"
@@ -107,3 +111,11 @@ def markdown_message(fact: dict, dagster_url: str, report_ref: str | None, note:
         f"Incident id: {fact['incident_id']}" + (f"; report: {report_ref}" if report_ref else ""),
     ]
     return "\n".join(lines) + "\n"
+
+
+def thread_reply(fact: dict, note: str, withdrawn: bool = False) -> dict:
+    """What changed, posted in the alert's thread (the head message is edited to the new figures)."""
+    icon = ":white_check_mark:" if fact["status"] == "resolved" or withdrawn or fact.get("feedback") else SEVERITY_ICON[fact["severity"]]
+    text = (f"{escape_mrkdwn(note)} Now: {money(fact['actual_usd'])} actual vs {money(fact['expected_usd'])} expected on "
+            f"{fact['period']}; {incident_summary(fact)}.")
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} {text}"}}]}

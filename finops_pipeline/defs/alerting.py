@@ -9,44 +9,61 @@ grows, escalates, resolves or is re-scored is edited in place (see `alerting.led
 import hashlib
 import json
 import os
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import duckdb as duckdb_module
 from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetRecordsFilter,
     AssetSelection,
     Config,
+    DagsterRunStatus,
+    DefaultScheduleStatus,
     DefaultSensorStatus,
     MaterializeResult,
     MetadataValue,
     RunRequest,
+    RunsFilter,
+    ScheduleDefinition,
     SensorEvaluationContext,
     SensorResult,
     asset,
     define_asset_job,
     sensor,
 )
+import pandas as pd
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
+from slack_sdk.webhook import WebhookClient
 
+from finops_pipeline.alerting.delivery import (
+    FileTransport,
+    SlackTransport,
+    WebhookTransport,
+    atomic_write,
+    deliver,
+    due,
+    enqueue,
+    message_id,
+)
+from finops_pipeline.alerting.digest import digest_figures, digest_message
 from finops_pipeline.alerting.ledger import pending_incidents, pending_revisions, record_revision, record_sent
-from finops_pipeline.alerting.messages import markdown_message, revision_note, slack_message
-from finops_pipeline.alerting.report import write_report
+from finops_pipeline.alerting.messages import markdown_message, revision_note, slack_message, thread_reply
+from finops_pipeline.alerting.report import build_report, describe_series, llm_pricing
+from finops_pipeline.charts import cost_band_chart
+from finops_pipeline.defs.detect import COSTS_TABLE, PERIOD_COLUMN, _as_periods
+from finops_pipeline.detection.series import LEVEL_COLUMNS
+from finops_pipeline.partitions import GRAIN
 from finops_pipeline.resources import FinopsSlackResource, LLMResource, OutboxResource
-from finops_pipeline.storage import connect, ensure_table
+from finops_pipeline.storage import connect, ensure_table, replace_window, transaction, utc_bounds
 
 ANOMALIES = AssetKey("anomalies")
 
 
 class AlertSettings(Config):
     min_severity: str = "warning"  # info anomalies stay in the table and the UI without paging anyone
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 @asset(
@@ -60,41 +77,64 @@ def _atomic_write(path: Path, text: str) -> None:
 def anomaly_report(
     context: AssetExecutionContext, config: AlertSettings, duckdb: DuckDBResource, llm: LLMResource, outbox: OutboxResource
 ) -> MaterializeResult:
-    """A report on the incidents not alerted yet: written by the configured LLM (any
-    OpenAI-compatible server), or by the deterministic template when none is configured or it
-    fails, which the report then says. Stored as markdown in `reports/` and in `anomaly_reports`."""
+    """The report on the incidents not alerted yet: a summary of the run and, per incident, ranked
+    root-cause hypotheses, immediate actions, prevention and estimated savings, written by the
+    configured LLM (any OpenAI-compatible server) in a JSON schema and kept only when every figure
+    in it comes from the data; by the deterministic template otherwise (no LLM, a failed request,
+    a reply that does not hold up), which the report then says. Only incidents the statistics
+    flagged reach the LLM. Stored as markdown in `reports/` and, a row per section with its model,
+    tokens, cost and latency, in `anomaly_reports`."""
     with connect(duckdb) as con:
         facts = pending_incidents(con, config.min_severity)
+        histories = {f["incident_id"]: _history_records(series_history(con, f)) for f in facts}
     if not facts:
         return MaterializeResult(metadata={"incidents": 0, "report": "nothing new to report"})
-    report = write_report(facts, llm.get_client() if llm.configured else None, llm.model)
+    client = llm.get_client() if llm.configured else None
+    report = build_report(facts, histories, client, llm.model, llm_pricing(llm.model, llm.pricing))
     ids = sorted(f["incident_id"] for f in facts)
     report_id = hashlib.sha256("|".join(ids).encode()).hexdigest()[:16]
     created = datetime.now(timezone.utc)
     path = outbox.path("reports") / f"report_{created:%Y%m%dT%H%M%S}_{report_id}.md"
-    _atomic_write(path, report.markdown)
+    atomic_write(path, report.markdown)
+    rows = pd.DataFrame([{
+        "row_id": f"{report_id}:{a.incident_id or 'run'}", "report_id": report_id,
+        "kind": "incident" if a.incident_id else "run", "incident_id": a.incident_id, "created_at": created,
+        "anomaly_ids": json.dumps(ids if a.incident_id is None else [a.incident_id]), "model": a.model,
+        "used_fallback": a.used_fallback, "fallback_reason": a.fallback_reason, "prompt_tokens": a.prompt_tokens,
+        "completion_tokens": a.completion_tokens, "cost_usd": a.cost_usd, "latency_s": a.latency_s, "requests": a.requests,
+        "summary": a.summary,
+        "analysis": json.dumps(a.data) if a.data else None,
+        "markdown": a.markdown if a.incident_id else report.markdown,
+    } for a in report.analyses])
     with connect(duckdb) as con:
-        ensure_table(con, "anomaly_reports")
-        con.execute("DELETE FROM anomaly_reports WHERE report_id = ?", [report_id])
-        con.execute(
-            "INSERT INTO anomaly_reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [report_id, created, json.dumps(ids), report.model, report.used_fallback, report.fallback_reason,
-             report.prompt_tokens, report.completion_tokens, report.markdown],
-        )
+        replace_window(con, "anomaly_reports", rows, "report_id = ?", [report_id])
     if report.used_fallback:
-        context.log.warning(f"Template report used: {report.fallback_reason}")
+        context.log.warning(f"Template used for {report.fallbacks} of {len(report.analyses)} section(s): {report.fallback_reason}")
     return MaterializeResult(
         metadata={
             "incidents": len(ids),
             "report_id": report_id,
             "model": report.model or "template",
             "used_fallback": report.used_fallback,
-            "prompt_tokens": report.prompt_tokens or 0,
-            "completion_tokens": report.completion_tokens or 0,
+            "fallback_reason": report.fallback_reason or "",
+            "llm_requests": report.requests,
+            "prompt_tokens": report.prompt_tokens,
+            "completion_tokens": report.completion_tokens,
+            "llm_cost_usd": round(report.cost_usd, 6),
+            "llm_latency_s": round(report.latency_s, 3),
             "path": MetadataValue.path(str(path)),
             "report": MetadataValue.md(report.markdown),
         }
     )
+
+
+def _history_records(history: pd.DataFrame) -> list[dict]:
+    """A series' recent periods as the report's analysis reads them."""
+    return [{"period": GRAIN.label(r.period), "actual_usd": round(float(r.cost), 2),
+             "expected_usd": None if pd.isna(r.expected_cost) else round(float(r.expected_cost), 2),
+             "lower_usd": None if pd.isna(r.lower_bound) else round(float(r.lower_bound), 2),
+             "upper_usd": None if pd.isna(r.upper_bound) else round(float(r.upper_bound), 2)}
+            for r in history.itertuples(index=False)]
 
 
 @asset(
@@ -112,84 +152,162 @@ def anomaly_alerts(
     slack: FinopsSlackResource,
     outbox: OutboxResource,
 ) -> MaterializeResult:
-    """One alert per new incident: to Slack through dagster-slack when SLACK_BOT_TOKEN is set,
-    otherwise as JSON + markdown files in the outbox. Each alert is recorded in `alert_ledger`
-    right after it is sent, so no incident is alerted twice. A sent alert is edited in place,
-    never sent again, when its incident grows, escalates or resolves, or when its periods are
-    re-scored (a provider restated them); it is withdrawn when the incident is gone."""
+    """One alert per new incident, with its chart in the thread: to Slack through dagster-slack
+    when SLACK_BOT_TOKEN is set (the channel routed by team), otherwise as JSON + markdown files in
+    the outbox folder. Each message goes through the `alert_outbox` table: enqueued with the
+    ledger's record in one transaction, then delivered, its Slack ts recorded, so no incident is
+    alerted twice and nothing is lost when Slack is down or the process dies mid-send (the next
+    sensor tick retries). A sent alert whose incident grows, escalates, resolves, is answered or
+    is re-scored is edited in place, and what changed is posted in its thread."""
+    destination = slack.destination
+    routes = slack.routing
     with connect(duckdb) as con:
-        pending = pending_incidents(con, config.min_severity)
-        ensure_table(con, "anomaly_reports")
-        latest = con.execute("SELECT report_id FROM anomaly_reports ORDER BY created_at DESC LIMIT 1").fetchone()
-        report_ref = latest[0] if latest else None
-        client = slack.get_client() if slack.enabled else None
-        sent = []
-        for fact in pending:
-            message = slack_message(fact, outbox.dagster_url, report_ref)
-            if client is not None:
-                response = client.chat_postMessage(channel=slack.channel, text=message["text"], blocks=message["blocks"])
-                # The channel id Slack answers with, not the name: chat.update needs it.
-                destination, channel, ref = "slack", str(response["channel"]), str(response["ts"])
-            else:
-                destination, channel, ref = "outbox", None, _write_outbox(outbox, fact, message, report_ref)
-            record_sent(con, fact, report_ref, destination, channel, ref)
-            sent.append(fact["incident_id"])
-        revised = []
+        adopt_legacy_alerts(con)
+        summaries = _incident_summaries(con)
+        queued, revised = [], []
+        for fact in pending_incidents(con, config.min_severity):
+            head = message_id(fact["incident_id"], "alert")
+            chart = _incident_chart(con, fact, outbox)
+            message = slack_message(fact, outbox.dagster_url, summaries.get(fact["incident_id"], (None, None))[0],
+                                    analysis=summaries.get(fact["incident_id"], (None, None))[1])
+            payload = {**message, "stem": f"{fact['span'][0][:10]}_{fact['incident_id']}",
+                       "markdown": markdown_message(fact, outbox.dagster_url, None),
+                       "record": {"status": "sent", "revision": 0, "anomaly": fact, "slack_message": message}}
+            channel = routes.channel_for(fact["team"]) if destination == "slack" else None
+            with transaction(con):
+                enqueue(con, head, fact["incident_id"], "alert", destination, channel, payload)
+                enqueue(con, message_id(head, "chart"), fact["incident_id"], "chart", destination, channel,
+                        {"filename": f"finops-{fact['incident_id']}.png", "title": f"Cost vs forecast: {fact['series_key']}"},
+                        head_message_id=head, chart_path=str(chart))
+                record_sent(con, fact, None, destination, channel, None, head)
+            queued.append(fact["incident_id"])
         for revision in pending_revisions(con):
             fact = revision.previous if revision.withdrawn else revision.current
             note = revision_note(revision.previous, revision.current)
-            message = slack_message(fact, outbox.dagster_url, report_ref, note, revision.withdrawn)
-            if revision.destination == "slack":
-                if client is None:
-                    context.log.warning(f"Alert {revision.incident_id} went to Slack, which is not configured now: not revised")
-                    continue
-                client.chat_update(channel=revision.channel, ts=revision.message_ref, text=message["text"],
-                                   blocks=message["blocks"])
-            else:
-                _write_outbox(outbox, fact, message, report_ref, note, revision.withdrawn, revision.revision,
-                              sent_to=Path(revision.message_ref))
-            record_revision(con, revision)
-            revised.append(f"{revision.incident_id} ({'withdrawn' if revision.withdrawn else 'updated'})")
-        total = con.execute("SELECT count(*) FROM alert_ledger").fetchone()[0]
-    context.log.info(f"Sent {len(sent)} alert(s) and revised {len(revised)} via {'Slack' if slack.enabled else 'the outbox'}")
+            message = slack_message(fact, outbox.dagster_url, None, note, revision.withdrawn,
+                                    analysis=summaries.get(fact["incident_id"], (None, None))[1])
+            status = "withdrawn" if revision.withdrawn else "updated"
+            head = revision.head_message_id
+            with transaction(con):
+                enqueue(con, message_id(head, "update", revision.revision), fact["incident_id"], "update",
+                        revision.destination, revision.channel,
+                        {**message, "markdown": markdown_message(fact, outbox.dagster_url, None, note, revision.withdrawn),
+                         "record": {"status": status, "revision": revision.revision, "anomaly": fact, "slack_message": message}},
+                        head_message_id=head)
+                reply = thread_reply(fact, note, revision.withdrawn)
+                enqueue(con, message_id(head, "reply", revision.revision), fact["incident_id"], "reply", revision.destination,
+                        revision.channel, {**reply, "markdown": reply["text"] + "\n", "revision": revision.revision},
+                        head_message_id=head)
+                record_revision(con, revision)
+            revised.append(f"{revision.incident_id} ({status})")
+        delivery = deliver(con, _transports(slack, outbox))
+        ledger_rows, waiting = con.execute(
+            "SELECT (SELECT count(*) FROM alert_ledger), (SELECT count(*) FROM alert_outbox WHERE status <> 'sent')").fetchone()
+    for failed_id, error in delivery.failed.items():
+        context.log.warning(f"Message {failed_id} not delivered ({error}): it stays in alert_outbox, retried on a later tick")
+    context.log.info(f"Queued {len(queued)} alert(s) and {len(revised)} revision(s); delivered {len(delivery.sent)} message(s) "
+                     f"via {destination}, recovered {len(delivery.recovered)}, {waiting} waiting")
     return MaterializeResult(
         metadata={
-            "alerts_sent": len(sent),
+            "alerts_queued": len(queued),
             "alerts_revised": MetadataValue.json(revised),
-            "destination": "slack" if slack.enabled else "outbox",
-            "dagster/row_count": int(total),
+            "messages_delivered": len(delivery.sent),
+            "messages_recovered": len(delivery.recovered),
+            "messages_pending": int(waiting),
+            "delivery_errors": MetadataValue.json(sorted(set(delivery.failed.values()))),
+            "destination": destination,
+            "dagster/row_count": int(ledger_rows),
         }
     )
 
 
-def _write_outbox(outbox: OutboxResource, fact: dict, message: dict, report_ref: str | None, note: str | None = None,
-                  withdrawn: bool = False, revision: int = 0, sent_to: Path | None = None) -> str:
-    """The alert as JSON (with its Slack payload) and markdown; a revision replaces the files it
-    was sent as (``sent_to``)."""
-    stem = sent_to.with_suffix("") if sent_to else outbox.path("outbox") / f"{fact['span'][0][:10]}_{fact['incident_id']}"
-    status = "withdrawn" if withdrawn else ("updated" if revision else "sent")
-    payload = {"status": status, "revision": revision, "anomaly": fact, "slack_message": message}
-    _atomic_write(stem.with_suffix(".json"), json.dumps(payload, indent=2, default=str))
-    _atomic_write(stem.with_suffix(".md"), markdown_message(fact, outbox.dagster_url, report_ref, note, withdrawn))
-    return str(stem.with_suffix(".json"))
+def _transports(slack: FinopsSlackResource, outbox: OutboxResource) -> dict:
+    transports = {"outbox": FileTransport(outbox.path("outbox"))}
+    if slack.enabled:
+        transports["slack"] = SlackTransport(slack.get_client())
+    if slack.webhook_url:
+        transports["webhook"] = WebhookTransport(WebhookClient(slack.webhook_url))
+    return transports
+
+
+def adopt_legacy_alerts(con) -> None:
+    """Alerts sent before the outbox existed get a `sent` head row, so their revisions thread."""
+    for table in ("alert_ledger", "alert_outbox"):
+        ensure_table(con, table)
+    legacy = con.execute("SELECT anomaly_id, destination, channel, message_ref FROM alert_ledger "
+                         "WHERE head_message_id IS NULL AND message_ref IS NOT NULL").fetchall()
+    for incident_id, destination, channel, ref in legacy:
+        head = message_id(incident_id, "alert", "legacy")
+        with transaction(con):
+            enqueue(con, head, incident_id, "alert", "outbox" if destination != "slack" else "slack", channel, {})
+            con.execute("UPDATE alert_outbox SET status = 'sent', channel_id = ?, message_ref = ? WHERE message_id = ?",
+                        [channel, ref, head])
+            con.execute("UPDATE alert_ledger SET head_message_id = ? WHERE anomaly_id = ?", [head, incident_id])
+
+
+def _incident_summaries(con) -> dict[str, tuple[str, str | None]]:
+    """Each incident's latest report and its summary: {incident_id: (report_id, summary)}."""
+    ensure_table(con, "anomaly_reports")
+    rows = con.execute(
+        """SELECT incident_id, report_id, summary FROM anomaly_reports WHERE kind = 'incident'
+           QUALIFY row_number() OVER (PARTITION BY incident_id ORDER BY created_at DESC) = 1""").fetchall()
+    return {incident_id: (report_id, summary) for incident_id, report_id, summary in rows}
+
+
+def series_history(con, fact: dict, periods: int = 56) -> pd.DataFrame:
+    """The incident's series over the ``periods`` up to its latest: cost, and the forecast band
+    each period was scored against (``period, cost, expected_cost, lower_bound, upper_bound``)."""
+    columns = {"provider": fact["provider"], "sub_account_id": fact["sub_account_id"], "service_name": fact["service"],
+               "team": fact["team"]}
+    filters = [f"{c} = ?" for c in LEVEL_COLUMNS[fact["series_level"]]]
+    end = GRAIN.period(pd.Timestamp(fact["span"][1])) + GRAIN.step
+    first = end - periods * GRAIN.step
+    costs = _as_periods(con.execute(
+        f"""SELECT {PERIOD_COLUMN} AS period, sum(effective_cost) AS cost FROM {COSTS_TABLE}
+            WHERE charge_category = 'Usage' AND {PERIOD_COLUMN} >= ? AND {PERIOD_COLUMN} < ? {''.join(' AND ' + f for f in filters)}
+            GROUP BY 1""", [first, end, *(columns[c] for c in LEVEL_COLUMNS[fact["series_level"]])]).df(), "period")
+    bands = _as_periods(con.execute(
+        """SELECT target_period AS period, expected_cost, lower_bound, upper_bound FROM cost_forecasts
+           WHERE horizon = 0 AND granularity = ? AND series_key = ? AND target_period >= ?::TIMESTAMPTZ
+             AND target_period < ?::TIMESTAMPTZ""", [GRAIN.name, fact["series_key"], *utc_bounds(first, end)]).df(), "period")
+    history = pd.DataFrame({"period": GRAIN.periods(first, end)})
+    history = history.merge(costs, on="period", how="left").merge(bands, on="period", how="left")
+    return history.assign(cost=history["cost"].fillna(0.0))
+
+
+def _incident_chart(con, fact: dict, outbox: OutboxResource) -> Path:
+    """The incident's series against its band, its anomalous periods marked, as a PNG file."""
+    history = series_history(con, fact)
+    marks = _as_periods(con.execute(
+        "SELECT period_start AS period, actual_cost AS cost FROM anomalies WHERE incident_id = ?",
+        [fact["incident_id"]]).df(), "period")
+    png = cost_band_chart([(f"{describe_series(fact)}: {fact['severity']} {fact['direction']} from {fact['start']}",
+                            history, marks)], unit="hour" if GRAIN.name == "hourly" else "day")
+    path = outbox.path("charts") / f"incident_{fact['incident_id']}.png"
+    atomic_write(path, png)
+    return path
 
 
 alert_job = define_asset_job(
     "anomaly_alert_job",
     selection=AssetSelection.assets(AssetKey("incidents"), anomaly_report, anomaly_alerts),
-    description="Roll anomalies up into incidents, then report and alert on those not alerted yet, and revise "
-    "the alerts whose incident changed.",
+    description="Roll anomalies up into incidents, then report and alert on those not alerted yet, revise the alerts "
+    "whose incident changed, and deliver what the outbox holds.",
 )
+
+ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 
 @sensor(
     job=alert_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=15,
     default_status=DefaultSensorStatus.RUNNING,
     description="Launches the alert job once for every run that materialized `anomalies`: new rows "
-    "raise alerts, and a run without any can still resolve, grow or withdraw an incident.",
+    "raise alerts, and a run without any can still resolve, grow or withdraw an incident. Between "
+    "those, it re-runs delivery while the outbox holds messages that are due (Slack was down or "
+    "rate-limited, or a run died mid-send).",
 )
-def anomalies_sensor(context: SensorEvaluationContext) -> SensorResult:
+def anomalies_sensor(context: SensorEvaluationContext, duckdb: DuckDBResource) -> SensorResult:
     # A plain sensor walking every materialization after the cursor: asset_sensor would only see
     # the newest one, and two quick runs would lose an alert.
     cursor = int(context.cursor) if context.cursor else None
@@ -209,4 +327,71 @@ def anomalies_sensor(context: SensorEvaluationContext) -> SensorResult:
         RunRequest(run_key=f"anomalies-{max(r.storage_id for r in records)}", tags={"finops/source_run": key})
         for key, records in by_run.items()
     ]
+    if not requests and _outbox_due(context, duckdb.database):
+        requests.append(RunRequest(asset_selection=[anomaly_alerts.key], tags={"finops/trigger": "outbox-retry"}))
     return SensorResult(run_requests=requests, cursor=str(cursor) if cursor is not None else None)
+
+
+def _outbox_due(context: SensorEvaluationContext, database: str) -> bool:
+    """Messages due for delivery, and no alert run queued or running that would send them."""
+    if context.instance.get_runs(RunsFilter(job_name=alert_job.name, statuses=ACTIVE), limit=1):
+        return False
+    if not Path(database).exists():
+        return False
+    try:
+        with duckdb_module.connect(database, read_only=True) as con:
+            if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'alert_outbox'").fetchone()[0]:
+                return False
+            return due(con) > 0
+    except duckdb_module.Error as exc:  # a pipeline run holds the file: look again next tick
+        context.log.info(f"Outbox not checked this tick: {type(exc).__name__}")
+        return False
+
+
+class DigestConfig(Config):
+    day: str = Field(default="", description="The day to summarise (YYYY-MM-DD, UTC); empty: yesterday.")
+
+
+@asset(
+    group_name="alerting",
+    kinds={"slack", "duckdb"},
+    owners=["team:finops"],
+    deps=[AssetKey("incidents")],
+    pool="duckdb",
+)
+def cost_digest(context: AssetExecutionContext, config: DigestConfig, duckdb: DuckDBResource, slack: FinopsSlackResource,
+                outbox: OutboxResource) -> MaterializeResult:
+    """The daily digest, to the default channel: a day's anomalies by severity, the incidents still
+    open, the largest ones, and the day's and month's usage spend against forecast. Delivered
+    through `alert_outbox` like the alerts, once per day however often it runs."""
+    day = date.fromisoformat(config.day) if config.day else datetime.now(timezone.utc).date() - timedelta(days=1)
+    destination = slack.destination
+    with connect(duckdb) as con:
+        figures = digest_figures(con, day, GRAIN.name)
+        message = digest_message(figures, outbox.dagster_url)
+        payload = {**message, "stem": f"digest_{day.isoformat()}",
+                   "record": {"status": "sent", "digest": figures, "slack_message": {k: message[k] for k in ("text", "blocks")}}}
+        with transaction(con):
+            queued = enqueue(con, message_id("digest", day.isoformat()), None, "digest", destination, slack.channel, payload)
+        delivery = deliver(con, _transports(slack, outbox))
+    context.log.info(f"Digest for {day}: {'queued' if queued else 'already queued'}; delivered {len(delivery.sent)} message(s)")
+    return MaterializeResult(metadata={
+        "day": day.isoformat(),
+        "anomalies_by_severity": MetadataValue.json(figures["anomalies_by_severity"]),
+        "open_incidents_by_severity": MetadataValue.json(figures["open_incidents_by_severity"]),
+        "digest": MetadataValue.md(message["markdown"]),
+        "destination": destination,
+    })
+
+
+digest_job = define_asset_job("cost_digest_job", selection=AssetSelection.assets(cost_digest),
+                              description="Post the daily cost digest (yesterday, by default).")
+
+digest_schedule = ScheduleDefinition(
+    name="daily_digest_schedule",
+    job=digest_job,
+    cron_schedule="0 8 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="The daily digest at 08:00 UTC, after the 06:00 pipeline run has scored yesterday.",
+)
