@@ -16,7 +16,13 @@ ships, Slack posts going through slack_sdk to a local Slack Web API server in th
    next chat.postMessage at the local server. Prints t1 - t0 with where the time went (sensor
    pickup, run queue, run worker start, each step), then the median and max against the target.
 
-    python benchmarks/alert_latency.py [--runs 3] [--target 60] [--workdir DIR] [--keep]
+The servers and every run load a snapshot of the code taken at the start (finops_pipeline,
+dbt_project, workspace.yaml, copied into the work folder): an edit in the checkout during the
+benchmark's ~30 minutes neither breaks a run halfway nor mixes two versions in one figure.
+`--live` runs the checkout itself; `--code DIR` a prepared copy (to try a change without editing
+the checkout: DIR holds finops_pipeline/, dbt_project/ and workspace.yaml).
+
+    python benchmarks/alert_latency.py [--runs 3] [--target 60] [--workdir DIR] [--keep] [--live | --code DIR]
 """
 
 from __future__ import annotations
@@ -150,13 +156,13 @@ class Processes:
     """Every subprocess in its own process group, each logging to a file; stop() ends each group
     (SIGTERM, then SIGKILL), daemon before webserver, whatever happened."""
 
-    def __init__(self, env: dict, log_dir: Path) -> None:
-        self.env, self.log_dir = env, log_dir
+    def __init__(self, env: dict, log_dir: Path, code_dir: Path) -> None:
+        self.env, self.log_dir, self.code_dir = env, log_dir, code_dir
         self.procs: list[tuple[str, subprocess.Popen, object]] = []
 
     def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=self.code_dir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs.append((name, proc, log))
         return proc
@@ -304,6 +310,22 @@ def incident_days(after: date) -> list[tuple[date, str]]:
     return sorted(r for r in rows if r[0] > after)
 
 
+def snapshot_code(work: Path) -> Path:
+    """A copy of what the code location loads; runs import it first, as their working directory
+    comes before the editable install on sys.path."""
+    code = work / "code"
+    if code.exists():
+        shutil.rmtree(code)
+    code.mkdir(parents=True)
+    shutil.copytree(REPO / "finops_pipeline", code / "finops_pipeline",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # The parsed manifest too (mtimes kept, so it is not re-parsed), not dbt's per-run folders.
+    shutil.copytree(REPO / "dbt_project", code / "dbt_project",
+                    ignore=shutil.ignore_patterns("logs", "dbt_packages", "finops_dbt_models-*", "dbt.log", "*.duckdb*"))
+    shutil.copy2(REPO / "workspace.yaml", code / "workspace.yaml")
+    return code
+
+
 def setup_env(work: Path, slack_url: str, port: int, start: date) -> dict:
     dagster_home, data_dir = work / "dagster_home", work / "data"
     dagster_home.mkdir(parents=True, exist_ok=True)
@@ -353,24 +375,28 @@ def start_servers(procs: Processes, port: int) -> str:
     return url
 
 
-def sensor_interval(url: str, target: float) -> int | None:
-    """anomalies_sensor's minimum_interval_seconds, from the definitions and as the webserver
-    loaded them (they differ only if the sensor was edited in between); returns the servers'."""
+def sensor_interval(code_dir: Path, target: float) -> int:
+    """anomalies_sensor's minimum_interval_seconds, from the definitions (an import error in the
+    code stops the benchmark here, before anything runs)."""
     import warnings
 
     warnings.filterwarnings("ignore", message=r".*currently in beta")  # backfill_policy, pool, ...
+    import finops_pipeline
     from finops_pipeline.definitions import defs
 
+    if not Path(finops_pipeline.__file__).resolve().is_relative_to(code_dir.resolve()):
+        raise RuntimeError(f"finops_pipeline imported from {finops_pipeline.__file__}, not from {code_dir}")
     sensor = next(s for s in defs.sensors if s.name == SENSOR)
-    query = "{ repositoriesOrError { ... on RepositoryConnection { nodes { sensors { name minIntervalSeconds " \
-            "sensorState { status } } } } } }"
+    print(f"{SENSOR}: minimum_interval_seconds={sensor.minimum_interval_seconds}, default status "
+          f"{sensor.default_status.value}; target <= {target:.0f} s", flush=True)
+    return sensor.minimum_interval_seconds
+
+
+def served_interval(url: str) -> int | None:
+    """The same, as the webserver loaded it."""
+    query = "{ repositoriesOrError { ... on RepositoryConnection { nodes { sensors { name minIntervalSeconds } } } } }"
     nodes = (graphql(url, query).get("data") or {}).get("repositoriesOrError", {}).get("nodes") or []
-    served = next((s for n in nodes for s in n["sensors"] if s["name"] == SENSOR), None)
-    print(f"{SENSOR}: minimum_interval_seconds={sensor.minimum_interval_seconds} in the definitions "
-          f"(default status {sensor.default_status.value}); the servers: "
-          f"{served['minIntervalSeconds'] if served else '?'} s, {served['sensorState']['status'] if served else '?'}; "
-          f"target <= {target:.0f} s", flush=True)
-    return served["minIntervalSeconds"] if served else sensor.minimum_interval_seconds
+    return next((s["minIntervalSeconds"] for n in nodes for s in n["sensors"] if s["name"] == SENSOR), None)
 
 
 def fmt(seconds: float | None) -> str:
@@ -385,7 +411,7 @@ def breakdown(t0: float, t1: float, marks: dict) -> tuple[list[tuple[str, float 
     segments = [("sensor pickup (t0 -> run created)", marks["created"] - t0)]
     launched = at("PIPELINE_STARTING")
     started = at("PIPELINE_START")
-    segments.append(("run queue (created -> launched)", launched - marks["created"] if launched else None))
+    segments.append(("run queue (created -> launched; held while the duckdb pool is busy)", launched - marks["created"] if launched else None))
     segments.append(("run worker start (launched -> run started)",
                      started - launched if started and launched else None))
     previous = started
@@ -419,6 +445,9 @@ def main() -> int:
                         help="last day of the pre-loaded history (default 2025-05-10)")
     parser.add_argument("--workdir", type=Path, help="work folder (default: a temporary one, removed at the end)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, instance, DuckDB)")
+    parser.add_argument("--live", action="store_true", help="run the checkout, not a snapshot of it")
+    parser.add_argument("--code", type=Path, help="run this copy of the code (finops_pipeline/, dbt_project/, "
+                        "workspace.yaml) instead of a snapshot of the checkout")
     args = parser.parse_args()
 
     targets = incident_days(args.history_end)[: args.runs]
@@ -440,15 +469,19 @@ def main() -> int:
     interval = None
     finished = False
     try:
+        # Before anything imports finops_pipeline, so this process loads the snapshot too.
+        code_dir = args.code.resolve() if args.code else REPO if args.live else snapshot_code(work)
+        sys.path.insert(0, str(code_dir))
         with TimedSlack() as slack:
             env = setup_env(work, slack.api_url, port, args.start)
             os.environ.update({k: v for k, v in env.items() if k.startswith(("DAGSTER_", "FINOPS_", "DBT_"))})
             os.environ["SLACK_BOT_TOKEN"] = env["SLACK_BOT_TOKEN"]
-            procs = Processes(env, work / "logs")
-
+            procs = Processes(env, work / "logs", code_dir)
+            kind = "given copy" if args.code else "the checkout" if args.live else "a snapshot of the checkout"
+            print(f"work folder: {work}; code: {kind} ({code_dir})", flush=True)
+            interval = sensor_interval(code_dir, args.target)
             from dagster import DagsterInstance
 
-            print(f"work folder: {work}", flush=True)
             instance = DagsterInstance.get()
 
             # 2. History, no daemon yet.
@@ -463,8 +496,10 @@ def main() -> int:
             began = time.monotonic()
             url = start_servers(procs, port)
             print(f"webserver {url} ready after {time.monotonic() - began:.0f} s; daemon started", flush=True)
-            # Read once the servers have loaded the code, so both come from the same files on disk.
-            interval = sensor_interval(url, args.target)
+            served = served_interval(url)
+            if served != interval:
+                print(f"warning: the servers loaded {SENSOR} with minimum_interval_seconds={served}", flush=True)
+                interval = served
             wait_drained(instance, slack, procs, history_runs, "the history")
             print(f"history alerts drained {time.monotonic() - began:.0f} s after start: "
                   f"{slack.post_count()} post(s), {slack.request_count()} Slack request(s)", flush=True)
@@ -480,7 +515,8 @@ def main() -> int:
                     wait_process(procs, f"untimed_{n}", proc, MATERIALIZE_TIMEOUT_S)
                     runs = sorted({r.run_id for r in anomalies_after(instance, before)})
                     wait_drained(instance, slack, procs, runs, f"{first}...{last}")
-                    print(f"run {n}: untimed {first}...{last} materialized and drained in "
+                    span = f"{first}" if first == last else f"{first}...{last}"
+                    print(f"run {n}: untimed {span} materialized and drained in "
                           f"{time.monotonic() - began:.0f} s ({slack.post_count() - posts} post(s))", flush=True)
 
                 before, index = latest_anomalies_storage_id(instance), slack.request_count()
@@ -524,8 +560,9 @@ def main() -> int:
                 if alert:
                     result["segments"], result["timeline"] = breakdown(t0, t1, run_timeline(instance, alert[0].dagster_run.run_id))
                 results.append(result)
+                load = "/".join(f"{x:.1f}" for x in os.getloadavg())
                 print(f"run {n}: {day} ({name}): {new} new anomalies; t1 - t0 = {t1 - t0:.1f} s  "
-                      f"[{result['text']}]", flush=True)
+                      f"(load average {load} on {os.cpu_count()} cores)\n        first post: {result['text']}", flush=True)
                 if "timeline" in result:
                     print(f"        after t0: {result['timeline']}", flush=True)
                     for label, seconds in result["segments"]:

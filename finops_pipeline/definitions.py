@@ -1,6 +1,6 @@
 """The one Definitions object: every asset, check, job, schedule, sensor and resource."""
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from finops_pipeline.defs import alerting, detect, feedback, ingest, transform
 from finops_pipeline.resources import build_resources
@@ -25,6 +25,10 @@ def build_definitions(settings: Settings) -> Definitions:
         schedules=[detect.cost_pipeline_schedule, alerting.digest_schedule],
         sensors=[alerting.anomalies_sensor, ingest.focus_restatements_sensor],
         resources=build_resources(settings, transform.DBT_PROJECT_DIR, transform.DBT_EXECUTABLE),
+        # Steps in one process: every step takes the one DuckDB slot anyway, so separate step
+        # processes bought only their start-up (15-40 s each on 2 cores, most of an alert's latency).
+        # Prophet fits still run in their own worker processes.
+        executor=in_process_executor,
     )
 
 

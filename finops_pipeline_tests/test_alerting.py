@@ -9,8 +9,10 @@ import openai
 import pandas as pd
 import pytest
 
+from finops_pipeline.alerting.facts import anomaly_facts, money
+from finops_pipeline.alerting.llm import ANALYSIS_PROMPT
 from finops_pipeline.alerting.messages import escape_mrkdwn, markdown_message, slack_message
-from finops_pipeline.alerting.report import ANALYSIS_PROMPT, anomaly_facts, build_report, money
+from finops_pipeline.alerting.report import build_report
 from finops_pipeline.resources import FinopsSlackResource, LLMResource
 from finops_pipeline_tests.protocol_servers import OpenAIServer
 from finops_pipeline_tests.slack_server import SlackServer

@@ -11,22 +11,18 @@ import openai
 import pandas as pd
 import pytest
 
-from finops_pipeline.alerting.report import (
+from finops_pipeline.alerting.facts import anomaly_facts, money
+from finops_pipeline.alerting.llm import (
     ANALYSIS_PROMPT,
     INCIDENT_SCHEMA,
     SUMMARY_PROMPT,
     SUMMARY_SCHEMA,
-    analyse_incident,
-    build_report,
     data_figures,
     dollar_figures,
-    anomaly_facts,
     incident_data,
     llm_pricing,
-    money,
-    summarise_run,
-    template_analysis,
 )
+from finops_pipeline.alerting.report import analyse_incident, build_report, summarise_run, template_analysis
 from finops_pipeline.resources import LLMResource
 from finops_pipeline_tests.protocol_servers import OpenAIServer
 

@@ -196,7 +196,7 @@ def test_alert_job_writes_each_anomaly_to_the_outbox_once(pipeline):
     alert = json.loads(files[0].read_text())
     assert {"actual_usd", "expected_usd", "band_usd", "impact_usd", "top_contributors"} <= set(alert["anomaly"])
     reports = sorted(pipeline.settings.reports_dir.glob("*.md"))
-    assert len(reports) == 1 and "Template report (no LLM configured)" in reports[0].read_text()
+    assert len(reports) == 1 and "Template (no LLM configured)" in reports[0].read_text()
 
     pipeline.run("anomaly_alert_job")
     assert len(pipeline.query("SELECT * FROM alert_ledger")) == len(ledger)
@@ -242,7 +242,6 @@ def test_alerts_go_to_slack_with_an_llm_report_and_billing_text_escaped(pipeline
     """The same alert job with Slack and an LLM configured, on a copy of the pipeline's database
     where nothing was alerted yet and every anomaly carries hostile billing text."""
     import duckdb
-    import shutil
 
     from dagster import DagsterInstance
 
@@ -253,11 +252,8 @@ def test_alerts_go_to_slack_with_an_llm_report_and_billing_text_escaped(pipeline
     from finops_pipeline_tests.slack_server import SlackServer
     from finops_pipeline_tests.test_llm_report import grounded_reply
 
-    db = tmp_path / "copy.duckdb"
-    shutil.copy(pipeline.settings.duckdb_path, db)
+    db = _copy_without_alerts(pipeline, tmp_path)
     with duckdb.connect(str(db)) as con:
-        con.execute("DELETE FROM alert_ledger")
-        con.execute("DELETE FROM anomaly_reports")
         # The API loop's team has its own channel; every other team tag is hostile text.
         con.execute("""UPDATE anomalies SET service_name = '<https://evil.example|click>',
                        team = CASE WHEN series_key LIKE '%AWS Lambda%' THEN 'platform' ELSE '<!channel>' END""")
@@ -274,8 +270,13 @@ def test_alerts_go_to_slack_with_an_llm_report_and_billing_text_escaped(pipeline
             assert defs.resolve_job_def("anomaly_alert_job").execute_in_process(instance=instance).success
     expected = pipeline_query(db, "SELECT count(*) AS n FROM incidents WHERE severity <> 'info' AND explained_by IS NULL").n[0]
     assert len(slack.posts) == expected  # one per incident; the second run sent nothing again
-    routed = {p["channel"] for p in slack.posts if "platform" in json.dumps(p["blocks"])}
-    assert routed == {"#platform-costs"}  # the loop's alert went to its team's channel, the rest to the default
+    def team_of(post):
+        (field,) = [f["text"] for b in post["blocks"] for f in b.get("fields", []) if f["text"].startswith("*Team*")]
+        return field.removeprefix("*Team*\n")
+
+    # The loop's alert went to its team's channel; other teams' and no team's to the default.
+    assert {p["channel"] for p in slack.posts if team_of(p) == "platform"} == {"#platform-costs"}
+    assert {p["channel"] for p in slack.posts if team_of(p) != "platform"} == {"#cost-alerts"}
     assert {p["channel"] for p in slack.posts} == {"#cost-alerts", "#platform-costs"}
     # Each alert's chart (cost against its band, the incident marked) was uploaded into its thread.
     assert len(slack.uploads) == expected and all(u["content"][:8] == b"\x89PNG\r\n\x1a\n" for u in slack.uploads.values())
@@ -308,10 +309,8 @@ def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipel
     provider restates the api_loop days (May 12 billed like the week before, a Correction added
     to May 13). The sensor requests exactly those days, the re-scored incident edits the message
     already posted, and nothing is posted again."""
-    import shutil
     from datetime import date
 
-    import duckdb
     from dagster import DagsterInstance
 
     from finops_pipeline.definitions import build_definitions
@@ -326,10 +325,7 @@ def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipel
     loop = next(t for t in injected_anomalies() if t.name == "api_loop")
     day1, day2 = loop.start_date, loop.end_date  # 2025-05-12, 2025-05-13
     loop_key = _truth_key(loop)
-    db = tmp_path / "copy.duckdb"
-    shutil.copy(pipeline.settings.duckdb_path, db)
-    with duckdb.connect(str(db)) as con:
-        con.execute("DELETE FROM alert_ledger")
+    db = _copy_without_alerts(pipeline, tmp_path)
     exports = tmp_path / "exports"
     may = demo.generate(date(2025, 5, 1), date(2025, 6, 1))
     write_export(exports / "BILLING_PERIOD=2025-05" / "part-0.csv", date(2025, 5, 1), date(2025, 6, 1), frame=may.copy())
@@ -408,23 +404,16 @@ def pipeline_query(db, sql: str, params: list | None = None) -> pd.DataFrame:
 
 def test_marking_an_incident_expected_stops_its_alerts_after_one_last_edit(pipeline, tmp_path, capsys):
     """`finops-feedback` on a copy of the pipeline's database, alerts going to the outbox."""
-    import shutil
 
-    import duckdb
 
     from dagster import DagsterInstance
 
     from finops_pipeline.definitions import build_definitions
     from finops_pipeline.defs.feedback import main as feedback_cli
     from finops_pipeline.settings import load_settings
-    from finops_pipeline.storage import ensure_table
     from finops_pipeline_tests.conftest import pipeline_env
 
-    db = tmp_path / "copy.duckdb"
-    shutil.copy(pipeline.settings.duckdb_path, db)
-    with duckdb.connect(str(db)) as con:
-        ensure_table(con, "alert_ledger")
-        con.execute("DELETE FROM alert_ledger")  # alerts go to this test's own outbox
+    db = _copy_without_alerts(pipeline, tmp_path)  # alerts go to this test's own outbox
     env = {"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_DUCKDB_PATH": str(db), "DAGSTER_HOME": ""}
     gpu = next(t for t in injected_anomalies() if t.name == "forgotten_gpu")
     with pipeline_env(**env):

@@ -232,8 +232,7 @@ def backoff(attempts: int) -> timedelta:
 
 
 def due(con: duckdb.DuckDBPyConnection, now: datetime | None = None) -> int:
-    """Messages waiting to go out that are due now."""
-    ensure_table(con, "alert_outbox")
+    """Messages waiting to go out that are due now (read-only: the sensor asks)."""
     return con.execute(
         "SELECT count(*) FROM alert_outbox WHERE status <> 'sent' AND next_attempt_at <= ?",
         [now or datetime.now(timezone.utc)],

@@ -7,8 +7,8 @@ from datetime import date, timedelta
 
 import duckdb
 
+from finops_pipeline.alerting.facts import money
 from finops_pipeline.alerting.messages import escape_mrkdwn
-from finops_pipeline.alerting.report import money
 from finops_pipeline.detection.scoring import SEVERITIES
 from finops_pipeline.storage import ensure_table, utc_bounds
 

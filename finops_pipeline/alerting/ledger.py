@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import duckdb
 import pandas as pd
 
-from finops_pipeline.alerting.report import anomaly_facts
+from finops_pipeline.alerting.facts import anomaly_facts
 from finops_pipeline.detection.scoring import SEVERITIES
 from finops_pipeline.storage import ensure_table
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from finops_pipeline.alerting.report import describe_series, money
+from finops_pipeline.alerting.facts import describe_series, money
 from finops_pipeline.detection.scoring import SEVERITIES
 
 SEVERITY_ICON = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}

@@ -8,11 +8,11 @@ grows, escalates, resolves or is re-scored is edited in place (see `alerting.led
 
 import hashlib
 import json
-import os
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb as duckdb_module
+import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -33,7 +33,6 @@ from dagster import (
     define_asset_job,
     sensor,
 )
-import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 from slack_sdk.webhook import WebhookClient
@@ -49,9 +48,11 @@ from finops_pipeline.alerting.delivery import (
     message_id,
 )
 from finops_pipeline.alerting.digest import digest_figures, digest_message
+from finops_pipeline.alerting.facts import describe_series
 from finops_pipeline.alerting.ledger import pending_incidents, pending_revisions, record_revision, record_sent
+from finops_pipeline.alerting.llm import llm_pricing
 from finops_pipeline.alerting.messages import markdown_message, revision_note, slack_message, thread_reply
-from finops_pipeline.alerting.report import build_report, describe_series, llm_pricing
+from finops_pipeline.alerting.report import build_report
 from finops_pipeline.charts import cost_band_chart
 from finops_pipeline.defs.detect import COSTS_TABLE, PERIOD_COLUMN, _as_periods
 from finops_pipeline.detection.series import LEVEL_COLUMNS

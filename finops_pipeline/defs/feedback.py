@@ -20,7 +20,7 @@ from dagster import Config, DagsterInstance, OpExecutionContext, job, op
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from finops_pipeline.storage import connect, ensure_table
+from finops_pipeline.storage import connect, ensure_table, transaction
 
 VERDICTS = ("expected", "planned", "not_an_issue")
 ACCEPTS_NEW_LEVEL = ("expected", "planned")
@@ -44,15 +44,10 @@ def record_feedback(con, incident_id: str, verdict: str, note: str = "", given_b
     ).fetchone()
     if incident is None:
         raise ValueError(f"no incident {incident_id!r} in table incidents (see `SELECT incident_id FROM incidents`)")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("INSERT INTO incident_feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [*incident, verdict, note, given_by, datetime.now(timezone.utc)])
         mark_anomalies(con)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return dict(zip(["incident_id", "series_key", "start_period", "latest_period"], incident))
 
 
