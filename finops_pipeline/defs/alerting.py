@@ -1,9 +1,11 @@
-"""Stage 4: the anomaly report and the alerts, launched by a sensor on new `anomalies` rows.
+"""Stage 4: the anomaly report, the alerts and the daily digest; the sensor that launches them.
 
-One alert per incident: the `alert_ledger` table records every alert sent, and both assets work
-only on incidents no alert has announced yet. Dedupe lives in data, not in run metadata: a
-single-run backfill copies one run's metadata onto every partition. A sent alert whose incident
-grows, escalates, resolves or is re-scored is edited in place (see `alerting.ledger`).
+One alert per incident: the `alert_ledger` table records what every incident's alert announced,
+and both assets work only on incidents no alert has announced yet. Dedupe lives in data, not in
+run metadata: a single-run backfill copies one run's metadata onto every partition. Messages go
+out through the `alert_outbox` table (see `alerting.delivery`), so none is lost or sent twice. A
+sent alert whose incident grows, escalates, resolves or is re-scored is edited in place and the
+change posted in its thread (see `alerting.ledger`).
 """
 
 import hashlib
@@ -54,7 +56,7 @@ from finops_pipeline.alerting.llm import llm_pricing
 from finops_pipeline.alerting.messages import markdown_message, revision_note, slack_message, thread_reply
 from finops_pipeline.alerting.report import build_report
 from finops_pipeline.charts import cost_band_chart
-from finops_pipeline.defs.detect import COSTS_TABLE, PERIOD_COLUMN, _as_periods
+from finops_pipeline.defs.detect import COSTS_TABLE, PERIOD_COLUMN, as_periods
 from finops_pipeline.detection.series import LEVEL_COLUMNS
 from finops_pipeline.partitions import GRAIN
 from finops_pipeline.resources import FinopsSlackResource, LLMResource, OutboxResource
@@ -169,8 +171,8 @@ def anomaly_alerts(
         for fact in pending_incidents(con, config.min_severity):
             head = message_id(fact["incident_id"], "alert")
             chart = _incident_chart(con, fact, outbox)
-            message = slack_message(fact, outbox.dagster_url, summaries.get(fact["incident_id"], (None, None))[0],
-                                    analysis=summaries.get(fact["incident_id"], (None, None))[1])
+            report_id, analysis = summaries.get(fact["incident_id"], (None, None))
+            message = slack_message(fact, outbox.dagster_url, report_id, analysis=analysis)
             payload = {**message, "stem": f"{fact['span'][0][:10]}_{fact['incident_id']}",
                        "markdown": markdown_message(fact, outbox.dagster_url, None),
                        "record": {"status": "sent", "revision": 0, "anomaly": fact, "slack_message": message}}
@@ -263,11 +265,11 @@ def series_history(con, fact: dict, periods: int = 56) -> pd.DataFrame:
     filters = [f"{c} = ?" for c in LEVEL_COLUMNS[fact["series_level"]]]
     end = GRAIN.period(pd.Timestamp(fact["span"][1])) + GRAIN.step
     first = end - periods * GRAIN.step
-    costs = _as_periods(con.execute(
+    costs = as_periods(con.execute(
         f"""SELECT {PERIOD_COLUMN} AS period, sum(effective_cost) AS cost FROM {COSTS_TABLE}
             WHERE charge_category = 'Usage' AND {PERIOD_COLUMN} >= ? AND {PERIOD_COLUMN} < ? {''.join(' AND ' + f for f in filters)}
             GROUP BY 1""", [first, end, *(columns[c] for c in LEVEL_COLUMNS[fact["series_level"]])]).df(), "period")
-    bands = _as_periods(con.execute(
+    bands = as_periods(con.execute(
         """SELECT target_period AS period, expected_cost, lower_bound, upper_bound FROM cost_forecasts
            WHERE horizon = 0 AND granularity = ? AND series_key = ? AND target_period >= ?::TIMESTAMPTZ
              AND target_period < ?::TIMESTAMPTZ""", [GRAIN.name, fact["series_key"], *utc_bounds(first, end)]).df(), "period")
@@ -279,7 +281,7 @@ def series_history(con, fact: dict, periods: int = 56) -> pd.DataFrame:
 def _incident_chart(con, fact: dict, outbox: OutboxResource) -> Path:
     """The incident's series against its band, its anomalous periods marked, as a PNG file."""
     history = series_history(con, fact)
-    marks = _as_periods(con.execute(
+    marks = as_periods(con.execute(
         "SELECT period_start AS period, actual_cost AS cost FROM anomalies WHERE incident_id = ?",
         [fact["incident_id"]]).df(), "period")
     png = cost_band_chart([(f"{describe_series(fact)}: {fact['severity']} {fact['direction']} from {fact['start']}",

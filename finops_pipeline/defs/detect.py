@@ -67,7 +67,7 @@ def _window(context: AssetExecutionContext) -> tuple[date, date, list[date]]:
     return start, end, GRAIN.periods(start, end)
 
 
-def _as_periods(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+def as_periods(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     for column in columns:
         frame[column] = GRAIN.periods_of(frame[column]) if len(frame) else []
     return frame
@@ -93,13 +93,13 @@ def _new_skus(con, start: date, end: date) -> pd.DataFrame:
     ).df()
     frame["series_key"] = [series_key("sub_account_service", *k)
                            for k in zip(frame.provider, frame.sub_account_id, frame.service_name)]
-    return _as_periods(frame, "period")
+    return as_periods(frame, "period")
 
 
 def _usage_series(duckdb: DuckDBResource, end: date) -> pd.DataFrame:
     with connect(duckdb) as con:
         usage = con.execute(USAGE_SQL, [end]).df()
-    return build_series(_as_periods(usage, "period"))
+    return build_series(as_periods(usage, "period"))
 
 
 class ForecastSettings(Config):
@@ -231,7 +231,7 @@ def _chart_panels(con, series: pd.DataFrame, found: pd.DataFrame, start: date, e
         keys.append(services.loc[services["impact_usd"].abs().idxmax(), "series_key"])
     first = min(start - 28 * GRAIN.step, end - 120 * GRAIN.step)
     bounds = utc_bounds(first, end)
-    bands = _as_periods(
+    bands = as_periods(
         con.execute(
             """SELECT target_period AS period, series_key, expected_cost, lower_bound, upper_bound FROM cost_forecasts
                WHERE horizon = 0 AND granularity = ? AND target_period >= ?::TIMESTAMPTZ AND target_period < ?::TIMESTAMPTZ
@@ -241,7 +241,7 @@ def _chart_panels(con, series: pd.DataFrame, found: pd.DataFrame, start: date, e
         "period",
     )
     # Earlier anomalies stay marked for context; the window's own come from this run.
-    earlier = _as_periods(
+    earlier = as_periods(
         con.execute(
             """SELECT period_start AS period, series_key, actual_cost AS cost FROM anomalies
                WHERE granularity = ? AND period_start >= ?::TIMESTAMPTZ AND period_start < ?::TIMESTAMPTZ""",
@@ -249,7 +249,7 @@ def _chart_panels(con, series: pd.DataFrame, found: pd.DataFrame, start: date, e
         ).df(),
         "period",
     )
-    current = _as_periods(found.assign(period=found["period_start"], cost=found["actual_cost"]), "period")
+    current = as_periods(found.assign(period=found["period_start"], cost=found["actual_cost"]), "period")
     marks = pd.concat([earlier, current[["period", "series_key", "cost"]]])
     panels = []
     for key in keys:
@@ -288,7 +288,7 @@ def anomalies(
     with connect(duckdb) as con:
         ensure_table(con, "anomalies")
         ensure_table(con, "cost_forecasts")
-        forecasts = _as_periods(
+        forecasts = as_periods(
             con.execute(
                 """SELECT target_period, series_key, model, expected_cost, lower_bound, upper_bound FROM cost_forecasts
                    WHERE horizon = 0 AND granularity = ? AND forecast_period >= ?::TIMESTAMPTZ
