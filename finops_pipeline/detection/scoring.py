@@ -22,8 +22,9 @@ SEVERITIES = ("info", "warning", "critical")
 
 
 class Costs:
-    """One series' cost per period, for the rules and the noise: each looks up a few dozen periods for every
-    series and period scored, where pandas' reindex would cost more than the rest of detection."""
+    """One series' cost per period, for the rules and the scoring: each looks up a few dozen
+    periods for every series and period scored, where pandas' reindex would cost more than the
+    rest of detection."""
 
     def __init__(self, values: pd.Series):
         self.key = values.name or ""
@@ -59,9 +60,10 @@ class Thresholds:
     # A drop pages someone (warning or above) only when at least this much of the expected cost is
     # gone: spending less is news when something stopped, not when a holiday thinned the bill.
     alert_drop_pct: float = 50.0
-    # A rise pages someone only when it is at least this many of the series' own robust standard
-    # deviations (of the log of its day-to-day noise, ``relative_noise``): on a batch service whose
-    # days swing by 25 %, doubling for a day is a bad day, not news. 0 turns it off.
+    # A change pages someone only when it is at least this many of the series' own robust
+    # standard deviations (of the log of its day-to-day noise, ``relative_noise``): on a batch
+    # service whose days swing by 25 %, doubling for a day is a bad day, not news; a stop (cost 0)
+    # always passes. Daily series; 0 turns it off.
     alert_noise_sigmas: float = 3.0
     # The warning $ floor for what a rule with a cause of its own found (``CAUSED_RULES``: a SKU the
     # series never billed, a weekend shutdown that did not happen): the cause is the evidence that
