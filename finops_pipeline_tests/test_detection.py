@@ -9,7 +9,18 @@ import pandas as pd
 import pytest
 
 from finops_pipeline.detection.forecasting import ForecastConfig, build_tasks, clip_outliers, forecast, refit_anchor
-from finops_pipeline.detection.scoring import Thresholds, anomaly_id, robust_z, score, severity, top_contributors
+from finops_pipeline.detection.scoring import (
+    Thresholds,
+    alert_sigmas,
+    anomaly_id,
+    day_of_month_factor,
+    noise_sigmas,
+    relative_noise,
+    robust_z,
+    score,
+    severity,
+    top_contributors,
+)
 from finops_pipeline.detection.series import build_series, detect
 
 
@@ -95,7 +106,80 @@ def test_severity_rises_with_both_dollars_and_percent():
     assert severity(-2500, -100, t) == "critical"
 
 
-def test_robust_z():
+def test_a_rise_within_the_series_own_noise_pages_no_one():
+    t = Thresholds()
+    # +80 % and $400 pass the warning floors; on a series whose days swing by 25 % it is 2.4 of its
+    # standard deviations (log scale): a bad day, kept at info. On a 5 % series it is news.
+    assert severity(400, 80, t, noise_sigmas(900, 500, 0.25)) == "info"
+    assert severity(400, 80, t, noise_sigmas(900, 500, 0.05)) == "warning"
+    assert severity(2500, 150, t, noise_sigmas(4167, 1667, 0.35)) == "info"  # not even a large $ overrun
+    assert severity(400, 80, t) == "warning"  # noise unknown: the floors alone
+    assert severity(-500, -100, t, noise_sigmas(0, 500, 0.3)) == "warning"  # a stop is never noise
+    assert severity(400, 80, Thresholds(alert_noise_sigmas=0), noise_sigmas(900, 500, 0.25)) == "warning"  # off
+    # The warning floor of a rule that found a cause of its own (a new SKU, a weekend left running).
+    assert severity(170, 300, t) == "info"
+    assert severity(170, 300, t, caused=True) == "warning"
+    assert severity(120, 300, t, caused=True) == "info"
+
+
+def test_a_month_start_peak_is_the_month_s_pattern_whatever_weekday_the_1st_falls_on():
+    # A batch service: $1,000 on weekdays, $450 at weekends, and 1.5x on the 1st and 2nd.
+    index = [date(2024, 10, 1) + timedelta(days=i) for i in range(240)]
+    values = pd.Series([1000.0 * (0.45 if d.weekday() >= 5 else 1.0) * (1.5 if d.day <= 2 else 1.0) for d in index],
+                       index=index)
+    first = date(2025, 5, 1)  # a Thursday; the 1st of the three months before fell on a Saturday, a Saturday, a Tuesday
+    assert [(first - timedelta(days=d)).weekday() for d in (30, 61, 89)] == [1, 5, 5]
+    assert day_of_month_factor(values, first) == pytest.approx(1.5)
+    assert day_of_month_factor(values, date(2025, 5, 14)) == pytest.approx(1.0)
+    assert day_of_month_factor(values.iloc[:70], date(2024, 12, 10)) is None  # three months of history first
+    t = Thresholds()
+    # Measured against its usual 1st, $1,500 on a $1,000 weekday is no rise at all...
+    assert severity(500, 50, t, alert_sigmas(1500, 1000, 0.05, 1.5, t)) == "info"
+    assert severity(500, 50, t, alert_sigmas(1500, 1000, 0.05, None, t)) == "warning"
+    # ...while three times the weekday is news on any day, and a drop is measured against the weekday.
+    assert severity(2000, 200, t, alert_sigmas(3000, 1000, 0.05, 1.5, t)) == "critical"
+    assert alert_sigmas(0, 1000, 0.05, 1.5, t) == -np.inf
+
+
+def test_relative_noise_is_the_series_own_day_to_day_swing():
+    rng = np.random.default_rng(3)
+    index = [date(2025, 1, 6) + timedelta(days=i) for i in range(140)]
+    weekly = np.array([0.5 if d.weekday() >= 5 else 1.0 for d in index])
+    day = index[-1] + timedelta(days=1)
+    for sigma in (0.04, 0.25):
+        values = pd.Series(800.0 * weekly * np.exp(sigma * rng.standard_normal(len(index))), index=index)
+        # The weekly pattern is not noise; the swing around it is (each residual is against a
+        # median of eight, so a little wider than the noise itself).
+        assert sigma * 0.8 < relative_noise(values, day) < sigma * 1.35
+        spiked = values.copy()
+        spiked[index[-3]] *= 6  # one anomaly in the window does not make the series noisy
+        assert relative_noise(spiked, day) < sigma * 1.4
+        later = values.copy()
+        later[later.index >= day] *= 10
+        assert relative_noise(later, day) == relative_noise(values, day)  # no look-ahead
+    assert relative_noise(values.iloc[:20], index[20]) is None  # too little history
+
+
+def test_detect_pages_for_a_doubling_on_a_steady_series_not_on_a_noisy_one():
+    rng = np.random.default_rng(5)
+    days = [date(2025, 1, 6) + timedelta(days=i) for i in range(120)]
+    day = days[-1]
+    rows = []
+    for service, sigma in (("steady", 0.04), ("batch", 0.3)):
+        costs = 600.0 * np.exp(sigma * rng.standard_normal(len(days)))
+        costs[-1] = 1200.0 if service == "steady" else 1320.0  # +100 %; +120 %, but only 2.6σ of the batch noise
+        rows += [{"period": d, "provider": "AWS", "sub_account_id": "1", "sub_account_name": "a", "service_name": service,
+                  "team": service, "effective_cost": c} for d, c in zip(days, costs)]
+    series = build_series(pd.DataFrame(rows))
+    forecasts = pd.DataFrame([{"target_period": day, "series_key": f"sub_account_service:AWS/1/{service}", "model": "m",
+                               "expected_cost": 600.0, "lower_bound": 400.0, "upper_bound": 800.0}
+                              for service in ("steady", "batch")])
+    # A robust z against eight same weekdays is loose enough for both to be anomalies at all...
+    found = detect(series, forecasts, [day], Thresholds(min_robust_z=2.0)).set_index("service_name")
+    assert set(found.index) == {"steady", "batch"} and (found.impact_usd > 250).all() and (found.deviation_pct > 50).all()
+    # ...but only the one that stands out from its own noise pages anyone.
+    assert found.severity.to_dict() == {"steady": "warning", "batch": "info"}
+
     assert robust_z(5, np.array([1.0, 2.0])) is None
     assert robust_z(1000, np.full(8, 1000.0)) == 0
     assert robust_z(1100, np.full(8, 1000.0)) == pytest.approx(5.0)  # MAD floored at 2 % of the median

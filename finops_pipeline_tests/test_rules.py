@@ -55,6 +55,22 @@ def test_a_weekend_billed_like_a_weekday():
     assert rules.weekend_like_weekday(rules.Costs(flat), saturday, Thresholds()) is None
 
 
+def test_a_weekend_left_running_pages_from_a_lower_floor_than_a_value_out_of_its_band():
+    # A small dev cluster: $230 on weekdays, $55 at weekends. A weekend billed like a weekday is
+    # $175 over, under the $250 warning floor, yet the rule saw its cause: it pages.
+    values = _series(70, 230.0, weekend=0.24, noise=0.03)
+    saturday = next(d for d in values.index[56:] if d.weekday() == 5)
+    values[saturday] = 230.0
+    usage = pd.DataFrame([{"period": d, "provider": "AWS", "sub_account_id": "1", "sub_account_name": "dev",
+                           "service_name": "EKS", "team": "web", "effective_cost": c} for d, c in values.items()])
+    empty = pd.DataFrame(columns=["target_period", "series_key", "expected_cost", "lower_bound", "upper_bound"])
+    found = detect(build_series(usage), empty, [saturday])
+    fine = found[found.series_level == "sub_account_service"].iloc[0]
+    assert fine.detectors == "weekend_like_weekday" and 150 < fine.impact_usd < 250 and fine.severity == "warning"
+    # The same excess without a cause of its own (a spike a band caught) stays info.
+    assert detect(build_series(usage), empty, [saturday], Thresholds(caused_warning_impact_usd=250.0)).severity.eq("info").all()
+
+
 def test_a_new_sku_with_real_spend_but_not_one_that_replaces_another():
     history = {"k": _series(70, 1000.0)}
     day = START + timedelta(days=65)

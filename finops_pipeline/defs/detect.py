@@ -170,6 +170,8 @@ class DetectionSettings(Config):
     critical_impact_usd: float = _THRESHOLD_DEFAULTS.critical_impact_usd
     critical_deviation_pct: float = _THRESHOLD_DEFAULTS.critical_deviation_pct
     alert_drop_pct: float = _THRESHOLD_DEFAULTS.alert_drop_pct
+    alert_noise_sigmas: float = _THRESHOLD_DEFAULTS.alert_noise_sigmas
+    caused_warning_impact_usd: float = _THRESHOLD_DEFAULTS.caused_warning_impact_usd
 
 
 # One level finer than each series level, the dimensions its root cause is looked for in (the

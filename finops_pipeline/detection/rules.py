@@ -15,7 +15,9 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from finops_pipeline.detection.scoring import Thresholds, deviation_pct, robust_z
+from finops_pipeline.detection.scoring import Costs, Thresholds, deviation_pct, robust_z
+
+__all__ = ["Costs", "Hit", "new_series", "new_skus", "slow_ramp", "weekend_like_weekday"]
 
 
 @dataclass(frozen=True)
@@ -67,26 +69,6 @@ def new_skus(skus: pd.DataFrame, history: dict[str, pd.Series], expected: dict, 
         hit = Hit("new_sku", s.series_key, s.period, actual, actual - excess, actual - excess, actual - excess, s.sku_id)
         if hit.passes(t):
             yield hit
-
-
-class Costs:
-    """One series' cost per period, for the rules: each looks up a few dozen periods for every
-    series and period scored, where pandas' reindex would cost more than the rest of detection."""
-
-    def __init__(self, values: pd.Series):
-        self.key = values.name or ""
-        self.first = values.index.min() if len(values) else None
-        self._by_period = values.to_dict()
-
-    def get(self, period) -> float:
-        return float(self._by_period.get(period, 0.0))
-
-    def at(self, periods: Iterable) -> np.ndarray:
-        """The costs of ``periods`` (0 where there was none)."""
-        return np.array([self._by_period.get(p, 0.0) for p in periods], dtype=float)
-
-    def same_weekday(self, period, weeks: Iterable[int]) -> np.ndarray:
-        return self.at(period - timedelta(days=7 * k) for k in weeks)
 
 
 def slow_ramp(costs: Costs, period: date, t: Thresholds) -> Hit | None:

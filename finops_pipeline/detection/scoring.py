@@ -8,6 +8,7 @@ what is worth a person's time.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -15,7 +16,34 @@ import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
 
+from finops_pipeline.detection.forecasting import row_medians
+
 SEVERITIES = ("info", "warning", "critical")
+
+
+class Costs:
+    """One series' cost per period, for the rules and the scoring: each looks up a few dozen
+    periods for every series and period scored, where pandas' reindex would cost more than the
+    rest of detection."""
+
+    def __init__(self, values: pd.Series):
+        self.key = values.name or ""
+        self.first = values.index.min() if len(values) else None
+        self._by_period = values.to_dict()
+
+    def get(self, period) -> float:
+        return float(self._by_period.get(period, 0.0))
+
+    def at(self, periods: Iterable) -> np.ndarray:
+        """The costs of ``periods`` (0 where there was none)."""
+        return np.array([self._by_period.get(p, 0.0) for p in periods], dtype=float)
+
+    def same_weekday(self, period, weeks: Iterable[int]) -> np.ndarray:
+        return self.at(period - timedelta(days=7 * k) for k in weeks)
+
+
+def _costs(values) -> Costs:
+    return values if isinstance(values, Costs) else Costs(values)
 
 
 @dataclass(frozen=True)
@@ -32,6 +60,15 @@ class Thresholds:
     # A drop pages someone (warning or above) only when at least this much of the expected cost is
     # gone: spending less is news when something stopped, not when a holiday thinned the bill.
     alert_drop_pct: float = 50.0
+    # A change pages someone only when it is at least this many of the series' own robust
+    # standard deviations (of the log of its day-to-day noise, ``relative_noise``): on a batch
+    # service whose days swing by 25 %, doubling for a day is a bad day, not news; a stop (cost 0)
+    # always passes. Daily series; 0 turns it off.
+    alert_noise_sigmas: float = 3.0
+    # The warning $ floor for what a rule with a cause of its own found (``CAUSED_RULES``: a SKU the
+    # series never billed, a weekend shutdown that did not happen): the cause is the evidence that
+    # a smaller excess is news.
+    caused_warning_impact_usd: float = 150.0
 
     @classmethod
     def for_granularity(cls, granularity: str) -> Thresholds:
@@ -79,18 +116,99 @@ def deviation_pct(actual: float, expected: float) -> float:
     return (actual - expected) / expected * 100.0
 
 
-def severity(impact_usd: float, deviation: float, t: Thresholds) -> str:
+# Rules whose find names its own cause, in the bill itself, rather than only a value out of line.
+CAUSED_RULES = ("new_sku", "weekend_like_weekday")
+
+
+def severity(impact_usd: float, deviation: float, t: Thresholds, noise_sigmas: float | None = None,
+             caused: bool = False) -> str:
     """Both floors of a level, or the dollar floor of the level above alone: a $5,000 overrun on a
     large bill matters even when it is only 30 % of the day. A drop of less than
-    ``alert_drop_pct`` stays info."""
+    ``alert_drop_pct`` stays info, and so does a change of fewer than ``alert_noise_sigmas`` of the
+    series' own noise (``noise_sigmas``: the change in those units; None when unknown). ``caused``:
+    a rule of ``CAUSED_RULES`` found it, whose warning $ floor is ``caused_warning_impact_usd``."""
     impact, dev = abs(impact_usd), abs(deviation)
     if impact_usd < 0 and dev < t.alert_drop_pct:
         return "info"
+    if noise_sigmas is not None and t.alert_noise_sigmas and abs(noise_sigmas) < t.alert_noise_sigmas:
+        return "info"
     if (impact >= t.critical_impact_usd and dev >= t.critical_deviation_pct) or impact >= 5 * t.critical_impact_usd:
         return "critical"
-    if (impact >= t.warning_impact_usd and dev >= t.warning_deviation_pct) or impact >= t.critical_impact_usd:
+    warning_usd = min(t.warning_impact_usd, t.caused_warning_impact_usd) if caused else t.warning_impact_usd
+    if (impact >= warning_usd and dev >= t.warning_deviation_pct) or impact >= t.critical_impact_usd:
         return "warning"
     return "info"
+
+
+def noise_sigmas(actual: float, expected: float, noise: float | None) -> float | None:
+    """How many of the series' robust standard deviations ``noise`` (on the log scale) ``actual``
+    is from ``expected``; None when either is unknown. A period that costs nothing is infinitely
+    far below: a service that stopped is never noise."""
+    if noise is None or expected <= 0:
+        return None
+    if actual <= 0:
+        return -np.inf
+    return float(np.log(actual / expected) / noise)
+
+
+def alert_sigmas(actual: float, expected: float, noise: float | None, day_factor: float | None, t: Thresholds
+                 ) -> float | None:
+    """``noise_sigmas`` of a period against what it would usually cost: ``expected``, or, for a
+    rise on a day of the month the series habitually runs high on (``day_factor``, its
+    ``day_of_month_factor``, at least the % floor over its weekday: month-start batch jobs),
+    ``expected`` times that factor."""
+    if actual > expected and day_factor is not None and day_factor >= 1 + t.min_deviation_pct / 100:
+        expected *= day_factor
+    return noise_sigmas(actual, expected, noise)
+
+
+def relative_noise(values: pd.Series | Costs, period, weeks: int = 8, season: timedelta = timedelta(days=7),
+                   step: timedelta = timedelta(days=1), min_points: int = 14) -> float | None:
+    """The series' day-to-day noise before ``period``: 1.4826·MAD of log(value / the median of the
+    same point of the week over the ``weeks`` weeks before it), over each period of the ``weeks``
+    weeks before ``period`` (those with cost, and a median from at least four weeks). A robust
+    standard deviation of the log: a multiplicative noise, read the same on a $50 and a $5,000
+    series, pooled over every weekday so that it rests on dozens of points, not eight. None with
+    fewer than ``min_points`` residuals. Floored at 2 %."""
+    costs = _costs(values)
+    if costs.first is None:
+        return None
+    per_season = int(season / step)
+    n = weeks * per_season  # the periods whose residuals are pooled, each with ``weeks`` seasons before it
+    span = [period - (2 * n - i) * step for i in range(2 * n)]  # oldest first, up to the period before
+    x = costs.at(span)
+    x[np.array([p < costs.first for p in span])] = np.nan  # before the series began: unknown, not zero
+    prior = x[np.arange(n, 2 * n)[:, None] - per_season * np.arange(1, weeks + 1)[None, :]]
+    median = row_medians(prior)
+    now = x[n:]
+    ok = ((~np.isnan(prior)).sum(axis=1) >= 4) & (median > 0) & (now > 0)
+    if ok.sum() < min_points:
+        return None
+    residuals = np.log(now[ok] / median[ok])
+    mad = 1.4826 * float(np.median(np.abs(residuals - np.median(residuals))))
+    return max(mad, 0.02)
+
+
+def day_of_month_factor(values: pd.Series | Costs, period, months: int = 3, weeks: int = 8) -> float | None:
+    """How the series' cost on this day of the month (the 31st: the month's last day) usually
+    compares with its same weekday: the median, over the ``months`` months before ``period``, of
+    that day's cost over the median of the same weekday in the ``weeks`` weeks before it. Month-start
+    batch jobs make it 1.5 on the 1st, whatever weekday the 1st falls on; the raw same-day values
+    miss that when last month's 1st was a Saturday. None without all ``months`` months of history."""
+    costs = _costs(values)
+    if costs.first is None:
+        return None
+    ratios = []
+    for k in range(1, months + 1):
+        day = period - relativedelta(months=k)
+        before = [d for d in (day - timedelta(days=7 * j) for j in range(1, weeks + 1)) if d >= costs.first]
+        if len(before) < 4:
+            return None
+        usual = float(np.median(costs.at(before)))
+        if usual <= 0:
+            return None
+        ratios.append(costs.get(day) / usual)
+    return float(np.median(ratios))
 
 
 def score(
@@ -102,9 +220,12 @@ def score(
     t: Thresholds = Thresholds(),
     band: str = "prophet_interval",
     same_day_of_month: np.ndarray | None = None,
+    noise: float | None = None,
+    day_factor: float | None = None,
 ) -> Score | None:
     """Score one period of one series against its ``band`` (the model that drew it); None when it
-    is not an anomaly."""
+    is not an anomaly. ``noise``: the series' ``relative_noise``, which a change must stand out from
+    to page anyone; ``day_factor``: its ``day_of_month_factor`` (see ``alert_sigmas``)."""
     if lower <= actual <= upper:
         return None
     impact = actual - expected
@@ -130,30 +251,28 @@ def score(
         impact_usd=impact,
         deviation_pct=dev,
         robust_z=z,
-        severity=severity(impact, dev, t),
+        severity=severity(impact, dev, t, alert_sigmas(actual, expected, noise, day_factor, t)),
         detectors=tuple(detectors),
     )
 
 
-def same_weekday_history(series: pd.Series, period: date, weeks: int = 8) -> np.ndarray:
+def same_weekday_history(series: pd.Series | Costs, period: date, weeks: int = 8) -> np.ndarray:
     """The series' values at the same point of the week (the same weekday; for an hour, the same
     hour of the same weekday) in the ``weeks`` weeks before ``period`` (missing: 0), counted only
     from the series' first period."""
-    if series.empty:
+    costs = _costs(series)
+    if costs.first is None:
         return np.array([])
-    first = series.index.min()
-    periods = [p for p in (period - timedelta(days=7 * k) for k in range(1, weeks + 1)) if p >= first]
-    return series.reindex(periods, fill_value=0.0).to_numpy(dtype=float)
+    return costs.at(p for p in (period - timedelta(days=7 * k) for k in range(1, weeks + 1)) if p >= costs.first)
 
 
-def same_day_of_month_history(series: pd.Series, period: date, months: int = 3) -> np.ndarray:
+def same_day_of_month_history(series: pd.Series | Costs, period: date, months: int = 3) -> np.ndarray:
     """The series' values on the same day (and hour) of the ``months`` months before ``period``,
     counted only from the series' first period (the 31st falls back to the month's last day)."""
-    if series.empty:
+    costs = _costs(series)
+    if costs.first is None:
         return np.array([])
-    first = series.index.min()
-    periods = [p for p in (period - relativedelta(months=k) for k in range(1, months + 1)) if p >= first]
-    return series.reindex(periods, fill_value=0.0).to_numpy(dtype=float)
+    return costs.at(p for p in (period - relativedelta(months=k) for k in range(1, months + 1)) if p >= costs.first)
 
 
 def top_contributors(current: pd.Series, baseline: pd.Series, n: int = 3, dimension: str = "") -> list[dict]:

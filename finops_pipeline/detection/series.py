@@ -15,10 +15,15 @@ import pandas as pd
 from finops_pipeline.detection import rules
 from finops_pipeline.detection.periods import DAILY, Grain
 from finops_pipeline.detection.scoring import (
+    CAUSED_RULES,
+    SEVERITIES,
     Score,
     Thresholds,
     anomaly_id,
     deviation_pct,
+    alert_sigmas,
+    day_of_month_factor,
+    relative_noise,
     same_day_of_month_history,
     same_weekday_history,
     score,
@@ -133,11 +138,43 @@ def detect(
     # dropping to zero at once: nothing to score until it arrives.
     wanted = set(periods) & billed_periods(series)
     rows = {}
+    costs_of: dict[str, rules.Costs] = {}
+
+    def costs(key) -> rules.Costs:
+        if key not in costs_of:
+            costs_of[key] = rules.Costs(history[key].rename(key))
+        return costs_of[key]
+
+    noise_of: dict = {}
+
+    def noise(key, period):
+        """The series' ``relative_noise`` before the period (daily series: an hour's noise is
+        another matter), computed once."""
+        if grain.name != "daily" or not thresholds.alert_noise_sigmas:
+            return None
+        if (key, period) not in noise_of:
+            noise_of[key, period] = relative_noise(costs(key), period)
+        return noise_of[key, period]
+
+    factor_of: dict = {}
+
+    def day_factor(key, period):
+        """Its ``day_of_month_factor`` (daily series), computed once."""
+        if grain.name != "daily" or not thresholds.alert_noise_sigmas:
+            return None
+        if (key, period) not in factor_of:
+            factor_of[key, period] = day_of_month_factor(costs(key), period)
+        return factor_of[key, period]
+
+    def sigmas(key, period, actual, expected):
+        return alert_sigmas(actual, expected, noise(key, period), day_factor(key, period), thresholds)
+
     for f in _outside_band(forecasts, series, wanted, thresholds).itertuples(index=False):
-        values = history[f.series_key]
+        values = costs(f.series_key)
         result = score(f.actual, f.expected_cost, f.lower_bound, f.upper_bound, same_weekday_history(values, f.target_period),
                        thresholds, band=f"{f.model}_interval",
-                       same_day_of_month=same_day_of_month_history(values, f.target_period))
+                       same_day_of_month=same_day_of_month_history(values, f.target_period),
+                       noise=noise(f.series_key, f.target_period), day_factor=day_factor(f.series_key, f.target_period))
         if result is not None:
             rows[f.series_key, f.target_period] = _row(f.series_key, meta.loc[f.series_key], f.target_period, f.actual,
                                                        f.expected_cost, f.lower_bound, f.upper_bound, result, grain)
@@ -147,21 +184,28 @@ def detect(
     if skus is not None and len(skus):
         hits += rules.new_skus(skus[skus["period"].isin(wanted)], history, dict(zip(keys, forecasts.expected_cost)), thresholds)
     if grain.name == "daily":
-        for key, values in history.items():
+        for key in history:
             # Both rules are about spend rising: a period that cost less than the $ floor cannot
             # be one (checked first, as a large bill has thousands of series).
-            costs = rules.Costs(values.rename(key))
-            for period in sorted(p for p in wanted if costs.get(p) >= thresholds.min_impact_usd):
-                hits += filter(None, (rules.slow_ramp(costs, period, thresholds),
-                                      rules.weekend_like_weekday(costs, period, thresholds)))
+            values = costs(key)
+            for period in sorted(p for p in wanted if values.get(p) >= thresholds.min_impact_usd):
+                hits += filter(None, (rules.slow_ramp(values, period, thresholds),
+                                      rules.weekend_like_weekday(values, period, thresholds)))
     for hit in hits:
         known = rows.get((hit.series_key, hit.period))
         if known is not None:  # the band saw it too: name the rule that explains it
             if hit.rule not in known["detectors"].split(","):
                 known["detectors"] += f",{hit.rule}"
+            if hit.rule in CAUSED_RULES:  # and the cause lowers the row's warning floor
+                caused = severity(known["impact_usd"], known["deviation_pct"], thresholds,
+                                  sigmas(hit.series_key, hit.period, known["actual_cost"], known["expected_cost"]),
+                                  caused=True)
+                known["severity"] = max(known["severity"], caused, key=SEVERITIES.index)
             continue
         impact, dev = hit.actual - hit.expected, deviation_pct(hit.actual, hit.expected)
-        result = Score("spike" if impact > 0 else "drop", impact, dev, None, severity(impact, dev, thresholds), (hit.rule,))
+        level = severity(impact, dev, thresholds, sigmas(hit.series_key, hit.period, hit.actual, hit.expected),
+                         caused=hit.rule in CAUSED_RULES)
+        result = Score("spike" if impact > 0 else "drop", impact, dev, None, level, (hit.rule,))
         rows[hit.series_key, hit.period] = _row(hit.series_key, meta.loc[hit.series_key], hit.period, hit.actual,
                                                 hit.expected, hit.lower, hit.upper, result, grain)
     out = pd.DataFrame(list(rows.values()), columns=DETECTED_COLUMNS)
