@@ -308,7 +308,7 @@ ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatu
     description="Launches the alert job once for every run that materialized `anomalies`: new rows "
     "raise alerts, and a run without any can still resolve, grow or withdraw an incident. Between "
     "those, it re-runs delivery while the outbox holds messages that are due (Slack was down or "
-    "rate-limited, or a run died mid-send).",
+    "rate-limited, or a run died mid-send) and no other run is going.",
 )
 def anomalies_sensor(context: SensorEvaluationContext, duckdb: DuckDBResource) -> SensorResult:
     # A plain sensor walking every materialization after the cursor: asset_sensor would only see
@@ -336,8 +336,9 @@ def anomalies_sensor(context: SensorEvaluationContext, duckdb: DuckDBResource) -
 
 
 def _outbox_due(context: SensorEvaluationContext, database: str) -> bool:
-    """Messages due for delivery, and no alert run queued or running that would send them."""
-    if context.instance.get_runs(RunsFilter(job_name=alert_job.name, statuses=ACTIVE), limit=1):
+    """Messages due for delivery, and no run queued or running: an alert run would send them, and
+    a pipeline run holds the DuckDB file (its anomalies then launch an alert run anyway)."""
+    if context.instance.get_runs(RunsFilter(statuses=ACTIVE), limit=1):
         return False
     if not Path(database).exists():
         return False
