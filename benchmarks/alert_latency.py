@@ -49,6 +49,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # finops_pipeline_tests (the local Slack server) is not installed
 
+from finops_pipeline_tests.test_e2e_webserver import stop_process_group  # noqa: E402
+
 BIN = Path(sys.executable).parent  # the venv's dagster CLIs, next to this interpreter
 INJECTED = REPO / "finops_pipeline" / "sources" / "demo_injected_anomalies.csv"
 SENSOR = "anomalies_sensor"
@@ -170,31 +172,11 @@ class Processes:
     def log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    @staticmethod
-    def _stop_one(proc: subprocess.Popen, timeout: float = 30) -> None:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # children (code servers, run and step workers) may outlive their leader
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-
     def stop(self, name: str | None = None) -> None:
         order = sorted(self.procs, key=lambda p: {"daemon": 0, "webserver": 2}.get(p[0], 1))
         for entry in order:
             if name is None or entry[0] == name:
-                self._stop_one(entry[1])
+                stop_process_group(entry[1])
                 entry[2].close()
                 self.procs.remove(entry)
 

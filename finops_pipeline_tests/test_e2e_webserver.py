@@ -223,7 +223,7 @@ class DagsterStack:
                 self.fail(f"{name} exited early with code {proc.returncode}")
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 30) -> None:
+def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
     """SIGTERM the process group (code servers and run workers are children), then SIGKILL."""
     if proc.poll() is None:
         try:
@@ -316,7 +316,7 @@ def dagster_stack(tmp_path: Path):
         # Daemon first, so it launches nothing while the webserver goes down.
         for name in ("daemon", "webserver"):
             if name in stack.procs:
-                _stop(stack.procs[name])
+                stop_process_group(stack.procs[name])
         for log_file in log_files:
             log_file.close()
 
