@@ -18,7 +18,7 @@ ships, Slack posts going through slack_sdk to a local Slack Web API server in th
 
 The servers and every run load a snapshot of the code taken at the start (finops_pipeline,
 dbt_project, workspace.yaml, copied into the work folder): an edit in the checkout during the
-benchmark's ~30 minutes neither breaks a run halfway nor mixes two versions in one figure.
+benchmark (several minutes) neither breaks a run halfway nor mixes two versions in one figure.
 `--live` runs the checkout itself; `--code DIR` a prepared copy (to try a change without editing
 the checkout: DIR holds finops_pipeline/, dbt_project/ and workspace.yaml).
 
