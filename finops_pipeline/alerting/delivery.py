@@ -71,10 +71,6 @@ class Delivery:
     failed: dict[str, str] = field(default_factory=dict)  # id -> error; still pending, retried later
     waiting: list[str] = field(default_factory=list)  # not due yet, or its thread's head is not sent yet
 
-    @property
-    def pending(self) -> int:
-        return len(self.failed) + len(self.waiting)
-
 
 class Refused(Exception):
     """The destination answered that it did not take the message (``answered``), or failed in a
