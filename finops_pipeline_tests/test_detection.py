@@ -66,6 +66,36 @@ def test_too_little_history_gives_no_forecast():
     assert forecast({"s": _weekly(20)}, [date(2025, 1, 25)], ForecastConfig(workers=1)).empty
 
 
+def _with_year_ends(first: date, last: date, dip: float = 0.35, seed: int = 5) -> pd.Series:
+    """$600 a weekday, 60 % of it at weekends, 5 % noise, and ``dip`` of it gone Dec 24 – Jan 1."""
+    rng = np.random.default_rng(seed)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    holiday = [(d.month == 12 and d.day >= 24) or (d.month == 1 and d.day == 1) for d in days]
+    return pd.Series([600.0 * (0.6 if d.weekday() >= 5 else 1.0) * (1 - dip * h) * (1 + 0.05 * rng.standard_normal())
+                      for d, h in zip(days, holiday)], index=days)
+
+
+@pytest.mark.parametrize("model_from_usd", [1000.0, 0.0], ids=["weekday_median", "prophet"])
+def test_the_year_end_dip_is_learned_from_the_last_one_and_the_return_is_no_spike(model_from_usd):
+    values = _with_year_ends(date(2024, 6, 3), date(2026, 1, 18))
+    periods = [date(2025, 12, 22) + timedelta(days=i) for i in range(28)]
+    config = ForecastConfig(prophet_min_daily_usd=model_from_usd)
+    bands = forecast({"s": values}, periods, config)
+    bands = bands[bands.horizon == 0].set_index("target_period")
+    holidays = [d for d in periods if (d.month, d.day) >= (12, 24) or d == date(2026, 1, 1)]
+    after = [d for d in periods if date(2026, 1, 2) <= d]
+
+    def inside(days, band):
+        return sum(band.lower_bound[d] <= values[d] <= band.upper_bound[d] for d in days)
+
+    assert inside(holidays, bands) >= 8 and inside(after, bands) >= len(after) - 1
+    assert all(abs(bands.expected_cost[d] / values[d] - 1) < 0.15 for d in holidays)
+    # A series' first year-end has no last one to learn from: the same days fall below the band.
+    first_year = forecast({"s": values[values.index >= date(2025, 6, 2)]}, periods, config)
+    first_year = first_year[first_year.horizon == 0].set_index("target_period")
+    assert inside(holidays, first_year) <= 3
+
+
 def test_clipping_removes_a_spike_but_accepts_a_lasting_level_shift():
     values = _weekly(140).to_numpy()
     spiked = values.copy()

@@ -9,7 +9,7 @@ import pandas as pd
 
 from finops_pipeline.detection import rules
 from finops_pipeline.detection.forecasting import PROPHET, WEEKDAY_MEDIAN, ForecastConfig, build_tasks, forecast
-from finops_pipeline.detection.scoring import Thresholds
+from finops_pipeline.detection.scoring import Thresholds, robust_z, same_weekday_history
 from finops_pipeline.detection.series import build_series, contains, detect
 
 START = date(2025, 1, 6)  # a Monday
@@ -41,6 +41,31 @@ def test_a_new_service_being_adopted_is_not_a_ramp():
     adoption = pd.Series([20.0 * 1.03 ** i for i in range(120)], index=[START + timedelta(days=i) for i in range(120)])
     assert adoption.iloc[-1] > 500
     assert not any(rules.slow_ramp(rules.Costs(adoption), d, Thresholds()) for d in adoption.index[63:])
+
+
+def test_a_step_that_each_day_hides_in_the_noise_is_a_level_shift_within_a_week():
+    # A batch service swinging ±15 % a day steps up 40 % and stays there: no single day is far
+    # out of line with its weekday, the week as a whole is.
+    values = _series(160, 1000.0, weekend=0.7, noise=0.15, seed=3)
+    step = START + timedelta(days=120)
+    values[values.index >= step] *= 1.4
+    costs = rules.Costs(values)
+    found = [d for d in values.index[84:] if rules.level_shift(costs, d, Thresholds())]
+    assert found and step + timedelta(days=4) <= found[0] <= step + timedelta(days=7)
+    assert all(d >= step for d in found)  # nothing in the 36 noisy days scored before it
+    hit = rules.level_shift(costs, found[0], Thresholds())
+    assert hit.actual > hit.expected and 600 < hit.expected < 1150
+    first_week = [d for d in values.index if step <= d < step + timedelta(days=7)]
+    day_by_day = [robust_z(values[d], same_weekday_history(costs, d)) for d in first_week]
+    assert sum(z >= Thresholds().min_robust_z for z in day_by_day) <= 1
+
+    # One expensive day is a spike, not a new level; and a service growing since its first day
+    # was never steady enough to shift.
+    spiky = _series(160, 1000.0, weekend=0.7, noise=0.05, seed=4)
+    spiky[step] *= 3
+    assert not any(rules.level_shift(rules.Costs(spiky), d, Thresholds()) for d in spiky.index[84:])
+    adoption = pd.Series([50.0 * 1.02 ** i for i in range(160)], index=[START + timedelta(days=i) for i in range(160)])
+    assert not any(rules.level_shift(rules.Costs(adoption), d, Thresholds()) for d in adoption.index[84:])
 
 
 def test_a_weekend_billed_like_a_weekday():

@@ -172,6 +172,7 @@ class DetectionSettings(Config):
     alert_drop_pct: float = _THRESHOLD_DEFAULTS.alert_drop_pct
     alert_noise_sigmas: float = _THRESHOLD_DEFAULTS.alert_noise_sigmas
     caused_warning_impact_usd: float = _THRESHOLD_DEFAULTS.caused_warning_impact_usd
+    level_shift_sigmas: float = _THRESHOLD_DEFAULTS.level_shift_sigmas
 
 
 # One level finer than each series level, the dimensions its root cause is looked for in (the

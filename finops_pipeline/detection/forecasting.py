@@ -9,6 +9,12 @@ so yesterday's anomaly does not widen tomorrow's band.
 Prophet is spent where it pays: on the series that carry the money (see ``ForecastConfig``). The
 long tail gets an exact, cheap model, the median and MAD of the same point of the week over the
 last eight weeks, whose band is what the robust z-score checks anyway.
+
+The year-end holidays (Dec 24 – Jan 1) are the one yearly effect on a cost bill, and half a year
+of history cannot show them to either model: a daily series' dip is measured on its own last
+year-end, against the weeks before it, and scales both models' bands over this one
+(``year_end_factor``); the holiday days in the training data are divided by what they billed, so the
+return to work in January is not a spike. A series' first year-end has nothing to learn from.
 """
 
 from __future__ import annotations
@@ -114,6 +120,42 @@ def clip_outliers(values: np.ndarray, weeks: int = 8, k: float = 6.0, season: in
     clipped = values.copy()
     clipped[usable] = np.clip(values[usable], median - spread, median + spread)
     return clipped
+
+
+YEAR_END_DAYS = 9  # Dec 24 – Jan 1
+
+
+def year_end_start(period: date) -> date | None:
+    """Dec 24 of the year-end holidays ``period`` falls in; None outside them."""
+    if period.month == 12 and period.day >= 24:
+        return date(period.year, 12, 24)
+    if period.month == 1 and period.day == 1:
+        return date(period.year - 1, 12, 24)
+    return None
+
+
+def year_end_factor(series: pd.Series, start: date, before: date, weeks: int = 4) -> float | None:
+    """What the series billed over the year-end holidays from ``start`` (Dec 24), as a share of its
+    usual cost: the median, over the holiday days before ``before``, of each day's cost over the
+    median of its weekday in the ``weeks`` weeks before the holidays. None without three such days
+    or without those weeks of history. Held to [0.1, 2]: a series that stops over the holidays
+    must not divide its training data by zero."""
+    if series.empty or series.index.min() > start - timedelta(days=7 * weeks):
+        return None
+    def get(day):
+        return float(series.get(day, 0.0))
+
+    ratios = []
+    for i in range(YEAR_END_DAYS):
+        day = start + timedelta(days=i)
+        if day >= before:
+            break
+        # The same weekday in the weeks before the holidays began.
+        first = day - timedelta(days=7 * ((i // 7) + 1))
+        usual = float(np.median([get(first - timedelta(days=7 * k)) for k in range(weeks)]))
+        if usual > 0:
+            ratios.append(get(day) / usual)
+    return float(np.clip(np.median(ratios), 0.1, 2.0)) if len(ratios) >= 3 else None
 
 
 def _quiet_stan() -> None:
@@ -246,6 +288,7 @@ def build_tasks(history: Mapping[str, pd.Series], periods: Iterable[date], confi
     series to the period from which its level is accepted as normal (not clipped). At each anchor
     the series that carry the money get Prophet, the rest the weekday median."""
     grain = config.grain
+    factors: dict = {}  # year_end_factor per series, holidays and how much of them was seen
     by_anchor: dict[date, list[date]] = defaultdict(list)
     for period in sorted(periods):
         by_anchor[refit_anchor(period, config.refit_every_days)].append(period)
@@ -262,6 +305,8 @@ def build_tasks(history: Mapping[str, pd.Series], periods: Iterable[date], confi
                 continue
             index = grain.periods(train_start, anchor)
             values = series.reindex(index, fill_value=0.0).to_numpy(dtype=float)
+            if grain.name == "daily":
+                values = _holidays_removed(key, series, index, values, anchor, factors)
             keep_from = sum(p < accepted[key] for p in index) if accepted and key in accepted else None
             daily_mean = float(values[-recent:].mean()) * grain.periods_per_day
             candidates.append((daily_mean, _Task(key, anchor, tuple(anchor_periods), values, train_start, keep_from)))
@@ -271,6 +316,48 @@ def build_tasks(history: Mapping[str, pd.Series], periods: Iterable[date], confi
             big = daily_mean >= config.prophet_min_daily_usd and rank < config.prophet_max_series
             tasks.append(task if big else replace(task, model=WEEKDAY_MEDIAN))
     return tasks
+
+
+def _factor(key: str, series: pd.Series, start: date, before: date, factors: dict) -> float | None:
+    seen = min(before, start + timedelta(days=YEAR_END_DAYS))
+    if (key, start, seen) not in factors:
+        factors[key, start, seen] = year_end_factor(series, start, seen)
+    return factors[key, start, seen]
+
+
+def _holidays_removed(key: str, series: pd.Series, index: list[date], values: np.ndarray, anchor: date,
+                      factors: dict) -> np.ndarray:
+    """The training ``values`` (one per day of ``index``) with each year-end holiday day divided
+    by what the holidays billed that year, as far as seen before ``anchor``."""
+    for year in range(index[0].year - 1, anchor.year + 1):
+        start = date(year, 12, 24)
+        if start >= anchor or start + timedelta(days=YEAR_END_DAYS) <= index[0]:
+            continue
+        factor = _factor(key, series, start, anchor, factors)
+        if factor is not None:
+            offset = (start - index[0]).days
+            lo, hi = max(offset, 0), min(offset + YEAR_END_DAYS, len(values))
+            values = values.copy()
+            values[lo:hi] /= factor
+    return values
+
+
+def _year_end_scaled(out: pd.DataFrame, history: Mapping[str, pd.Series]) -> pd.DataFrame:
+    """Each band over the year-end holidays scaled by what its series billed over the previous
+    ones (unchanged for a series without them)."""
+    target = pd.to_datetime(out["target_period"])
+    rows = np.flatnonzero(((target.dt.month == 12) & (target.dt.day >= 24)) | ((target.dt.month == 1) & (target.dt.day == 1)))
+    if not len(rows):
+        return out
+    factors: dict = {}
+    scale = np.ones(len(out))
+    for row, key, period in zip(rows, out["series_key"].to_numpy()[rows], out["target_period"].to_numpy()[rows]):
+        start = year_end_start(period)
+        last = date(start.year - 1, 12, 24)
+        scale[row] = _factor(key, history[key], last, start, factors) or 1.0
+    for column in ("expected_cost", "lower_bound", "upper_bound"):
+        out[column] = out[column].to_numpy() * scale
+    return out
 
 
 FORECAST_COLUMNS = ["forecast_period", "target_period", "horizon", "series_key", "model", "expected_cost", "lower_bound",
@@ -309,4 +396,6 @@ def forecast(history: Mapping[str, pd.Series], periods: Iterable[date], config: 
         for name in FORECAST_COLUMNS:
             columns[name].extend([task.series_key] * len(rows["horizon"]) if name == "series_key" else rows[name])
     out = pd.DataFrame({name: columns[name] for name in FORECAST_COLUMNS})
+    if config.grain.name == "daily":
+        out = _year_end_scaled(out, history)
     return out.sort_values(["forecast_period", "series_key", "horizon"], ignore_index=True)

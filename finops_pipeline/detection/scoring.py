@@ -69,6 +69,9 @@ class Thresholds:
     # series never billed, a weekend shutdown that did not happen): the cause is the evidence that
     # a smaller excess is news.
     caused_warning_impact_usd: float = 150.0
+    # A step up a week long (``rules.level_shift``) needs its median day this many standard errors
+    # above the level before it: over a week, with six of seven days up, 3 is rare by chance.
+    level_shift_sigmas: float = 3.0
 
     @classmethod
     def for_granularity(cls, granularity: str) -> Thresholds:

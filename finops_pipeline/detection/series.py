@@ -185,11 +185,12 @@ def detect(
         hits += rules.new_skus(skus[skus["period"].isin(wanted)], history, dict(zip(keys, forecasts.expected_cost)), thresholds)
     if grain.name == "daily":
         for key in history:
-            # Both rules are about spend rising: a period that cost less than the $ floor cannot
+            # These rules are about spend rising: a period that cost less than the $ floor cannot
             # be one (checked first, as a large bill has thousands of series).
             values = costs(key)
             for period in sorted(p for p in wanted if values.get(p) >= thresholds.min_impact_usd):
                 hits += filter(None, (rules.slow_ramp(values, period, thresholds),
+                                      rules.level_shift(values, period, thresholds),
                                       rules.weekend_like_weekday(values, period, thresholds)))
     for hit in hits:
         known = rows.get((hit.series_key, hit.period))
