@@ -15,6 +15,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from finops_pipeline.detection.forecasting import row_medians
 from finops_pipeline.detection.scoring import Costs, Thresholds, deviation_pct, relative_noise, robust_z
 
 __all__ = ["Costs", "Hit", "level_shift", "new_series", "new_skus", "slow_ramp", "weekend_like_weekday"]
@@ -105,33 +106,36 @@ def _steady(costs: Costs, last_day: date, weeks: int, tolerance: float = 0.15) -
     return level if level > 0 and max(abs(w - level) for w in totals) <= tolerance * level else None
 
 
-def level_shift(costs: Costs, period: date, t: Thresholds, days: int = 7, weeks: int = 4) -> Hit | None:
-    """A steady series that stepped up and stayed there: at least six of the last ``days`` days
+def level_shift(costs: Costs, period: date, t: Thresholds, weeks: int = 4) -> Hit | None:
+    """A steady series that stepped up and stayed there: at least six of the last seven days
     above their own weekday's median over the ``weeks`` weeks before the step, by a median of
     at least ``t.level_shift_sigmas`` standard errors of such a median (from the series' own day-to-day
-    noise, ``relative_noise``). Day by day a 30 % step on a series that swings 20 % stays inside
+    noise, ``relative_noise``). Day by day a 40 % step on a series that swings 15 % stays inside
     its band; over a week it is many standard errors. A rise only: spending less for a week is a
     holiday or a saving, and a stop is the band's to see. Daily series only."""
     if costs.first is None or period - costs.first < timedelta(days=7 * (weeks + 8)):
         return None
-    window = [period - timedelta(days=i) for i in range(days)]  # newest first
-    base = np.array([np.median(costs.same_weekday(d, range(1, weeks + 1))) for d in window])
-    actual = costs.at(window)
-    if (base <= 0).any() or actual[0] <= base[0] or (actual > base).sum() < days - 1:
+    # Newest first: the week, then the weeks before it; day i of the week has its weekday at
+    # i + 7, i + 14, ...
+    span = costs.at(period - timedelta(days=i) for i in range(7 * (weeks + 1)))
+    actual = span[:7]
+    base = row_medians(span[np.arange(7)[:, None] + 7 * np.arange(1, weeks + 1)[None, :]])
+    if (base <= 0).any() or actual[0] <= base[0] or (actual > base).sum() < 6:
         return None
     # Cheap tests first: most series-days fail one of them.
     if not Hit("level_shift", costs.key, period, float(actual[0]), float(base[0]), 0.0, 0.0).passes(t):
         return None
-    if _steady(costs, window[-1] - timedelta(days=1), weeks) is None:
+    week_start = period - timedelta(days=6)
+    if _steady(costs, week_start - timedelta(days=1), weeks) is None:
         return None
-    noise = relative_noise(costs, window[-1])
+    noise = relative_noise(costs, week_start)
     if noise is None:
         return None
     # The median of n log-ratios has a standard error of about 1.2533·σ/√n.
     shift = float(np.median(np.log(np.maximum(actual, 1e-9) / base)))
-    if shift / (1.2533 * noise / np.sqrt(days)) < t.level_shift_sigmas:
+    if shift / (1.2533 * noise / np.sqrt(7)) < t.level_shift_sigmas:
         return None
-    same = costs.same_weekday(period, range(1, weeks + 1))
+    same = span[7::7]
     return Hit("level_shift", costs.key, period, float(actual[0]), float(base[0]), float(same.min()), float(same.max()))
 
 
