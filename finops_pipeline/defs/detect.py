@@ -25,7 +25,7 @@ from finops_pipeline.charts import cost_band_chart
 from finops_pipeline.detection.forecasting import ForecastConfig, forecast
 from finops_pipeline.defs.feedback import accepted_levels, mark_anomalies
 from finops_pipeline.detection.incidents import assign_incidents, summarize
-from finops_pipeline.detection.scoring import Thresholds, top_contributors
+from finops_pipeline.detection.scoring import Thresholds, top_contributors_by
 from finops_pipeline.detection.series import (
     LEVEL_COLUMNS,
     billed_periods,
@@ -216,12 +216,12 @@ def _root_causes(con, found: pd.DataFrame) -> list[dict[str, list[dict]]]:
                 GROUP BY ALL"""
         ).df()
         con.unregister("_wanted")
-        for i, group in costs.groupby("_row"):
-            now, before = group[group["_lag"] == 0], group[group["_lag"] > 0]
-            causes[i] = {d: top_contributors(now.groupby(d)["cost"].sum(), before.groupby(d)["cost"].sum() / 4,
-                                             n=3, dimension=d) for d in dimensions}
+        now, before = costs[costs["_lag"] == 0], costs[costs["_lag"] > 0]
+        top = {d: top_contributors_by(now.groupby(["_row", d])["cost"].sum(),
+                                      before.groupby(["_row", d])["cost"].sum() / 4, n=3, dimension=d)
+               for d in dimensions}
         for i in rows.index:
-            causes[i] = causes[i] or {d: [] for d in dimensions}
+            causes[i] = {d: top[d].get(i, []) for d in dimensions}
     return causes
 
 

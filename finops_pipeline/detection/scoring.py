@@ -281,16 +281,26 @@ def same_day_of_month_history(series: pd.Series | Costs, period: date, months: i
 def top_contributors(current: pd.Series, baseline: pd.Series, n: int = 3, dimension: str = "") -> list[dict]:
     """The ``n`` items (a region, a resource, a service…) that moved the most, by the size of the
     change, each with actual, expected and delta. ``current`` and ``baseline`` are indexed by item."""
+    return top_contributors_by(pd.concat({0: current}), pd.concat({0: baseline}), n, dimension).get(0, [])
+
+
+def top_contributors_by(current: pd.Series, baseline: pd.Series, n: int = 3, dimension: str = "") -> dict[object, list[dict]]:
+    """``top_contributors`` for many anomalies at once: ``current`` and ``baseline`` are indexed by
+    (anomaly, item); returns each anomaly's list. Ties go to the first item by name."""
     frame = pd.DataFrame({"actual": current, "expected": baseline}).fillna(0.0)
+    if frame.empty:
+        return {}
     frame["delta"] = frame["actual"] - frame["expected"]
-    frame = frame.reindex(frame["delta"].abs().sort_values(ascending=False, kind="stable").index)
-    return [
-        {
+    frame["magnitude"] = frame["delta"].abs()
+    frame = frame.rename_axis(["group", "name"]).reset_index()
+    frame = frame.sort_values(["group", "magnitude", "name"], ascending=[True, False, True], kind="stable")
+    out: dict[object, list[dict]] = {}
+    for row in frame.groupby("group", sort=False).head(n).itertuples(index=False):
+        out.setdefault(row.group, []).append({
             "dimension": dimension,
-            "name": str(name),
+            "name": str(row.name),
             "actual": round(float(row.actual), 2),
             "expected": round(float(row.expected), 2),
             "delta": round(float(row.delta), 2),
-        }
-        for name, row in frame.head(n).iterrows()
-    ]
+        })
+    return out
