@@ -32,6 +32,21 @@ COST_FORECASTS_COLUMNS: dict[str, str] = {
     "training_periods": "INTEGER",
 }
 
+# One row per Prophet fit: its window's predictions, for the runs of the days after its refit
+# anchor to reuse instead of fitting again (see detection.forecasting.Fits).
+FORECAST_FITS_COLUMNS: dict[str, str] = {
+    "fit_key": "VARCHAR",  # a hash of everything the fit depends on: its training data, anchor and settings
+    "granularity": "VARCHAR",
+    "anchor": "TIMESTAMPTZ",  # the refit anchor: its first predicted period
+    "series_key": "VARCHAR",  # the series it was first fitted for (identical series share a fit)
+    "model": "VARCHAR",
+    "training_periods": "INTEGER",
+    "expected_cost": "DOUBLE[]",  # one per period from the anchor
+    "lower_bound": "DOUBLE[]",
+    "upper_bound": "DOUBLE[]",
+    "fitted_at": "TIMESTAMPTZ",
+}
+
 # Which cost series a row is about.
 SERIES_COLUMNS: dict[str, str] = {
     "granularity": "VARCHAR",  # daily or hourly
@@ -169,6 +184,7 @@ TABLES: dict[str, Mapping[str, str]] = {
     "raw_billing": RAW_BILLING_COLUMNS,
     "raw_billing_quarantine": RAW_BILLING_QUARANTINE_COLUMNS,
     "cost_forecasts": COST_FORECASTS_COLUMNS,
+    "forecast_fits": FORECAST_FITS_COLUMNS,
     "anomalies": ANOMALIES_COLUMNS,
     "incidents": INCIDENTS_COLUMNS,
     "incident_feedback": INCIDENT_FEEDBACK_COLUMNS,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finops_pipeline.detection.forecasting import ForecastConfig, build_tasks, clip_outliers, forecast, refit_anchor
+from finops_pipeline.detection.forecasting import Fits, ForecastConfig, build_tasks, clip_outliers, forecast, refit_anchor
 from finops_pipeline.detection.scoring import (
     Thresholds,
     alert_sigmas,
@@ -94,6 +94,28 @@ def test_the_year_end_dip_is_learned_from_the_last_one_and_the_return_is_no_spik
     first_year = forecast({"s": values[values.index >= date(2025, 6, 2)]}, periods, config)
     first_year = first_year[first_year.horizon == 0].set_index("target_period")
     assert inside(holidays, first_year) <= 3
+
+
+def test_the_days_after_a_refit_reuse_its_fit_unless_the_data_before_it_changed():
+    history = {"big": _weekly(120, level=5000.0), "small": _weekly(120, level=80.0, seed=2)}
+    week = [date(2025, 1, 6) + timedelta(days=91 + i) for i in range(7)]  # a Monday and the six days after
+    monday = Fits()
+    forecast(history, week[:1], ForecastConfig(), fits=monday)
+    assert len(monday.ran) == 1 and monday.used == set(monday.ran)  # Prophet for the big series only
+    stored = {key: window for key, (_, window) in monday.ran.items()}
+
+    thursday = Fits(stored=dict(stored))
+    reused = forecast(history, week[3:4], ForecastConfig(), fits=thursday)
+    assert not thursday.ran and thursday.used == set(stored)
+    fitted = forecast(history, week, ForecastConfig())
+    pd.testing.assert_frame_equal(reused, fitted[fitted.forecast_period == week[3]].reset_index(drop=True))
+
+    # A restated day before the anchor is new training data: a new fit.
+    restated = {**history, "big": history["big"].copy()}
+    restated["big"][week[0] - timedelta(days=3)] *= 1.5
+    again = Fits(stored=dict(stored))
+    forecast(restated, week[3:4], ForecastConfig(), fits=again)
+    assert len(again.ran) == 1 and not again.ran.keys() & stored.keys()
 
 
 def test_clipping_removes_a_spike_but_accepts_a_lasting_level_shift():

@@ -160,10 +160,13 @@ def _snapshot(pipeline) -> dict[str, pd.DataFrame]:
 def test_rematerializing_a_partition_leaves_every_table_identical(pipeline):
     before = _snapshot(pipeline)
     miner = next(t for t in injected_anomalies() if t.name == "cryptominer")
-    pipeline.run("daily_cost_pipeline", miner.start_date.isoformat())
+    result = pipeline.run("daily_cost_pipeline", miner.start_date.isoformat())
     after = _snapshot(pipeline)
     for table in TABLES:
         pd.testing.assert_frame_equal(before[table], after[table], obj=table)
+    # The day's Prophet fits are the backfill's, reused rather than run again.
+    metadata = result.asset_materializations_for_node("cost_forecasts")[0].metadata
+    assert metadata["prophet_fits_run"].value == 0 and metadata["prophet_fits_reused"].value > 5
 
 
 def test_sensor_requests_one_run_per_new_materialization_and_nothing_twice(pipeline):

@@ -4,6 +4,7 @@ import base64
 import json
 from datetime import date, datetime, timedelta, timezone
 
+import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -22,7 +23,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from finops_pipeline.charts import cost_band_chart
-from finops_pipeline.detection.forecasting import ForecastConfig, forecast
+from finops_pipeline.detection.forecasting import Fits, ForecastConfig, forecast, refit_anchor
 from finops_pipeline.defs.feedback import accepted_levels, mark_anomalies
 from finops_pipeline.detection.incidents import assign_incidents, summarize
 from finops_pipeline.detection.scoring import Thresholds, top_contributors_by
@@ -37,7 +38,7 @@ from finops_pipeline.detection.series import (
 )
 from finops_pipeline.partitions import GRAIN, PARTITIONED_STAGES, billing_partitions
 from finops_pipeline.resources import OutboxResource
-from finops_pipeline.storage import ANOMALIES_COLUMNS, COST_FORECASTS_COLUMNS, connect, ensure_table, replace_window, utc_bounds
+from finops_pipeline.storage import ANOMALIES_COLUMNS, COST_FORECASTS_COLUMNS, FORECAST_FITS_COLUMNS, connect, ensure_table, replace_window, utc_bounds
 
 COSTS = AssetKey(f"{GRAIN.name}_costs")  # the dbt mart at the pipeline's grain
 STG_BILLING = AssetKey("stg_focus__billing")
@@ -133,11 +134,13 @@ def cost_forecasts(context: AssetExecutionContext, config: ForecastSettings, duc
     match scheduled runs. A level a person marked `expected` or `planned` is not clipped from the
     training data."""
     start, end, periods = _window(context)
+    forecast_config = ForecastConfig.for_granularity(GRAIN.name, **config.model_dump())
+    anchors = utc_bounds(refit_anchor(start, forecast_config.refit_every_days), end)
     series = _usage_series(duckdb, end)
     with connect(duckdb) as con:
         accepted = {key: GRAIN.period(p) for key, p in accepted_levels(con).items()}
-    predicted = forecast(history_by_series(series), periods,
-                         ForecastConfig.for_granularity(GRAIN.name, **config.model_dump()), accepted)
+        fits = Fits(_stored_fits(con, anchors))
+    predicted = forecast(history_by_series(series), periods, forecast_config, accepted, fits)
     meta = series_metadata(series) if len(series) else pd.DataFrame()
     if len(predicted):
         predicted = predicted.join(meta[["series_level", "provider", "sub_account_id", "service_name"]], on="series_key")
@@ -145,7 +148,8 @@ def cost_forecasts(context: AssetExecutionContext, config: ForecastSettings, duc
     predicted = predicted.reindex(columns=list(COST_FORECASTS_COLUMNS))
     with connect(duckdb) as con:
         replace_window(con, "cost_forecasts", predicted,
-                       "forecast_period >= ?::TIMESTAMPTZ AND forecast_period < ?::TIMESTAMPTZ", utc_bounds(start, end))
+                       "forecast_period >= ?::TIMESTAMPTZ AND forecast_period < ?::TIMESTAMPTZ", utc_bounds(start, end),
+                       before_commit=lambda: _store_fits(con, fits, anchors))
     today = predicted[predicted["horizon"] == 0]
     return MaterializeResult(
         metadata={
@@ -153,10 +157,52 @@ def cost_forecasts(context: AssetExecutionContext, config: ForecastSettings, duc
             "series_forecast": int(today["series_key"].nunique()),
             "periods": len(periods),
             "fits": int(today.groupby(["series_key", "trained_through"]).ngroups) if len(today) else 0,
+            # Prophet fits run now, and those reused from an earlier run of the same refit anchor
+            # on the same data (the days after a Monday, a re-run).
+            "prophet_fits_run": len(fits.ran),
+            "prophet_fits_reused": len(fits.used - set(fits.ran)),
             "series_per_model": MetadataValue.json(today.groupby("model")["series_key"].nunique().to_dict()),
             "total_expected_usd": round(float(today.loc[today.series_key == "total", "expected_cost"].sum()), 2),
         }
     )
+
+
+def _stored_fits(con, anchors: list[str]) -> dict:
+    """The stored Prophet fits of the refit anchors in [anchors), by key."""
+    ensure_table(con, "forecast_fits")
+    rows = con.execute(
+        """SELECT fit_key, expected_cost, lower_bound, upper_bound FROM forecast_fits
+           WHERE granularity = ? AND anchor >= ?::TIMESTAMPTZ AND anchor < ?::TIMESTAMPTZ""",
+        [GRAIN.name, *anchors],
+    ).fetchall()
+    return {key: tuple(np.asarray(column, dtype=float) for column in columns) for key, *columns in rows}
+
+
+def _store_fits(con, fits: Fits, anchors: list[str]) -> None:
+    """Keep the fits this run used for its anchors, and only those (a fit of data since
+    restated is never needed again); add the ones it ran. In the transaction that wrote the
+    forecasts."""
+    ensure_table(con, "forecast_fits")
+    con.execute(
+        """DELETE FROM forecast_fits WHERE granularity = ? AND anchor >= ?::TIMESTAMPTZ AND anchor < ?::TIMESTAMPTZ
+             AND fit_key NOT IN (SELECT unnest(?::VARCHAR[]))""",
+        [GRAIN.name, *anchors, sorted(fits.used)],
+    )
+    if not fits.ran:
+        return
+    now = pd.Timestamp(datetime.now(timezone.utc))
+    frame = pd.DataFrame(
+        [{"fit_key": key, "granularity": GRAIN.name, "anchor": pd.Timestamp(task.anchor, tz="UTC"),
+          "series_key": task.series_key, "model": task.model, "training_periods": len(task.values),
+          "expected_cost": list(window[0]), "lower_bound": list(window[1]), "upper_bound": list(window[2]),
+          "fitted_at": now}
+         for key, (task, window) in sorted(fits.ran.items())],
+        columns=list(FORECAST_FITS_COLUMNS),
+    )
+    con.register("_fits", frame)
+    # A run of another day of the week may have stored the same fit meanwhile.
+    con.execute("INSERT INTO forecast_fits SELECT * FROM _fits WHERE fit_key NOT IN (SELECT fit_key FROM forecast_fits)")
+    con.unregister("_fits")
 
 
 class DetectionSettings(Config):

@@ -19,6 +19,8 @@ return to work in January is not a spike. A series' first year-end has nothing t
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import logging
 import multiprocessing
 import os
@@ -27,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from itertools import repeat
 from statistics import NormalDist
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -234,6 +236,14 @@ def weekday_median_predict(values: np.ndarray, steps: int, config: ForecastConfi
     return expected, np.maximum(expected - spread, 0.0), expected + spread
 
 
+# A fit's predictions for each period from its anchor: expected, lower and upper bound.
+Window = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+# Bumped when a change to the code changes what a fit predicts: stored fits of an older version
+# are not reused.
+FIT_VERSION = f"1/prophet-{importlib.metadata.version('prophet')}"
+
+
 @dataclass(frozen=True)
 class _Task:
     series_key: str
@@ -249,22 +259,48 @@ class _Task:
         so far, a single finer one): fit once."""
         return (self.model, self.anchor, self.periods, self.first_period, self.keep_from, self.values.tobytes())
 
+    def fit_key(self, config: ForecastConfig) -> str:
+        """Everything the fit's window depends on, hashed: a stored fit with this key predicts
+        exactly what fitting again would (whichever of the anchor's periods are asked for)."""
+        digest = hashlib.sha256(repr((FIT_VERSION, config.granularity, config.refit_every_days, config.horizon_days,
+                                      config.interval_width, config.uncertainty_samples, self.model,
+                                      str(self.anchor), str(self.first_period), self.keep_from)).encode())
+        digest.update(self.values.tobytes())
+        return digest.hexdigest()[:32]
 
-def _run_task(task: _Task, config: ForecastConfig) -> dict[str, list]:
+
+@dataclass
+class Fits:
+    """Prophet fits by ``_Task.fit_key``: ``stored``, those ``forecast`` may reuse (a daily run
+    reuses the fit its refit anchor's first run made); after it, ``used`` holds every key it
+    needed and ``ran`` the fits it had to run, with the task each was first run for."""
+
+    stored: dict[str, Window] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+    ran: dict[str, tuple[_Task, Window]] = field(default_factory=dict)
+
+
+def _predict(task: _Task, config: ForecastConfig) -> Window:
+    """The task's predictions over its anchor's whole window (plus, for Prophet, the horizon
+    after it), whichever of its periods were asked for: a sampled band's random draws depend on the
+    shape of the prediction, and a rerun of one day must match the backfill."""
+    step = config.grain.step
+    window = int(timedelta(days=config.refit_every_days) / step)
+    if task.model != PROPHET:
+        return weekday_median_predict(task.values, window, config, task.keep_from)
+    horizon = int(timedelta(days=config.horizon_days) / step)
+    predicted = fit_predict(task.values, task.first_period, task.anchor, task.anchor + (window - 1 + horizon) * step,
+                            config, task.keep_from)
+    return tuple(predicted[c].to_numpy() for c in ("expected_cost", "lower_bound", "upper_bound"))
+
+
+def _rows(task: _Task, config: ForecastConfig, predicted: Window) -> dict[str, list]:
     """The task's rows, as columns, without the series key (a fit can serve several identical
     series). A Prophet series gets its periods and the horizon after each;
     a weekday-median series its periods only (horizon 0): the long tail is scored, not planned."""
-    # Always the anchor's whole window, whichever of its periods were asked for: a sampled band's
-    # random draws depend on the shape of the prediction, and a rerun of one day must match the backfill.
     step = config.grain.step
-    window = int(timedelta(days=config.refit_every_days) / step)
     horizon = int(timedelta(days=config.horizon_days) / step) if task.model == PROPHET else 0
-    if task.model == PROPHET:
-        last = task.anchor + (window - 1 + horizon) * step
-        predicted = fit_predict(task.values, task.first_period, task.anchor, last, config, task.keep_from)
-        expected, lower, upper = (predicted[c].to_numpy() for c in ("expected_cost", "lower_bound", "upper_bound"))
-    else:
-        expected, lower, upper = weekday_median_predict(task.values, window, config, task.keep_from)
+    expected, lower, upper = predicted
     out = defaultdict(list)
     for period in task.periods:
         offset = int((period - task.anchor) / step)
@@ -365,34 +401,42 @@ FORECAST_COLUMNS = ["forecast_period", "target_period", "horizon", "series_key",
 
 
 def forecast(history: Mapping[str, pd.Series], periods: Iterable[date], config: ForecastConfig = ForecastConfig(),
-             accepted: Mapping[str, date] | None = None) -> pd.DataFrame:
+             accepted: Mapping[str, date] | None = None, fits: Fits | None = None) -> pd.DataFrame:
     """Forecasts for each series and period in ``periods``: the period itself (horizon 0) and, for
     a Prophet series, the next ``config.horizon_days`` days of periods, each from data strictly
-    before the period's refit anchor."""
+    before the period's refit anchor. Prophet fits found in ``fits.stored`` are reused, not run
+    again; ``fits`` records which were used and which ran."""
+    fits = Fits() if fits is None else fits
     tasks = build_tasks(history, periods, config, accepted)
     if not tasks:  # too little history yet: nothing to forecast, with the columns' real types
         return pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith(("cost", "bound")) else "object")
                              for c in FORECAST_COLUMNS})
-    keys = [task.fingerprint() for task in tasks]
+    fingerprints = [task.fingerprint() for task in tasks]
     unique = {}
-    for key, task in zip(keys, tasks):
-        unique.setdefault(key, task)
-    fit_keys = [key for key, task in unique.items() if task.model == PROPHET]
-    fits = [unique[key] for key in fit_keys]
-    workers = min(config.workers or os.cpu_count() or 1, max(len(fits) // 8, 1))
+    for fingerprint, task in zip(fingerprints, tasks):
+        unique.setdefault(fingerprint, task)
+    keys = {fp: task.fit_key(config) for fp, task in unique.items() if task.model == PROPHET}
+    fits.used.update(keys.values())
+    todo = list({key: unique[fp] for fp, key in keys.items() if key not in fits.stored}.items())
+    workers = min(config.workers or os.cpu_count() or 1, max(len(todo) // 8, 1))
     if workers <= 1:
-        results = [_run_task(task, config) for task in fits]
+        results = [_predict(task, config) for _, task in todo]
     else:
         # Processes, not threads: half of a Prophet fit is Python (building the model, predicting),
         # which threads would run one at a time. Spawned, as the step's process runs threads.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(_run_task, fits, repeat(config), chunksize=max(1, len(fits) // (workers * 8))))
-    done = dict(zip(fit_keys, results))
+            results = list(pool.map(_predict, [task for _, task in todo], repeat(config),
+                                    chunksize=max(1, len(todo) // (workers * 8))))
+    for (key, task), predicted in zip(todo, results):
+        fits.ran[key] = (task, predicted)
+    predictions = {**fits.stored, **{key: predicted for key, (_, predicted) in fits.ran.items()}}
+    rows_of: dict[tuple, dict[str, list]] = {}
     columns = defaultdict(list)
-    for key, task in zip(keys, tasks):
-        if key not in done:
-            done[key] = _run_task(task, config)
-        rows = done[key]
+    for fingerprint, task in zip(fingerprints, tasks):
+        if fingerprint not in rows_of:
+            predicted = predictions[keys[fingerprint]] if fingerprint in keys else _predict(task, config)
+            rows_of[fingerprint] = _rows(task, config, predicted)
+        rows = rows_of[fingerprint]
         for name in FORECAST_COLUMNS:
             columns[name].extend([task.series_key] * len(rows["horizon"]) if name == "series_key" else rows[name])
     out = pd.DataFrame({name: columns[name] for name in FORECAST_COLUMNS})
