@@ -144,6 +144,7 @@ def year_end_factor(series: pd.Series, start: date, before: date, weeks: int = 4
     must not divide its training data by zero."""
     if series.empty or series.index.min() > start - timedelta(days=7 * weeks):
         return None
+
     def get(day):
         return float(series.get(day, 0.0))
 
