@@ -72,6 +72,14 @@ def new_skus(skus: pd.DataFrame, history: dict[str, pd.Series], expected: dict, 
             yield hit
 
 
+def _steady(costs: Costs, last_day: date, weeks: int, tolerance: float = 0.15) -> bool:
+    """Whether none of the ``weeks`` weeks up to ``last_day`` cost more than ``tolerance`` off
+    their median (and they cost something): not growing, not new."""
+    totals = [costs.at(last_day - timedelta(days=7 * k + i) for i in range(7)).sum() for k in range(weeks)]
+    level = float(np.median(totals))
+    return level > 0 and max(abs(w - level) for w in totals) <= tolerance * level
+
+
 def slow_ramp(costs: Costs, period: date, t: Thresholds) -> Hit | None:
     """A series that was steady, and for the last two weeks has cost more each day than on the
     same weekday the week before: storage growing a few % a day. Each day is a small step the
@@ -87,23 +95,13 @@ def slow_ramp(costs: Costs, period: date, t: Thresholds) -> Hit | None:
     ratios = now / before
     if (ratios > 1.0).sum() < 12 or np.median(ratios) < 1.04:
         return None
-    # Steady before the climb: no week of weeks five to eight back off their median by 15 %. A new
-    # service being adopted grows from its first day and is never steady first.
-    weeks = [costs.at(period - timedelta(days=7 * k + i) for i in range(7)).sum() for k in range(5, 9)]
-    level = float(np.median(weeks))
-    if level <= 0 or max(abs(w - level) for w in weeks) > 0.15 * level:
+    # Steady before the climb, weeks five to eight back. A new service being adopted grows from
+    # its first day and is never steady first.
+    if not _steady(costs, period - timedelta(days=35), weeks=4):
         return None
     base = costs.same_weekday(period, range(5, 9))
     hit = Hit("slow_ramp", costs.key, period, float(now[0]), float(np.median(base)), float(base.min()), float(base.max()))
     return hit if hit.actual > hit.expected and hit.passes(t) else None
-
-
-def _steady(costs: Costs, last_day: date, weeks: int, tolerance: float = 0.15) -> float | None:
-    """The median weekly cost of the ``weeks`` weeks up to ``last_day``, when none of them is off
-    it by more than ``tolerance``; None for a series that was not steady (growing, or new)."""
-    totals = [costs.at(last_day - timedelta(days=7 * k + i) for i in range(7)).sum() for k in range(weeks)]
-    level = float(np.median(totals))
-    return level if level > 0 and max(abs(w - level) for w in totals) <= tolerance * level else None
 
 
 def level_shift(costs: Costs, period: date, t: Thresholds, weeks: int = 4) -> Hit | None:
@@ -126,7 +124,7 @@ def level_shift(costs: Costs, period: date, t: Thresholds, weeks: int = 4) -> Hi
     if not Hit("level_shift", costs.key, period, float(actual[0]), float(base[0]), 0.0, 0.0).passes(t):
         return None
     week_start = period - timedelta(days=6)
-    if _steady(costs, week_start - timedelta(days=1), weeks) is None:
+    if not _steady(costs, week_start - timedelta(days=1), weeks):
         return None
     noise = relative_noise(costs, week_start)
     if noise is None:
