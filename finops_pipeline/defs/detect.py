@@ -201,7 +201,9 @@ def _store_fits(con, fits: Fits, anchors: list[str]) -> None:
     )
     con.register("_fits", frame)
     # A run of another day of the week may have stored the same fit meanwhile.
-    con.execute("INSERT INTO forecast_fits SELECT * FROM _fits WHERE fit_key NOT IN (SELECT fit_key FROM forecast_fits)")
+    columns = ", ".join(FORECAST_FITS_COLUMNS)
+    con.execute(f"INSERT INTO forecast_fits ({columns}) SELECT {columns} FROM _fits "
+                "WHERE fit_key NOT IN (SELECT fit_key FROM forecast_fits)")
     con.unregister("_fits")
 
 
