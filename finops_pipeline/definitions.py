@@ -1,35 +1,46 @@
-"""The one Definitions object: every asset, check, job, schedule, sensor and resource."""
+"""The Definitions: every stage's assets, checks, jobs, schedules and sensors, built from one
+``Settings``, with the project-wide attributes applied once."""
 
-from dagster import Definitions, in_process_executor
+from dagster import AssetSpec, Definitions, in_process_executor
 
-from finops_pipeline.defs import alerting, detect, feedback, ingest, transform
-from finops_pipeline.resources import build_resources
-from finops_pipeline.settings import Settings, export_duckdb_path, load_settings
+from finops_pipeline.defs.alerting.assets import build_alerting_assets
+from finops_pipeline.defs.alerting.jobs import alert_job, digest_job
+from finops_pipeline.defs.alerting.schedules import digest_schedule
+from finops_pipeline.defs.alerting.sensors import anomalies_sensor
+from finops_pipeline.defs.detect.assets import build_detect_assets
+from finops_pipeline.defs.detect.checks import DETECT_CHECKS
+from finops_pipeline.defs.feedback.jobs import incident_feedback_job
+from finops_pipeline.defs.ingest.assets import build_raw_billing
+from finops_pipeline.defs.ingest.sensors import build_restatements_sensor
+from finops_pipeline.defs.pipeline.jobs import build_pipeline_job
+from finops_pipeline.defs.pipeline.schedules import build_pipeline_schedule
+from finops_pipeline.defs.resources import build_resources
+from finops_pipeline.defs.transform.assets import build_dbt_models, dbt_resource
+from finops_pipeline.settings import Settings, load_settings
+
+OWNERS = ["team:finops"]
+
+
+def _project_wide(spec: AssetSpec) -> AssetSpec:
+    """Every asset is the FinOps team's and lives in the DuckDB warehouse."""
+    return spec.replace_attributes(owners=OWNERS).merge_attributes(kinds={"duckdb"})
 
 
 def build_definitions(settings: Settings) -> Definitions:
-    export_duckdb_path(settings)
+    pipeline_job = build_pipeline_job(settings)
     return Definitions(
-        assets=[
-            ingest.raw_billing,
-            transform.finops_dbt_models,
-            detect.cost_forecasts,
-            detect.anomalies,
-            detect.incidents,
-            alerting.anomaly_report,
-            alerting.anomaly_alerts,
-            alerting.cost_digest,
-        ],
-        asset_checks=[detect.forecast_bands_are_ordered, detect.anomalies_have_forecasts],
-        jobs=[detect.cost_pipeline, alerting.alert_job, alerting.digest_job, feedback.incident_feedback_job],
-        schedules=[detect.cost_pipeline_schedule, alerting.digest_schedule],
-        sensors=[alerting.anomalies_sensor, ingest.focus_restatements_sensor],
-        resources=build_resources(settings, transform.DBT_PROJECT_DIR, transform.DBT_EXECUTABLE),
+        assets=[build_raw_billing(settings), build_dbt_models(settings), *build_detect_assets(settings),
+                *build_alerting_assets(settings)],
+        asset_checks=DETECT_CHECKS,
+        jobs=[pipeline_job, alert_job, digest_job, incident_feedback_job],
+        schedules=[build_pipeline_schedule(settings, pipeline_job), digest_schedule],
+        sensors=[anomalies_sensor, build_restatements_sensor(settings)],
+        resources=build_resources(settings, dbt_resource()),
         # Steps in one process: every step takes the one DuckDB slot anyway, so separate step
         # processes bought only their start-up (15-40 s each on 2 cores, most of an alert's latency).
         # Prophet fits still run in their own worker processes.
         executor=in_process_executor,
-    )
+    ).map_asset_specs(func=_project_wide)
 
 
 defs = build_definitions(load_settings())

@@ -1,89 +1,113 @@
-"""Configuration read from the environment, in one place.
+"""The pipeline's settings: one model, read from the environment in one place.
 
-Every variable is listed in the README's configuration table. Secrets (API keys, tokens) are not
-read here: resources take them through ``dagster.EnvVar`` so their values never reach the UI.
+``load_settings`` is called once, by the last line of ``definitions.py``; everything else is handed
+the ``Settings`` it needs. Every variable is listed in docs/configuration.md. Secret values (API
+keys, tokens) are never read here: the settings only record which ones are set, and resources
+take them through ``dagster.EnvVar`` so their values never reach the UI.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
+
 from finops_pipeline.alerting.routing import parse_routes
+from finops_pipeline.errors import SettingsError
+from finops_pipeline.grain import GRAINS, Grain
+from finops_pipeline.sources.registry import source_names
 
 DEFAULT_START_DATE = "2025-01-01"
-SOURCES = ("demo", "focus", "aws_cost_explorer")
-GRANULARITIES = ("daily", "hourly")
+SECRETS = ("OPENAI_API_KEY", "SLACK_BOT_TOKEN", "FINOPS_SLACK_WEBHOOK_URL")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     data_dir: Path
     duckdb_path: Path
-    source: str  # one or more of SOURCES, comma-separated
-    focus_path: str | None
-    aws_billing_account_id: str | None
-    start_date: str
-    granularity: str  # daily or hourly: the partitions, cost table, forecasts and anomalies
+    sources: tuple[str, ...]  # billing source plugins, by name (see sources.registry)
+    focus_path: str | None = None
+    aws_billing_account_id: str | None = None
+    start_date: date
+    granularity: str = "daily"  # the period inside a (daily) partition: daily or hourly
     outbox_dir: Path
     reports_dir: Path
-    llm_model: str
-    llm_pricing: str | None  # USD per 1M prompt,completion tokens
-    llm_timeout_seconds: float
-    slack_channel: str
-    slack_api_url: str | None
-    slack_routes: str | None  # team → channel map, see alerting.routing
-    dagster_url: str
+    llm_model: str = "gpt-4o-mini"
+    llm_base_url: str | None = None
+    llm_pricing: str | None = None  # USD per 1M prompt,completion tokens
+    llm_timeout_seconds: float = 60.0
+    slack_channel: str = "#finops-alerts"
+    slack_api_url: str | None = None
+    slack_routes: str | None = None  # team → channel map, see alerting.routing
+    dagster_url: str = "http://127.0.0.1:3000"
+    secrets_set: frozenset[str] = frozenset()  # the names of SECRETS that have a value
+    source_options: Mapping[str, str] = {}  # every FINOPS_* variable, for source plugins' own settings
+
+    @property
+    def grain(self) -> Grain:
+        return GRAINS[self.granularity]
 
     @property
     def charts_dir(self) -> Path:
         return self.data_dir / "charts"
 
+    @property
+    def source(self) -> str:
+        """The sources as FINOPS_SOURCE spells them."""
+        return ",".join(self.sources)
 
-def load_settings(environ: os._Environ | dict | None = None) -> Settings:
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name) or ""
+    try:
+        return float(text) if text.strip() else default
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a number") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings from ``environ`` (default: the process environment); a ``SettingsError``
+    naming the variable when one is unusable."""
     env = os.environ if environ is None else environ
     data_dir = Path(env.get("FINOPS_DATA_DIR") or Path.cwd() / "data").resolve()
-    duckdb_path = Path(env.get("FINOPS_DUCKDB_PATH") or data_dir / "finops.duckdb").resolve()
-    source = ",".join(s.strip().lower() for s in (env.get("FINOPS_SOURCE") or "demo").split(",") if s.strip())
-    unknown = [s for s in source.split(",") if s not in SOURCES]
-    if unknown or not source:
-        raise ValueError(f"FINOPS_SOURCE={env.get('FINOPS_SOURCE')!r}: unknown source(s) {', '.join(unknown)}; "
-                         f"use one or more of {', '.join(SOURCES)}, comma-separated")
+    sources = tuple(s.strip().lower() for s in (env.get("FINOPS_SOURCE") or "demo").split(",") if s.strip())
+    known = source_names()
+    unknown = [s for s in sources if s not in known]
+    if unknown or not sources:
+        raise SettingsError(f"FINOPS_SOURCE={env.get('FINOPS_SOURCE')!r}: unknown source(s) {', '.join(unknown)}; "
+                            f"use one or more of {', '.join(known)}, comma-separated")
     if env.get("FINOPS_SLACK_ROUTES"):
         parse_routes(env["FINOPS_SLACK_ROUTES"], "#default")  # a bad map fails at load, naming what is wrong
     start_date = env.get("FINOPS_START_DATE") or DEFAULT_START_DATE
     try:
-        date.fromisoformat(start_date)
-    except ValueError as exc:
-        raise ValueError(f"FINOPS_START_DATE={start_date!r} is not an ISO date (YYYY-MM-DD)") from exc
+        start = date.fromisoformat(start_date)
+    except ValueError:
+        raise SettingsError(f"FINOPS_START_DATE={start_date!r} is not an ISO date (YYYY-MM-DD)") from None
     granularity = (env.get("FINOPS_GRANULARITY") or "daily").strip().lower()
-    if granularity not in GRANULARITIES:
-        raise ValueError(f"FINOPS_GRANULARITY={env.get('FINOPS_GRANULARITY')!r}: use daily or hourly")
+    if granularity not in GRAINS:
+        raise SettingsError(f"FINOPS_GRANULARITY={env.get('FINOPS_GRANULARITY')!r}: use daily or hourly")
     return Settings(
         data_dir=data_dir,
-        duckdb_path=duckdb_path,
-        source=source,
+        duckdb_path=Path(env.get("FINOPS_DUCKDB_PATH") or data_dir / "finops.duckdb").resolve(),
+        sources=sources,
         focus_path=env.get("FINOPS_FOCUS_PATH") or None,
         aws_billing_account_id=env.get("FINOPS_AWS_BILLING_ACCOUNT_ID") or None,
-        start_date=start_date,
+        start_date=start,
         granularity=granularity,
         outbox_dir=Path(env.get("FINOPS_OUTBOX_DIR") or data_dir / "outbox").resolve(),
         reports_dir=Path(env.get("FINOPS_REPORTS_DIR") or data_dir / "reports").resolve(),
         llm_model=env.get("FINOPS_LLM_MODEL") or "gpt-4o-mini",
+        llm_base_url=env.get("OPENAI_BASE_URL") or None,
         llm_pricing=env.get("FINOPS_LLM_PRICING") or None,
-        llm_timeout_seconds=float(env.get("FINOPS_LLM_TIMEOUT_SECONDS") or 60),
+        llm_timeout_seconds=_number(env, "FINOPS_LLM_TIMEOUT_SECONDS", 60.0),
         slack_channel=env.get("FINOPS_SLACK_CHANNEL") or "#finops-alerts",
         slack_api_url=env.get("FINOPS_SLACK_API_URL") or None,
         slack_routes=env.get("FINOPS_SLACK_ROUTES") or None,
         dagster_url=(env.get("FINOPS_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
+        secrets_set=frozenset(name for name in SECRETS if env.get(name)),
+        source_options={k: v for k, v in env.items() if k.startswith("FINOPS_") and k not in SECRETS},
     )
-
-
-def export_duckdb_path(settings: Settings) -> None:
-    """dbt runs in a subprocess and reads the DuckDB path from its profile's env_var; make sure the
-    subprocess sees the same resolved path as Python does, even when the user left it unset."""
-    os.environ["FINOPS_DUCKDB_PATH"] = str(settings.duckdb_path)
-    # DuckDB creates the file but not its folder; without it every connection attempt fails.
-    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)

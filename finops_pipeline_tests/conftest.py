@@ -13,6 +13,8 @@ from dagster import DagsterInstance, Definitions
 
 from finops_pipeline.definitions import build_definitions
 from finops_pipeline.settings import Settings, load_settings
+from finops_pipeline.warehouse import migrate
+from finops_pipeline.warehouse.resource import configure
 
 WINDOW_START = "2025-01-01"
 WINDOW_END = "2026-02-09"  # inclusive: 405 daily partitions
@@ -25,8 +27,9 @@ def range_tags(start: str, end: str) -> dict:
 
 @contextlib.contextmanager
 def pipeline_env(**env: str):
-    """Set environment variables for the block (dbt's subprocess reads the DuckDB path from them)."""
-    saved = {k: os.environ.get(k) for k in [*env, "FINOPS_DUCKDB_PATH"]}
+    """Set environment variables for the block: resources read secrets (tokens, keys) from the
+    process environment at run time, and the CLI reads all its settings there."""
+    saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
         yield
@@ -38,6 +41,14 @@ def pipeline_env(**env: str):
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def fresh_warehouse(path: str = ":memory:"):
+    """A DuckDB connection with the warehouse schema, as the pipeline's resource gives it."""
+    with duckdb.connect(path) as con:
+        migrate(configure(con))
+        yield con
+
+
 @dataclass
 class Pipeline:
     data_dir: Path
@@ -46,10 +57,8 @@ class Pipeline:
     instance: DagsterInstance
 
     def run(self, job: str, start: str | None = None, end: str | None = None):
-        with pipeline_env():
-            self.defs = build_definitions(self.settings)
-            tags = range_tags(start, end or start) if start else {}
-            result = self.defs.resolve_job_def(job).execute_in_process(instance=self.instance, tags=tags)
+        tags = range_tags(start, end or start) if start else {}
+        result = self.defs.resolve_job_def(job).execute_in_process(instance=self.instance, tags=tags)
         assert result.success
         return result
 

@@ -17,8 +17,9 @@ import pytest
 
 from finops_pipeline.alerting.delivery import FileTransport, SlackTransport, deliver, due, enqueue, message_id
 from finops_pipeline.alerting.routing import Routes, parse_routes
-from finops_pipeline.resources import FinopsSlackResource
-from finops_pipeline.storage import ensure_table
+from finops_pipeline.defs.resources import FinopsSlackResource
+from finops_pipeline.warehouse import migrate
+from finops_pipeline_tests.conftest import fresh_warehouse
 from finops_pipeline_tests.slack_server import SlackServer
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"chart" * 50
@@ -31,7 +32,7 @@ def _blocks(text: str) -> list[dict]:
 def _queue_alert(con, incident: str, channel: str = "#finops-alerts", chart: Path | None = None) -> str:
     """An alert as the alerts asset enqueues it: the head, its chart, and the ledger's record."""
     head = message_id(incident, "alert")
-    ensure_table(con, "alert_ledger")
+    migrate(con)
     enqueue(con, head, incident, "alert", "slack", channel, {"text": f"alert {incident}", "blocks": _blocks(f"alert {incident}")})
     if chart is not None:
         enqueue(con, message_id(head, "chart"), incident, "chart", "slack", channel,
@@ -137,7 +138,7 @@ def test_a_process_killed_between_send_and_record_does_not_post_twice(tmp_path):
         script = textwrap.dedent(f"""
             import duckdb
             from finops_pipeline.alerting.delivery import SlackTransport, deliver
-            from finops_pipeline.resources import FinopsSlackResource
+            from finops_pipeline.defs.resources import FinopsSlackResource
             client = FinopsSlackResource(token="xoxb-test", api_url={slack.api_url!r}).get_client()
             with duckdb.connect({str(db)!r}) as con:
                 deliver(con, {{"slack": SlackTransport(client)}})
@@ -185,7 +186,7 @@ def test_replies_wait_for_their_head_and_enqueueing_twice_is_harmless(tmp_path):
 def test_the_file_outbox_writes_alerts_replies_and_charts_beside_each_other(tmp_path):
     chart = tmp_path / "c.png"
     chart.write_bytes(PNG)
-    with duckdb.connect() as con:
+    with fresh_warehouse() as con:
         head = message_id("inc1", "alert")
         enqueue(con, head, "inc1", "alert", "outbox", None,
                 {"stem": "2025-05-12_inc1", "markdown": "# alert\n", "record": {"status": "sent", "revision": 0}})
@@ -222,7 +223,7 @@ def test_an_incoming_webhook_posts_alerts_and_revisions_and_retries_a_rate_limit
 
     from finops_pipeline.alerting.delivery import WebhookTransport
 
-    with SlackServer() as slack, duckdb.connect() as con:
+    with SlackServer() as slack, fresh_warehouse() as con:
         head = message_id("inc1", "alert")
         enqueue(con, head, "inc1", "alert", "webhook", None, {"text": "alert", "blocks": _blocks("alert")})
         enqueue(con, message_id(head, "update", 1), "inc1", "update", "webhook", None,

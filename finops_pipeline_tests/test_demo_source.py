@@ -12,8 +12,10 @@ from finops_pipeline.sources import demo
 from finops_pipeline.sources.focus import CHARGE_CATEGORIES, FOCUS_COLUMNS
 import duckdb
 
-from finops_pipeline.resources import BillingSourceResource
-from finops_pipeline.storage import ensure_table
+from finops_pipeline.grain import DAILY
+from finops_pipeline.sources.base import Window
+from finops_pipeline.sources.load import load_source
+from finops_pipeline.warehouse import migrate
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +44,8 @@ def test_speaks_focus_1_2(year):
     assert (year.ChargePeriodStart < year.ChargePeriodEnd).all()
     assert set(year.BillingCurrency) == {"USD"}
     with duckdb.connect() as con:  # the same staging, checks and write raw_billing runs
-        ensure_table(con, "raw_billing")
-        loaded = BillingSourceResource(source="demo").load(con, "demo", date(2025, 1, 1), date(2025, 2, 1))
+        migrate(con)
+        loaded = load_source(con, demo.DemoSource(), Window(date(2025, 1, 1), date(2025, 2, 1), DAILY))
         assert loaded == len(year[year.ChargePeriodStart.dt.month == 1])
     # Account ids are strings and keep their leading zeros.
     assert "012345678901" in set(year.BillingAccountId) and "098765432109" in set(year.SubAccountId)

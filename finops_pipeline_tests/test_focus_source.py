@@ -11,15 +11,15 @@ from pathlib import Path
 import duckdb
 import pytest
 from dagster import materialize
-from dagster_duckdb import DuckDBResource
 
-from finops_pipeline.defs.ingest import raw_billing
-from finops_pipeline.resources import BillingSourceResource
+from finops_pipeline.defs.ingest.assets import build_raw_billing
+from finops_pipeline.warehouse.resource import WarehouseResource
+from finops_pipeline.settings import load_settings
 from finops_pipeline.sources import demo
 from finops_pipeline.sources.focus import TIMESTAMP_COLUMNS
 from finops_pipeline.sources.staging import discover, load_files, stage_files
 from finops_pipeline.sources.validation import load_staged
-from finops_pipeline.storage import ensure_table
+from finops_pipeline.warehouse import migrate
 from finops_pipeline_tests.conftest import range_tags
 from finops_pipeline_tests.focus_exports import write_export
 
@@ -28,12 +28,10 @@ SPEC_SAMPLES = Path(__file__).parent / "fixtures" / "focus_spec_samples"
 
 def load(tmp_path: Path, focus_path: Path | str, start: str, end: str | None = None, raise_on_error: bool = True,
          source: str = "focus"):
-    resources = {
-        "duckdb": DuckDBResource(database=str(tmp_path / "finops.duckdb")),
-        "billing_source": BillingSourceResource(source=source, focus_path=str(focus_path)),
-    }
-    return materialize([raw_billing], resources=resources, tags=range_tags(start, end or start),
-                       raise_on_error=raise_on_error)
+    settings = load_settings({"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_SOURCE": source,
+                              "FINOPS_FOCUS_PATH": str(focus_path)})
+    return materialize([build_raw_billing(settings)], resources={"warehouse": WarehouseResource(database=str(settings.duckdb_path))},
+                       tags=range_tags(start, end or start), raise_on_error=raise_on_error)
 
 
 def query(tmp_path: Path, sql: str):
@@ -81,7 +79,7 @@ def test_the_one_pass_load_gives_exactly_the_rows_of_the_row_by_row_validator(tm
     tables = []
     for one_pass in (True, False):
         with duckdb.connect() as con:
-            ensure_table(con, "raw_billing")
+            migrate(con)
             if one_pass:
                 load_files(con, files, "focus", start, end)
             else:
@@ -188,15 +186,15 @@ def _restate(path: Path, days: set[str], factor: float) -> None:
 def test_a_restated_billing_period_reloads_exactly_the_changed_days(tmp_path):
     from dagster import build_sensor_context
 
-    from finops_pipeline.defs.ingest import focus_restatements_sensor
+    from finops_pipeline.defs.ingest.sensors import build_restatements_sensor
 
     exports = tmp_path / "exports"
     march = write_export(exports / "BILLING_PERIOD=2025-03" / "export.csv", date(2025, 3, 1), date(2025, 4, 1))
     assert load(tmp_path, exports, "2025-03-01", "2025-03-31").success
-    source = BillingSourceResource(source="focus", focus_path=str(exports))
+    sensor = build_restatements_sensor(load_settings({"FINOPS_SOURCE": "focus", "FINOPS_FOCUS_PATH": str(exports)}))
 
     def tick(cursor):
-        return focus_restatements_sensor(build_sensor_context(cursor=cursor, resources={"billing_source": source}))
+        return sensor(build_sensor_context(cursor=cursor))
 
     first = tick(None)
     assert first.run_requests == [] and "Watching 1 export file(s)" in first.skip_reason.skip_message

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from dagster import build_sensor_context
 
-from finops_pipeline.defs.alerting import anomalies_sensor
+from finops_pipeline.defs.alerting.sensors import anomalies_sensor
 from finops_pipeline.detection.series import contains, series_key
 from finops_pipeline.sources.demo import MONTHLY_CREDIT, ONE_OFF_CREDITS, injected_anomalies
 
@@ -42,7 +42,7 @@ def _in_ground_truth(pipeline, found: pd.DataFrame) -> pd.Series:
 def _sensor_tick(defs, instance, cursor=None):
     """One tick of the alert sensor, with the resources the code location gives it."""
     return anomalies_sensor(build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
-                                                 resources={"duckdb": defs.resources["duckdb"]}))
+                                                 resources={"warehouse": defs.resources["warehouse"]}))
 
 
 def _truth_key(truth) -> str:
@@ -232,9 +232,9 @@ def test_chart_shows_cost_against_its_band(pipeline):
 
 
 def test_daily_partitions_cover_the_window(pipeline):
-    from finops_pipeline.partitions import billing_partitions
+    from finops_pipeline.defs.partitions import billing_partitions
 
-    keys = billing_partitions.get_partition_keys_in_range(__import__("dagster").PartitionKeyRange("2025-01-01", "2026-02-09"))
+    keys = billing_partitions(pipeline.settings).get_partition_keys_in_range(__import__("dagster").PartitionKeyRange("2025-01-01", "2026-02-09"))
     assert len(keys) == 405
     materialized = pipeline.instance.get_materialized_partitions(__import__("dagster").AssetKey("anomalies"))
     assert set(keys) <= materialized
@@ -317,8 +317,7 @@ def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipel
     from dagster import DagsterInstance
 
     from finops_pipeline.definitions import build_definitions
-    from finops_pipeline.defs.ingest import focus_restatements_sensor
-    from finops_pipeline.resources import BillingSourceResource
+    from finops_pipeline.defs.ingest.sensors import build_restatements_sensor
     from finops_pipeline.settings import load_settings
     from finops_pipeline.sources import demo
     from finops_pipeline_tests.conftest import pipeline_env
@@ -344,10 +343,10 @@ def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipel
         with pipeline_env(**env):
             defs = build_definitions(load_settings(env))
             instance = DagsterInstance.ephemeral()
-            billing_source = BillingSourceResource(source="focus", focus_path=str(exports))
+            sensor = build_restatements_sensor(load_settings(env))
 
             def tick(cursor):
-                return focus_restatements_sensor(build_sensor_context(cursor=cursor, resources={"billing_source": billing_source}))
+                return sensor(build_sensor_context(cursor=cursor))
 
             assert defs.resolve_job_def("anomaly_alert_job").execute_in_process(instance=instance).success
             posted = len(slack.posts)
@@ -412,7 +411,7 @@ def test_marking_an_incident_expected_stops_its_alerts_after_one_last_edit(pipel
     from dagster import DagsterInstance
 
     from finops_pipeline.definitions import build_definitions
-    from finops_pipeline.defs.feedback import main as feedback_cli
+    from finops_pipeline.feedback.cli import main as feedback_cli
     from finops_pipeline.settings import load_settings
     from finops_pipeline_tests.conftest import pipeline_env
 
@@ -451,7 +450,7 @@ def _copy_without_alerts(pipeline, tmp_path) -> Path:
 
     import duckdb
 
-    from finops_pipeline.storage import ensure_table
+    from finops_pipeline.warehouse import migrate
 
     db = tmp_path / "copy.duckdb"
     shutil.copy(pipeline.settings.duckdb_path, db)
@@ -513,7 +512,7 @@ def test_the_daily_digest_counts_a_day_and_is_sent_once(pipeline, tmp_path):
     """The digest for a day of the forgotten GPU's two weeks, to the outbox, run twice."""
     from dagster import DagsterInstance, RunConfig
 
-    from finops_pipeline.defs.alerting import DigestConfig
+    from finops_pipeline.defs.alerting.assets import DigestConfig
     from finops_pipeline.definitions import build_definitions
     from finops_pipeline.settings import load_settings
     from finops_pipeline_tests.conftest import pipeline_env

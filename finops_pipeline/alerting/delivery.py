@@ -30,7 +30,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
-from finops_pipeline.storage import ensure_table, transaction
+from finops_pipeline.warehouse import transaction
 
 KINDS = ("alert", "update", "reply", "chart", "digest")
 METADATA_EVENT = "finops_alert"
@@ -48,7 +48,6 @@ def enqueue(con: duckdb.DuckDBPyConnection, message_id: str, incident_id: str | 
     enqueueing twice is harmless). Call inside the caller's transaction. True when added."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    ensure_table(con, "alert_outbox")
     if con.execute("SELECT 1 FROM alert_outbox WHERE message_id = ?", [message_id]).fetchone():
         return False
     now = datetime.now(timezone.utc)
@@ -247,7 +246,6 @@ def _rows(con: duckdb.DuckDBPyConnection, where: str, params: list) -> list[dict
 def deliver(con: duckdb.DuckDBPyConnection, transports: dict[str, SlackTransport | WebhookTransport | FileTransport],
             now: datetime | None = None) -> Delivery:
     """Send what is due, in enqueue order, with the transport each row was routed to."""
-    ensure_table(con, "alert_outbox")
     now = now or datetime.now(timezone.utc)
     done = Delivery()
     for row in _rows(con, "status <> 'sent'", []):
@@ -323,6 +321,5 @@ def _mark_sent(con, row: dict, channel_id: str, ref: str) -> None:
         con.execute("""UPDATE alert_outbox SET status = 'sent', sent_at = ?, channel_id = ?, message_ref = ?, last_error = NULL
                        WHERE message_id = ?""", [now, channel_id, ref, row["message_id"]])
         if row["kind"] == "alert":
-            ensure_table(con, "alert_ledger")
             con.execute("UPDATE alert_ledger SET channel = ?, message_ref = ?, sent_at = ? WHERE head_message_id = ?",
                         [channel_id, ref, now, row["message_id"]])

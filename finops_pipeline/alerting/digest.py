@@ -10,13 +10,11 @@ import duckdb
 from finops_pipeline.alerting.facts import money
 from finops_pipeline.alerting.messages import escape_mrkdwn
 from finops_pipeline.detection.scoring import SEVERITIES
-from finops_pipeline.storage import ensure_table, utc_bounds
+from finops_pipeline.warehouse import utc_bounds
 
 
 def digest_figures(con: duckdb.DuckDBPyConnection, day: date, granularity: str, top: int = 5) -> dict:
     """The figures of ``day``'s digest (UTC), each read from the tables."""
-    for table in ("anomalies", "incidents", "cost_forecasts"):
-        ensure_table(con, table)
     end = day + timedelta(days=1)
     day_bounds = utc_bounds(day, end)
     by_severity = dict(con.execute(

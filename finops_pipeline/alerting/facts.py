@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from finops_pipeline.detection.periods import GRAINS, Grain
+from finops_pipeline.grain import GRAINS, Grain
 
 
 def money(value: float, signed: bool = False) -> str:

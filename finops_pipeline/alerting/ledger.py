@@ -18,7 +18,6 @@ import pandas as pd
 
 from finops_pipeline.alerting.facts import anomaly_facts
 from finops_pipeline.detection.scoring import SEVERITIES
-from finops_pipeline.storage import ensure_table
 
 # The figures an alert announces; a change in any of them (to the cent) makes a sent alert stale.
 ANNOUNCED = ("severity", "direction", "actual_usd", "expected_usd", "band_usd", "impact_usd", "top_contributors",
@@ -59,8 +58,6 @@ class Revision:
 def incident_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Each incident worth its own alert, as its peak anomaly's row plus the incident's columns
     (for ``anomaly_facts``): not one a finer incident explains (the total, when one service moved)."""
-    for table in ("anomalies", "incidents", "alert_ledger"):
-        ensure_table(con, table)
     return con.execute(
         """SELECT a.* EXCLUDE (incident_id, severity, status), i.incident_id, i.severity, i.start_period,
                   i.latest_period, i.periods, i.total_excess_usd, i.status, i.feedback

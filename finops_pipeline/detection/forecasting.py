@@ -35,7 +35,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from finops_pipeline.detection.periods import GRAINS, Grain
+from finops_pipeline.grain import GRAINS, Grain
 
 PROPHET, WEEKDAY_MEDIAN = "prophet", "weekday_median"
 

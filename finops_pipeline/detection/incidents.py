@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from finops_pipeline.detection.periods import GRAINS
+from finops_pipeline.grain import GRAINS
 from finops_pipeline.detection.scoring import SEVERITIES
 
 
@@ -67,3 +67,17 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series) -> pd.DataFrame:
             "explained_by": incident_of.get(peak.get("explained_by")),
         })
     return pd.DataFrame(rows, columns=columns)
+
+
+def name_incidents(con) -> None:
+    """Give every stored anomaly its incident. Runs in the transaction that wrote a window: a
+    re-run of a past window can join or split the runs of anomalies after it, so all are named
+    again."""
+    frame = con.execute("SELECT anomaly_id, series_key, granularity, direction, period_start FROM anomalies").df()
+    frame["incident_id"] = assign_incidents(frame)
+    con.register("_incident_ids", frame[["anomaly_id", "incident_id"]])
+    con.execute(
+        """UPDATE anomalies SET incident_id = i.incident_id FROM _incident_ids i
+           WHERE anomalies.anomaly_id = i.anomaly_id AND anomalies.incident_id IS DISTINCT FROM i.incident_id"""
+    )
+    con.unregister("_incident_ids")

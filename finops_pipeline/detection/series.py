@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from finops_pipeline.detection import rules
-from finops_pipeline.detection.periods import DAILY, Grain
+from finops_pipeline.grain import DAILY, Grain
 from finops_pipeline.detection.scoring import (
     CAUSED_RULES,
     SEVERITIES,

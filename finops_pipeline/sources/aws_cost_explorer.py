@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 from datetime import date, datetime, timezone
 
+import boto3
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from finops_pipeline.sources.base import CostBasis, Window
 from finops_pipeline.sources.focus import FOCUS_COLUMNS, billing_period
 
 THROTTLING = {"ThrottlingException", "LimitExceededException", "RequestLimitExceeded", "TooManyRequestsException"}
@@ -98,3 +102,21 @@ def to_focus(results: list[dict], billing_account_id: str | None = None) -> pd.D
             rows.append(row)
     return pd.DataFrame(rows, columns=list(FOCUS_COLUMNS))
 
+
+
+@dataclass(frozen=True)
+class CostExplorerSource:
+    """AWS Cost Explorer, with credentials found the usual AWS way (environment, profile, role)."""
+
+    name: ClassVar[str] = "aws_cost_explorer"
+    cost_basis: ClassVar[CostBasis] = "actual"
+    billing_account_id: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings) -> CostExplorerSource:
+        return cls(settings.aws_billing_account_id)
+
+    def fetch(self, window: Window) -> pd.DataFrame:
+        client = boto3.client("ce", region_name="us-east-1")  # Cost Explorer's one endpoint
+        return to_focus(fetch(client, window.start, window.end, window.grain.cost_explorer_granularity),
+                        self.billing_account_id)

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import cache
 from importlib import resources
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
+from finops_pipeline.sources.base import CostBasis, Window
 from finops_pipeline.sources.focus import FOCUS_COLUMNS, billing_period
 
 SEED = 20250101
@@ -428,3 +430,20 @@ def generate_hourly(start: datetime, end: datetime) -> pd.DataFrame:
     lo, hi = pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC")
     out = out[(out.ChargePeriodStart >= lo) & (out.ChargePeriodStart < hi)]
     return out.sort_values(["ChargePeriodStart", "SubAccountId", "ServiceName"], kind="stable", ignore_index=True)
+
+
+@dataclass(frozen=True)
+class DemoSource:
+    """The embedded demo bill: deterministic, so every run and every test sees the same one."""
+
+    name: ClassVar[str] = "demo"
+    cost_basis: ClassVar[CostBasis] = "actual"
+
+    @classmethod
+    def from_settings(cls, settings) -> DemoSource:
+        return cls()
+
+    def fetch(self, window: Window) -> pd.DataFrame:
+        if window.grain.periods_per_day > 1:  # an export by the hour
+            return generate_hourly(window.start, window.end)
+        return generate(window.start, window.end)

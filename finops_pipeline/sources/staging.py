@@ -20,8 +20,9 @@ import duckdb
 import pandas as pd
 
 from finops_pipeline.sources.focus import FOCUS_COLUMNS, NUMERIC_COLUMNS as _NUMERIC, REQUIRED_COLUMNS
-from finops_pipeline.sources.validation import BillingDataError, RuleViolation, check_written, load_staged, write_staged
-from finops_pipeline.storage import utc_bounds
+from finops_pipeline.errors import BillingDataError
+from finops_pipeline.sources.validation import RuleViolation, check_written, load_staged, write_staged
+from finops_pipeline.warehouse import utc_bounds
 
 # FOCUS 1.3 renamed ProviderName to ServiceProviderName (and added HostProviderName); 1.0 and 1.2
 # files carry ProviderName. Map newer names onto the 1.2 column the pipeline stores.
@@ -148,13 +149,14 @@ def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str, strict
 
 
 def stage_files(
-    con: duckdb.DuckDBPyConnection, files: list[Path], start: date, end: date, source: str = "focus", strict: bool = False
+    con: duckdb.DuckDBPyConnection, files: list[Path], start: date, end: date, source: str = "focus", strict: bool = False,
+    origin: str = "FINOPS_FOCUS_PATH",
 ) -> None:
     """Create the temp view ``_incoming`` over the rows of ``files`` whose charge period starts in
     ``[start, end)``, plus every row whose start is missing or does not parse (the validator
     reports those). ``strict``: see ``_file_select``."""
     if not files:
-        raise BillingDataError("FOCUS source: no .csv, .csv.gz or .parquet files found (FINOPS_FOCUS_PATH)")
+        raise BillingDataError(f"{source} source: no .csv, .csv.gz or .parquet files found ({origin})")
     for group in _duplicates(files):
         raise BillingDataError(
             f"{' and '.join(map(str, group))} have identical content: a duplicated delivery would double-count; "
@@ -173,7 +175,8 @@ def stage_files(
     )
 
 
-def load_files(con: duckdb.DuckDBPyConnection, files: list[Path], source: str, start: date, end: date) -> int:
+def load_files(con: duckdb.DuckDBPyConnection, files: list[Path], source: str, start: date, end: date,
+               origin: str = "FINOPS_FOCUS_PATH") -> int:
     """Make ``files``' line items for ``[start, end)`` ``source``'s rows of ``raw_billing``, all or
     nothing; returns the rows written.
 
@@ -183,10 +186,10 @@ def load_files(con: duckdb.DuckDBPyConnection, files: list[Path], source: str, s
     back and the files read again, leniently, for the row-by-row report and the quarantine.
     """
     try:
-        stage_files(con, files, start, end, source, strict=True)
+        stage_files(con, files, start, end, source, strict=True, origin=origin)
         return write_staged(con, source, start, end, check=check_written)
     except (duckdb.Error, RuleViolation):
-        stage_files(con, files, start, end, source)
+        stage_files(con, files, start, end, source, origin=origin)
         return load_staged(con, source, start, end)
 
 

@@ -19,11 +19,8 @@ from finops_pipeline.sources.focus import (
     REQUIRED_COLUMNS,
     TIMESTAMP_COLUMNS,
 )
-from finops_pipeline.storage import ensure_table, replace_window, utc_bounds
-
-
-class BillingDataError(ValueError):
-    pass
+from finops_pipeline.errors import BillingDataError
+from finops_pipeline.warehouse import replace_window, transaction, utc_bounds
 
 
 class RuleViolation(Exception):
@@ -89,20 +86,18 @@ def validate_staged(con: duckdb.DuckDBPyConnection, start: date, end: date) -> N
     # Only now count everything: _incoming may stream from large files, and each read costs.
     total = con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
     raw = ", ".join(f'"{c}" := "raw__{c}"' for c in FOCUS_COLUMNS)
-    ensure_table(con, "raw_billing_quarantine")
-    con.execute("BEGIN TRANSACTION")
-    # A re-run of the same window replaces its earlier quarantine entries instead of piling up.
-    con.execute(
-        "DELETE FROM raw_billing_quarantine WHERE partition_start = ? AND file IN (SELECT DISTINCT file FROM _rejected)",
-        [start],
-    )
-    con.execute(
-        f"""INSERT INTO raw_billing_quarantine
-            SELECT now(), ?, ?, r.source, r.file, r.row_number, r.column_name, r.reason, to_json(struct_pack({raw}))
-            FROM _rejected r JOIN _incoming i ON i.x_SourceFile = r.file AND i.x_SourceRow = r.row_number""",
-        [start, end],
-    )
-    con.execute("COMMIT")
+    with transaction(con):
+        # A re-run of the same window replaces its earlier quarantine entries instead of piling up.
+        con.execute(
+            "DELETE FROM raw_billing_quarantine WHERE partition_start = ? AND file IN (SELECT DISTINCT file FROM _rejected)",
+            [start],
+        )
+        con.execute(
+            f"""INSERT INTO raw_billing_quarantine
+                SELECT now(), ?, ?, r.source, r.file, r.row_number, r.column_name, r.reason, to_json(struct_pack({raw}))
+                FROM _rejected r JOIN _incoming i ON i.x_SourceFile = r.file AND i.x_SourceRow = r.row_number""",
+            [start, end],
+        )
     bad_rows = con.execute("SELECT count(DISTINCT (file, row_number)) FROM _rejected").fetchone()[0]
     details = "; ".join(f"{file}: column {column}: {n} row(s) {reason}" for file, column, reason, n in summary)
     raise BillingDataError(

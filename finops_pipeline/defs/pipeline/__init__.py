@@ -1,0 +1,1 @@
+"""The whole pipeline's job and schedule: raw billing → dbt models → forecasts → anomalies."""

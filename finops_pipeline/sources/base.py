@@ -1,0 +1,52 @@
+"""What a billing source is: a plugin that returns FOCUS line items for a window of periods.
+
+A source is a class with a ``name`` (what FINOPS_SOURCE calls it), a ``cost_basis`` (``actual``:
+costs as billed; ``estimated``: usage × a price), a ``from_settings`` constructor that reads its
+options from the pipeline's settings (raising ``SettingsError`` naming the variable), and
+``fetch(window)``, which returns the window's rows as a DataFrame in FOCUS columns or as
+``ExportFiles`` that DuckDB reads directly. Register it under the entry-point group
+``finops_pipeline.sources`` (see ``registry``); ``load.load_source`` does the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
+
+import pandas as pd
+
+from finops_pipeline.grain import Grain, Period
+
+if TYPE_CHECKING:
+    from finops_pipeline.settings import Settings
+
+CostBasis = Literal["actual", "estimated"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The periods to load: those starting in ``[start, end)``, at ``grain``."""
+
+    start: Period
+    end: Period
+    grain: Grain
+
+
+@dataclass(frozen=True)
+class ExportFiles:
+    """FOCUS export files (CSV, CSV.gz, Parquet), read by DuckDB without going through pandas."""
+
+    paths: tuple[Path, ...]
+    origin: str  # where they were looked for, for error messages
+
+
+@runtime_checkable
+class BillingSource(Protocol):
+    name: ClassVar[str]
+    cost_basis: ClassVar[CostBasis]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BillingSource: ...
+
+    def fetch(self, window: Window) -> pd.DataFrame | ExportFiles: ...

@@ -1,0 +1,27 @@
+"""FOCUS export files (CSV, CSV.gz, Parquet) under a folder or glob: the cloud providers' own
+exports (AWS Data Exports, Azure Cost Management, Google Cloud billing export as FOCUS)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from finops_pipeline.errors import SettingsError
+from finops_pipeline.sources.base import CostBasis, ExportFiles, Window
+from finops_pipeline.sources.staging import discover
+
+
+@dataclass(frozen=True)
+class FocusFilesSource:
+    name: ClassVar[str] = "focus"
+    cost_basis: ClassVar[CostBasis] = "actual"
+    path: str
+
+    @classmethod
+    def from_settings(cls, settings) -> FocusFilesSource:
+        if not settings.focus_path:
+            raise SettingsError("FINOPS_SOURCE=focus needs FINOPS_FOCUS_PATH (a folder or glob of FOCUS exports)")
+        return cls(settings.focus_path)
+
+    def fetch(self, window: Window) -> ExportFiles:
+        return ExportFiles(tuple(discover(self.path)), f"FINOPS_FOCUS_PATH={self.path}")

@@ -1,0 +1,34 @@
+"""Queries on the loaded line items, the SQL in ``sql/``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import duckdb
+
+from finops_pipeline.grain import Period
+from finops_pipeline.warehouse.transactions import utc_bounds
+
+
+@cache
+def sql(name: str) -> str:
+    return (resources.files("finops_pipeline.warehouse") / "sql" / f"{name}.sql").read_text()
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    files: int
+    billed_cost_by_category: dict[str, float]
+
+
+def drop_unconfigured_sources(con: duckdb.DuckDBPyConnection, sources: list[str], start: Period, end: Period) -> None:
+    con.execute(sql("drop_unconfigured_sources"), [sources, *utc_bounds(start, end)])
+
+
+def window_summary(con: duckdb.DuckDBPyConnection, start: Period, end: Period) -> WindowSummary:
+    """What the window holds now, from the table just written (not from the sources again)."""
+    bounds = utc_bounds(start, end)
+    return WindowSummary(files=con.execute(sql("window_files"), bounds).fetchone()[0],
+                         billed_cost_by_category=dict(con.execute(sql("billed_cost_by_category"), bounds).fetchall()))
