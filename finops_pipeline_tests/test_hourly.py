@@ -1,47 +1,36 @@
-"""FINOPS_GRANULARITY=hourly end to end, through the `dagster` CLI: hourly partitions from raw
-billing through the hourly cost table and hourly forecasts to anomalies found the same day.
-
-A subprocess, because the grain is read from the environment when the definitions are imported.
-"""
+"""FINOPS_GRANULARITY=hourly end to end, in process: daily partitions holding their hours, from
+raw billing through the hourly cost table and hourly forecasts to anomalies found the same day."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pytest
+from dagster import DagsterInstance
 
+from finops_pipeline.definitions import build_definitions
 from finops_pipeline.detection.series import series_key
+from finops_pipeline.settings import load_settings
 from finops_pipeline.sources import demo
+from finops_pipeline_tests.conftest import range_tags
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 START, LAST = "2025-04-13", "2025-05-12"  # 30 days of hours; forecasts start after 28 days of history
 
 
 @pytest.fixture(scope="module")
 def hourly(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("hourly")
-    home = data / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "FINOPS_GRANULARITY": "hourly", "FINOPS_START_DATE": START, "FINOPS_DATA_DIR": str(data),
-           "DAGSTER_HOME": str(home)}
-    env.pop("FINOPS_DUCKDB_PATH", None)
-    dagster = Path(sys.executable).with_name("dagster")
-    result = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "finops_pipeline.definitions", "--select", "+anomalies",
-         "--partition-range", f"{START}-00:00...{LAST}-23:00"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return data / "finops.duckdb"
+    settings = load_settings({"FINOPS_GRANULARITY": "hourly", "FINOPS_START_DATE": START, "FINOPS_DATA_DIR": str(data)})
+    defs = build_definitions(settings)
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("hourly_cost_pipeline").execute_in_process(
+            instance=instance, tags=range_tags(START, LAST))
+    assert result.success
+    return settings.duckdb_path
 
 
 def query(db: Path, sql: str, params: list | None = None):
