@@ -33,6 +33,9 @@ class Grain:
     period_sql_type: str  # that column's DuckDB type: a DATE for days, a UTC TIMESTAMP for hours
     cost_explorer_granularity: str  # AWS Cost Explorer's name for it
     other_marts: tuple[str, ...]  # the dbt marts of other grains, not built at this one
+    # The detectors that model calendar days (the noise gate and day-of-month factor, ramps,
+    # level shifts, weekends billed like weekdays, the year-end factor) run on day series only.
+    calendar_rules: bool
     # The schedule: when it runs, and why then. It runs the partition holding the period that
     # ended before it fired; 1 where the current day's partition exists (to be re-run hourly).
     refresh_cron: str
@@ -90,12 +93,12 @@ class Grain:
 
 
 DAILY = Grain(
-    "daily", timedelta(days=1), "D", "day", "daily_costs", "day", "DATE", "DAILY", ("hourly_costs",),
+    "daily", timedelta(days=1), "D", "day", "daily_costs", "day", "DATE", "DAILY", ("hourly_costs",), calendar_rules=True,
     refresh_cron="0 6 * * *", partition_end_offset=0,
     refresh_note="Every morning at 06:00 UTC, yesterday's partition: most providers have the day's usage by then.",
 )
 HOURLY = Grain(
-    "hourly", timedelta(hours=1), "h", "hour", "hourly_costs", "hour", "TIMESTAMP", "HOURLY", (),
+    "hourly", timedelta(hours=1), "h", "hour", "hourly_costs", "hour", "TIMESTAMP", "HOURLY", (), calendar_rules=False,
     refresh_cron="30 * * * *", partition_end_offset=1,
     refresh_note="Every hour at :30, the day of the hour before (today's partition, up to the last full hour): "
     "hourly exports carry an hour's usage within minutes.",

@@ -450,13 +450,10 @@ def _copy_without_alerts(pipeline, tmp_path) -> Path:
 
     import duckdb
 
-    from finops_pipeline.warehouse import migrate
-
     db = tmp_path / "copy.duckdb"
     shutil.copy(pipeline.settings.duckdb_path, db)
     with duckdb.connect(str(db)) as con:
         for table in ("alert_ledger", "alert_outbox", "anomaly_reports"):
-            ensure_table(con, table)
             con.execute(f"DELETE FROM {table}")
     return db
 

@@ -40,6 +40,15 @@ from finops_pipeline.grain import GRAINS, Grain
 PROPHET, WEEKDAY_MEDIAN = "prophet", "weekday_median"
 
 
+# What differs from ForecastConfig's defaults, per grain. Hourly: same-day detection, so a refit
+# every midnight on up to six weeks of hours (1,008 points, with the daily and weekly cycles),
+# forecasting two days; four weeks of history first, so the same-hour-of-week z-score can confirm.
+GRAIN_DEFAULTS = {
+    "daily": {},
+    "hourly": {"refit_every_days": 1, "min_history_days": 28, "max_history_days": 42, "horizon_days": 2},
+}
+
+
 @dataclass(frozen=True)
 class ForecastConfig:
     refit_every_days: int = 7
@@ -65,12 +74,8 @@ class ForecastConfig:
 
     @classmethod
     def for_granularity(cls, granularity: str, **overrides) -> ForecastConfig:
-        """The defaults for a grain. Hourly: same-day detection, so a refit every midnight on up
-        to six weeks of hours (1,008 points, with the daily and weekly cycles), forecasting two
-        days; four weeks of history first, so the same-hour-of-week z-score can confirm."""
-        base = {"refit_every_days": 1, "min_history_days": 28, "max_history_days": 42, "horizon_days": 2} \
-            if granularity == "hourly" else {}
-        return cls(**{**base, **overrides, "granularity": granularity})
+        """The defaults for a grain (see ``GRAIN_DEFAULTS``), with ``overrides``."""
+        return cls(**{**GRAIN_DEFAULTS[granularity], **overrides, "granularity": granularity})
 
     @property
     def grain(self) -> Grain:
@@ -195,7 +200,7 @@ def fit_predict(
         growth="linear",
         weekly_seasonality=True,
         yearly_seasonality=False,  # needs two years of history to be more than noise
-        daily_seasonality=grain.name == "hourly",
+        daily_seasonality=grain.periods_per_day > 1,
         seasonality_mode="multiplicative",
         interval_width=config.interval_width,
         uncertainty_samples=config.uncertainty_samples,
@@ -342,7 +347,7 @@ def build_tasks(history: Mapping[str, pd.Series], periods: Iterable[date], confi
                 continue
             index = grain.periods(train_start, anchor)
             values = series.reindex(index, fill_value=0.0).to_numpy(dtype=float)
-            if grain.name == "daily":
+            if grain.calendar_rules:
                 values = _holidays_removed(key, series, index, values, anchor, factors)
             keep_from = sum(p < accepted[key] for p in index) if accepted and key in accepted else None
             daily_mean = float(values[-recent:].mean()) * grain.periods_per_day
@@ -441,6 +446,6 @@ def forecast(history: Mapping[str, pd.Series], periods: Iterable[date], config: 
         for name in FORECAST_COLUMNS:
             columns[name].extend([task.series_key] * len(rows["horizon"]) if name == "series_key" else rows[name])
     out = pd.DataFrame({name: columns[name] for name in FORECAST_COLUMNS})
-    if config.grain.name == "daily":
+    if config.grain.calendar_rules:
         out = _year_end_scaled(out, history)
     return out.sort_values(["forecast_period", "series_key", "horizon"], ignore_index=True)

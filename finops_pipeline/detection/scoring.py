@@ -17,6 +17,7 @@ import pandas as pd
 from dateutil.relativedelta import relativedelta
 
 from finops_pipeline.detection.forecasting import row_medians
+from finops_pipeline.grain import GRAINS
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -75,11 +76,9 @@ class Thresholds:
 
     @classmethod
     def for_granularity(cls, granularity: str) -> Thresholds:
-        """The defaults are per day; an hour's dollar floors are a 24th of them."""
-        if granularity != "hourly":
-            return cls()
-        base = cls()
-        return cls(**{f: round(getattr(base, f) / 24, 2) if f.endswith("_usd") else getattr(base, f)
+        """The defaults are per day; a period's dollar floors are its share of them (an hour: a 24th)."""
+        base, per_day = cls(), GRAINS[granularity].periods_per_day
+        return cls(**{f: round(getattr(base, f) / per_day, 2) if f.endswith("_usd") else getattr(base, f)
                       for f in base.__dataclass_fields__})
 
 

@@ -150,7 +150,7 @@ def detect(
     def noise(key, period):
         """The series' ``relative_noise`` before the period (daily series: an hour's noise is
         another matter), computed once."""
-        if grain.name != "daily" or not thresholds.alert_noise_sigmas:
+        if not grain.calendar_rules or not thresholds.alert_noise_sigmas:
             return None
         if (key, period) not in noise_of:
             noise_of[key, period] = relative_noise(costs(key), period)
@@ -160,7 +160,7 @@ def detect(
 
     def day_factor(key, period):
         """Its ``day_of_month_factor`` (daily series), computed once."""
-        if grain.name != "daily" or not thresholds.alert_noise_sigmas:
+        if not grain.calendar_rules or not thresholds.alert_noise_sigmas:
             return None
         if (key, period) not in factor_of:
             factor_of[key, period] = day_of_month_factor(costs(key), period)
@@ -183,7 +183,7 @@ def detect(
     hits = [h for h in rules.new_series(history, wanted, min_history_days, thresholds) if (h.series_key, h.period) not in forecast_for]
     if skus is not None and len(skus):
         hits += rules.new_skus(skus[skus["period"].isin(wanted)], history, dict(zip(keys, forecasts.expected_cost)), thresholds)
-    if grain.name == "daily":
+    if grain.calendar_rules:
         for key in history:
             # These rules are about spend rising: a period that cost less than the $ floor cannot
             # be one (checked first, as a large bill has thousands of series).
