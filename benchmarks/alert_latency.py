@@ -29,29 +29,30 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
-import re
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # finops_pipeline_tests (the local Slack server) is not installed
+sys.path.insert(0, str(REPO))  # benchmarks and finops_pipeline_tests (the local Slack server) are not installed
 
-from finops_pipeline_tests.test_e2e_webserver import stop_process_group  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    Processes,
+    TempInstance,
+    free_port,
+    graphql,
+    materialize_command,
+    start_servers,
+    tail,
+)
 
-BIN = Path(sys.executable).parent  # the venv's dagster CLIs, next to this interpreter
 INJECTED = REPO / "finops_pipeline" / "sources" / "demo_injected_anomalies.csv"
 SENSOR = "anomalies_sensor"
 ALERT_JOB = "anomaly_alert_job"
@@ -116,92 +117,6 @@ class TimedSlack:
             if request["path"].endswith("chat.postMessage"):
                 return self.arrivals[i], request["body"]
         return None
-
-
-# --------------------------------------------------------------------------------------------
-# Subprocesses
-# --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_ok(url: str, timeout: float = 5) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status == 200
-    except (OSError, ValueError):
-        return False
-
-
-def graphql(url: str, query: str, timeout: float = 30) -> dict:
-    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return json.loads(exc.read())
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    if not path.exists():
-        return f"<{path.name}: not written>"
-    text = re.sub(r"\x1b\[[0-9;]*m", "", path.read_text(errors="replace")).splitlines()
-    return f"----- last {min(lines, len(text))} lines of {path} -----\n" + "\n".join(text[-lines:])
-
-
-class Processes:
-    """Every subprocess in its own process group, each logging to a file; stop() ends each group
-    (SIGTERM, then SIGKILL), daemon before webserver, whatever happened."""
-
-    def __init__(self, env: dict, log_dir: Path, code_dir: Path) -> None:
-        self.env, self.log_dir, self.code_dir = env, log_dir, code_dir
-        self.procs: list[tuple[str, subprocess.Popen, object]] = []
-
-    def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(cmd, cwd=self.code_dir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        self.procs.append((name, proc, log))
-        return proc
-
-    def log(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
-
-    def stop(self, name: str | None = None) -> None:
-        order = sorted(self.procs, key=lambda p: {"daemon": 0, "webserver": 2}.get(p[0], 1))
-        for entry in order:
-            if name is None or entry[0] == name:
-                stop_process_group(entry[1])
-                entry[2].close()
-                self.procs.remove(entry)
-
-    def check_alive(self, *names: str) -> None:
-        for name, proc, _ in self.procs:
-            if name in names and proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {proc.returncode}\n{tail(self.log(name))}")
-
-
-def materialize(procs: Processes, name: str, first: date, last: date) -> subprocess.Popen:
-    """`dagster asset materialize` of +anomalies for one day or a range (one single run)."""
-    window = ["--partition", first.isoformat()] if first == last else \
-        ["--partition-range", f"{first.isoformat()}...{last.isoformat()}"]
-    cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "finops_pipeline.definitions",
-           "--select", "+anomalies", *window]
-    return procs.start(name, cmd)
-
-
-def wait_process(procs: Processes, name: str, proc: subprocess.Popen, timeout: float) -> None:
-    try:
-        rc = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"{name} still running after {timeout:.0f}s\n{tail(procs.log(name))}") from None
-    if rc != 0:
-        raise RuntimeError(f"{name} failed with code {rc}\n{tail(procs.log(name))}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,53 +223,12 @@ def snapshot_code(work: Path) -> Path:
     return code
 
 
-def setup_env(work: Path, slack_url: str, port: int, start: date) -> dict:
-    dagster_home, data_dir = work / "dagster_home", work / "data"
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FINOPS_", "DAGSTER_", "DBT_", "OPENAI_", "SLACK_"))}
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        DAGSTER_HOME=str(dagster_home),
-        FINOPS_DATA_DIR=str(data_dir),
-        FINOPS_DUCKDB_PATH=str(data_dir / "finops.duckdb"),
-        FINOPS_SOURCE="demo",
-        FINOPS_START_DATE=start.isoformat(),
-        FINOPS_DAGSTER_URL=f"http://127.0.0.1:{port}",
-        SLACK_BOT_TOKEN="xoxb-bench",
-        FINOPS_SLACK_API_URL=slack_url,
-        # dbt's per-run artifacts and logs in the work folder, not in the shared checkout
-        DBT_TARGET_PATH=str(work / "dbt_target"),
-        DBT_LOG_PATH=str(work / "dbt_logs"),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def start_servers(procs: Processes, port: int) -> str:
-    url = f"http://127.0.0.1:{port}"
-    # One at a time: both would create the fresh SQLite storage at once otherwise (see the e2e test).
-    procs.start("webserver", [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
-                              "-p", str(port)])
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus " \
-            "locationOrLoadError { __typename ... on PythonError { message } } } } } }"
-    while True:
-        procs.check_alive("webserver")
-        if http_ok(f"{url}/server_info"):
-            entries = (graphql(url, query).get("data") or {}).get("workspaceOrError", {}).get("locationEntries") or []
-            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-                errors = [e for e in entries if e["locationOrLoadError"]["__typename"] == "PythonError"]
-                if errors:
-                    raise RuntimeError(f"code location failed to load: {errors[0]['locationOrLoadError']['message']}")
-                break
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"webserver not ready after {STARTUP_TIMEOUT_S}s\n{tail(procs.log('webserver'))}")
-        time.sleep(1)
-    procs.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"])
-    return url
+def setup_env(work: Path, code_dir: Path, slack_url: str, port: int, start: date) -> dict:
+    """A temporary instance and data folder in the work folder, the demo bill, Slack at the local
+    server, no LLM; the code loaded from ``code_dir``."""
+    return TempInstance(work).create().env(
+        start, code=code_dir, FINOPS_SOURCE="demo", FINOPS_DAGSTER_URL=f"http://127.0.0.1:{port}",
+        SLACK_BOT_TOKEN="xoxb-bench", FINOPS_SLACK_API_URL=slack_url)
 
 
 def sensor_interval(code_dir: Path, target: float) -> int:
@@ -455,7 +329,7 @@ def main() -> int:
         code_dir = args.code.resolve() if args.code else REPO if args.live else snapshot_code(work)
         sys.path.insert(0, str(code_dir))
         with TimedSlack() as slack:
-            env = setup_env(work, slack.api_url, port, args.start)
+            env = setup_env(work, code_dir, slack.api_url, port, args.start)
             os.environ.update({k: v for k, v in env.items() if k.startswith(("DAGSTER_", "FINOPS_", "DBT_"))})
             os.environ["SLACK_BOT_TOKEN"] = env["SLACK_BOT_TOKEN"]
             procs = Processes(env, work / "logs", code_dir)
@@ -468,15 +342,15 @@ def main() -> int:
 
             # 2. History, no daemon yet.
             began = time.monotonic()
-            proc = materialize(procs, "history", args.start, args.history_end)
-            wait_process(procs, "history", proc, MATERIALIZE_TIMEOUT_S)
+            proc = procs.start("history", materialize_command(args.start, args.history_end))
+            procs.wait("history", proc, MATERIALIZE_TIMEOUT_S)
             history_runs = sorted({r.run_id for r in anomalies_after(instance, None)})
             print(f"history {args.start}...{args.history_end}: {len(history_runs)} run(s), "
                   f"{time.monotonic() - began:.0f} s", flush=True)
 
             # 3. Servers; the sensor's first tick alerts on the history.
             began = time.monotonic()
-            url = start_servers(procs, port)
+            url = start_servers(procs, port, STARTUP_TIMEOUT_S)
             print(f"webserver {url} ready after {time.monotonic() - began:.0f} s; daemon started", flush=True)
             served = served_interval(url)
             if served != interval:
@@ -493,8 +367,8 @@ def main() -> int:
                     first, last = done_until + timedelta(days=1), day - timedelta(days=1)
                     before, posts = latest_anomalies_storage_id(instance), slack.post_count()
                     began = time.monotonic()
-                    proc = materialize(procs, f"untimed_{n}", first, last)
-                    wait_process(procs, f"untimed_{n}", proc, MATERIALIZE_TIMEOUT_S)
+                    proc = procs.start(f"untimed_{n}", materialize_command(first, last))
+                    procs.wait(f"untimed_{n}", proc, MATERIALIZE_TIMEOUT_S)
                     runs = sorted({r.run_id for r in anomalies_after(instance, before)})
                     wait_drained(instance, slack, procs, runs, f"{first}...{last}")
                     span = f"{first}" if first == last else f"{first}...{last}"
@@ -502,7 +376,7 @@ def main() -> int:
                           f"{time.monotonic() - began:.0f} s ({slack.post_count() - posts} post(s))", flush=True)
 
                 before, index = latest_anomalies_storage_id(instance), slack.request_count()
-                proc = materialize(procs, f"timed_{n}", day, day)
+                proc = procs.start(f"timed_{n}", materialize_command(day, day))
                 deadline = time.monotonic() + MATERIALIZE_TIMEOUT_S
                 record = post = None
                 while True:
@@ -520,7 +394,7 @@ def main() -> int:
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.05)
-                wait_process(procs, f"timed_{n}", proc, MATERIALIZE_TIMEOUT_S)
+                procs.wait(f"timed_{n}", proc, MATERIALIZE_TIMEOUT_S)
                 if record is None:
                     raise RuntimeError(f"timed_{n}: no anomalies materialization for {day}")
                 meta = record.asset_materialization.metadata

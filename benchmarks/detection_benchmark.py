@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -34,33 +31,27 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for `benchmarks.*`
 
 from benchmarks import detection_metrics, labelled_bill, seed_detectors  # noqa: E402
+from benchmarks.harness import REPO, backfill_focus  # noqa: E402
 
 from finops_pipeline.detection.incidents import summarize  # noqa: E402
+from finops_pipeline.detection.series import series_key  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 WARM_UP_DAYS = 90  # no detector is scored before it: the pipeline's bands need four weeks, labels start later
+PIPELINE_ROWS = ("finops-pipeline: alerts (warning and above)", "finops-pipeline: incidents, info included",
+                 "finops-pipeline: every anomaly row, explained included")
 
 
-def run_pipeline(workdir: Path, start: date, end: date) -> float:
-    """Backfill the pipeline over [start, end) on the exports under workdir/focus; the wall time."""
-    home = workdir / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "FINOPS_SOURCE": "focus", "FINOPS_FOCUS_PATH": str(workdir / "focus"),
-           "FINOPS_START_DATE": start.isoformat(), "FINOPS_DATA_DIR": str(workdir / "data"), "FINOPS_GRANULARITY": "daily"}
-    for name in ("FINOPS_DUCKDB_PATH", "OPENAI_API_KEY", "SLACK_BOT_TOKEN"):
-        env.pop(name, None)
-    dagster = Path(sys.executable).parent / "dagster"
-    began = time.perf_counter()
-    subprocess.run([str(dagster), "asset", "materialize", "-m", "finops_pipeline.definitions", "--select", "+anomalies",
-                    "--partition-range", f"{start}...{end - timedelta(days=1)}"], env=env, cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return time.perf_counter() - began
+def run_pipeline(workdir: Path, start: date, end: date, code: Path = REPO, focus: Path | None = None) -> float:
+    """Backfill the pipeline of the code tree ``code`` over [start, end) on the exports under
+    ``focus`` (default workdir/focus), into an instance and DuckDB under workdir; the wall time."""
+    return backfill_focus(workdir, focus or workdir / "focus", start, end - timedelta(days=1), code)
 
 
-def pipeline_flags(db: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def pipeline_flags(db: Path, table: pd.DataFrame | None = None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(alerted, every unexplained incident's anomalies, every anomaly, daily usage per sub-account ×
-    service) from the pipeline's DuckDB."""
+    service) from the pipeline's DuckDB. ``table``: the incidents of its anomalies (default: this
+    checkout's ``summarize``; another code tree's own, to score that tree)."""
     with duckdb.connect(str(db), read_only=True) as con:
         found = con.execute("SELECT * FROM anomalies").df()
         usage = con.execute(
@@ -69,14 +60,36 @@ def pipeline_flags(db: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, 
         ).df()
     found["day"] = found["period_start"].dt.tz_convert("UTC").dt.date
     # The incidents an alert goes out for: warning or above, and not explained by a finer one.
-    table = summarize(found, pd.Series(dtype="object"))
+    if table is None:
+        table = summarize(found, pd.Series(dtype="object"))
     alerted_ids = set(table.loc[table["severity"].isin(["warning", "critical"]) & table["explained_by"].isna(),
                                 "incident_id"])
     alerted = found[found["incident_id"].isin(alerted_ids)]
     shown = found[found["incident_id"].isin(set(table.loc[table["explained_by"].isna(), "incident_id"]))]
-    usage["series_key"] = [labelled_bill.series_key(*k) for k in zip(usage.provider, usage.sub_account_id, usage.service_name)]
+    usage["series_key"] = [series_key("sub_account_service", *k)
+                           for k in zip(usage.provider, usage.sub_account_id, usage.service_name)]
     columns = ["series_key", "day"]
     return alerted[columns], shown[columns], found[columns], usage[["series_key", "day", "cost"]]
+
+
+def scored_window(start: date, end: date) -> tuple[date, date]:
+    """The days every detector is scored on, both included: after the warm-up, to the last day."""
+    return start + timedelta(days=WARM_UP_DAYS), end - timedelta(days=1)
+
+
+def evaluate(flags: pd.DataFrame, labels: pd.DataFrame, n_series: int, start: date, end: date) -> dict:
+    """``detection_metrics.evaluate`` of flags (series_key, day) over the scored window of [start, end)."""
+    scored_from, last = scored_window(start, end)
+    flags = flags[(flags["day"] >= scored_from) & (flags["day"] <= last)]
+    return detection_metrics.evaluate(flags, labels, n_series, scored_from, last)
+
+
+def score_pipeline(flags: tuple[pd.DataFrame, ...], labels: pd.DataFrame, start: date, end: date) -> dict[str, dict]:
+    """The pipeline's rows of the table (``PIPELINE_ROWS``: alerts, incidents, every anomaly) from
+    ``pipeline_flags``; false alarms are per sub-account × service series-month of the usage."""
+    *found, usage = flags
+    n_series = usage["series_key"].nunique()
+    return {name: evaluate(f, labels, n_series, start, end) for name, f in zip(PIPELINE_ROWS, found)}
 
 
 def main() -> None:
@@ -97,22 +110,15 @@ def main() -> None:
     print(labels.groupby(["benign", "kind"]).size().rename("windows").to_string(), "\n")
 
     wall = run_pipeline(workdir, args.start, args.end)
-    alerted, incidents, every_anomaly, usage = pipeline_flags(workdir / "data" / "finops.duckdb")
-
-    scored_from = args.start + timedelta(days=WARM_UP_DAYS)
-    last = args.end - timedelta(days=1)
+    flags = pipeline_flags(workdir / "data" / "finops.duckdb")
+    usage = flags[-1]
     n_series = usage["series_key"].nunique()
-
-    def evaluate(flags: pd.DataFrame) -> dict:
-        flags = flags[(flags["day"] >= scored_from) & (flags["day"] <= last)]
-        return detection_metrics.evaluate(flags, labels, n_series, scored_from, last)
-
-    results = {"finops-pipeline: alerts (warning and above)": evaluate(alerted),
-               "finops-pipeline: incidents, info included": evaluate(incidents),
-               "finops-pipeline: every anomaly row, explained included": evaluate(every_anomaly)}
+    scored_from, last = scored_window(args.start, args.end)
+    results = score_pipeline(flags, labels, args.start, args.end)
     seeds = seed_detectors.flag_all(usage)
     for name in seed_detectors.SEED_DETECTORS:
-        results[name] = evaluate(seeds.loc[seeds["detector"] == name, ["series_key", "day"]])
+        results[name] = evaluate(seeds.loc[seeds["detector"] == name, ["series_key", "day"]], labels, n_series,
+                                 args.start, args.end)
     print(f"Scored {scored_from}..{last}: {n_series} series × {(last - scored_from).days / 30.44:.1f} months\n")
     print(detection_metrics.format_table(results))
     print("\nRecall by kind:")

@@ -34,16 +34,10 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.seed_detectors import as_days
+from finops_pipeline.detection.series import LEVEL_COLUMNS  # the label columns each level's key names, in order
 
 GRACE_DAYS = 7
 DAYS_PER_MONTH = 365.25 / 12
-_LEVEL_PARTS = {  # the label columns each level's key names, in order
-    "provider": ("provider",),
-    "sub_account": ("provider", "sub_account_id"),
-    "service": ("provider", "service_name"),
-    "team": ("team",),
-    "sub_account_service": ("provider", "sub_account_id", "service_name"),
-}
 
 
 def parse_key(key: str) -> dict[str, str]:
@@ -57,7 +51,7 @@ def _components(key: str) -> tuple[tuple[str, str], ...]:
     if key == "total":
         return ()
     level, _, rest = key.partition(":")
-    columns = _LEVEL_PARTS[level]
+    columns = LEVEL_COLUMNS[level]
     return tuple(zip(columns, rest.split("/", len(columns) - 1)))
 
 

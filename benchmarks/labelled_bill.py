@@ -45,6 +45,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from finops_pipeline.detection import series
 from finops_pipeline.sources.focus import FOCUS_COLUMNS, TIMESTAMP_COLUMNS, billing_period
 
 ANOMALY_KINDS = ("one_day_spike", "level_shift", "slow_ramp", "drop_to_zero", "new_service", "new_sku",
@@ -229,7 +230,7 @@ MONTHLY_CREDITS = (("data-platform", EC2, -500.0, "Promotional credit"), ("dev-e
 
 def series_key(provider: str, sub_account_id: str, service_name: str) -> str:
     """The pipeline's key for a sub-account × service series."""
-    return f"sub_account_service:{provider}/{sub_account_id}/{service_name}"
+    return series.series_key("sub_account_service", provider, sub_account_id, service_name)
 
 
 @dataclass

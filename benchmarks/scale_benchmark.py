@@ -3,7 +3,7 @@
 A 90-day FOCUS bill of about 10 M line items over ~3,000 sub-account × service series (100
 sub-accounts × 30 services; spend log-uniform from ~$3 to ~$1,100 a day per series, weekly
 seasonality, noise, a few injected spikes), written as monthly Parquet exports and backfilled with
-``dagster asset materialize --select +anomalies`` as one run, as a user would. Prints the wall time,
+``dagster asset materialize --select '*anomalies'`` as one run, as a user would. Prints the wall time,
 each step's time, how many series each model forecast, and what was found.
 
     python benchmarks/scale_benchmark.py [--series-accounts 100] [--services 30] [--days 90] [--workdir DIR]
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +21,10 @@ from pathlib import Path
 
 import duckdb
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for `benchmarks.*`
+
+from benchmarks.harness import TempInstance, backfill_focus  # noqa: E402
+
 START = date(2025, 1, 1)
 
 
@@ -79,6 +80,15 @@ def generate(folder: Path, accounts: int, services: int, days: int) -> int:
     return rows
 
 
+def step_seconds(workdir: Path) -> list[tuple[str, float]]:
+    """Each step of the latest run on the instance under workdir, with its duration."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(TempInstance(workdir).dagster_home)) as instance:
+        (run,) = instance.get_runs(limit=1)
+        return [(step.step_key, step.end_time - step.start_time) for step in instance.get_run_step_stats(run.run_id)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--accounts", type=int, default=100)
@@ -93,28 +103,12 @@ def main() -> None:
     print(f"Bill: {rows:,} line items, {args.accounts * args.services:,} sub-account × service series, {args.days} days "
           f"(generated in {time.perf_counter() - began:.0f} s)")
 
-    home = workdir / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "FINOPS_SOURCE": "focus", "FINOPS_FOCUS_PATH": str(workdir / "focus"),
-           "FINOPS_START_DATE": START.isoformat(), "FINOPS_DATA_DIR": str(workdir / "data"), "FINOPS_GRANULARITY": "daily"}
-    env.pop("FINOPS_DUCKDB_PATH", None)
-    last = START + timedelta(days=args.days - 1)
-    began = time.perf_counter()
-    subprocess.run([str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "finops_pipeline.definitions",
-                    "--select", "+anomalies", "--partition-range", f"{START}...{last}"],
-                   env=env, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wall = time.perf_counter() - began
+    wall = backfill_focus(workdir, workdir / "focus", START, START + timedelta(days=args.days - 1))
     print(f"\n90-day backfill through `anomalies`, one run: {wall:.0f} s on {os.cpu_count()} cores (target ≤ 600 s)\n")
 
-    os.environ["DAGSTER_HOME"] = str(home)
-    from dagster import DagsterInstance
-
-    instance = DagsterInstance.get()
-    (run,) = instance.get_runs(limit=1)
     print("| step | seconds |\n|---|---:|")
-    for step in instance.get_run_step_stats(run.run_id):
-        print(f"| {step.step_key} | {step.end_time - step.start_time:.0f} |")
+    for step, seconds in step_seconds(workdir):
+        print(f"| {step} | {seconds:.0f} |")
 
     with duckdb.connect(str(workdir / "data" / "finops.duckdb"), read_only=True) as con:
         print("\nSeries forecast per model and level (horizon-0 rows):")

@@ -9,31 +9,27 @@ three days must run as exactly one run.
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-try:
-    import requests
-except ImportError:  # `requests` is a dev extra; fall back to the standard library
-    requests = None
-    import urllib.error
-    import urllib.request
+from benchmarks.harness import (
+    HarnessError,
+    Processes,
+    TempInstance,
+    free_port,
+    graphql,
+    start_servers,
+    wait_for_code_location,
+)
 
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The venv running pytest also holds the dagster CLIs; not resolved, so a symlinked python still
-# points at the venv's bin folder.
+# The venv running pytest also holds the dagster CLIs (benchmarks.harness runs them from there).
 BIN_DIR = Path(sys.executable).parent
 
 STARTUP_TIMEOUT_S = 180
@@ -62,22 +58,6 @@ BACKFILL_TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAIL
 # --------------------------------------------------------------------------------------------
 # GraphQL queries (field names from dagster_graphql/schema in dagster 1.13)
 # --------------------------------------------------------------------------------------------
-
-LOCATIONS_QUERY = """
-query Locations {
-  workspaceOrError {
-    __typename
-    ... on Workspace {
-      locationEntries {
-        name
-        loadStatus
-        locationOrLoadError { __typename ... on PythonError { message stack } }
-      }
-    }
-    ... on PythonError { message }
-  }
-}
-"""
 
 ASSET_NODES_QUERY = """
 query AssetNodes {
@@ -151,122 +131,29 @@ class GraphQLError(RuntimeError):
     pass
 
 
-def _free_port() -> int:
-    # Bind to port 0 and let the kernel choose; a tiny race before the webserver binds is acceptable.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _post_json(url: str, payload: dict, timeout: float) -> dict:
-    if requests is not None:
-        response = requests.post(url, json=payload, timeout=timeout)
-        # GraphQL reports query errors as JSON even with a 4xx status: read the body first.
-        try:
-            return response.json()
-        except ValueError:
-            response.raise_for_status()
-            raise
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return json.loads(exc.read())
-
-
-def _get_ok(url: str, timeout: float) -> bool:
-    try:
-        if requests is not None:
-            return requests.get(url, timeout=timeout).ok
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status == 200
-    except (OSError, ValueError):  # refused / reset while the server starts
-        return False
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    if not path.exists():
-        return f"<{path.name}: not written (process not started)>"
-    # Dagster colours its log lines; the escape codes only clutter an assertion message.
-    text = re.sub(r"\x1b\[[0-9;]*m", "", path.read_text(errors="replace")).splitlines()
-    return f"----- last {min(lines, len(text))} lines of {path.name} -----\n" + "\n".join(text[-lines:])
-
-
 @dataclass
 class DagsterStack:
     """The two servers, their logs, and a GraphQL client for them."""
 
     url: str
     data_dir: Path
-    logs: list[Path]
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    procs: Processes
 
     def gql(self, query: str, variables: dict | None = None, timeout: float = 60) -> dict:
-        body = _post_json(f"{self.url}/graphql", {"query": query, "variables": variables or {}}, timeout)
+        body = graphql(self.url, query, variables, timeout)
         if body.get("errors"):
             raise GraphQLError(json.dumps(body["errors"], indent=2)[:4000])
         return body["data"]
 
-    def log_tails(self) -> str:
-        return "\n\n".join(_tail(p) for p in self.logs)
-
     def fail(self, message: str) -> None:
-        pytest.fail(f"{message}\n\n{self.log_tails()}", pytrace=False)
+        pytest.fail(f"{message}\n\n{self.procs.log_tails()}", pytrace=False)
 
     def check_alive(self) -> None:
         # A server that died will never answer: say so now rather than at the timeout.
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                self.fail(f"{name} exited early with code {proc.returncode}")
-
-
-def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM the process group (code servers and run workers are children), then SIGKILL."""
-    if proc.poll() is None:
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    # Children may outlive a leader that exited on its own: always sweep the group.
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-def _server_env(dagster_home: Path, data_dir: Path, port: int, tmp_path: Path) -> dict:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        # Hermetic: nothing from the developer's shell (or from this pytest process, whose
-        # conftest import exported FINOPS_DUCKDB_PATH) may point the servers elsewhere; no
-        # LLM or Slack credentials, so reports use the template and alerts go to the outbox.
-        if not k.startswith(("FINOPS_", "DAGSTER_", "DBT_"))
-        and k not in {"OPENAI_API_KEY", "OPENAI_BASE_URL", "SLACK_BOT_TOKEN"}
-    }
-    env.update(
-        PATH=f"{BIN_DIR}{os.pathsep}{env.get('PATH', '')}",
-        DAGSTER_HOME=str(dagster_home),
-        FINOPS_DATA_DIR=str(data_dir),
-        FINOPS_DUCKDB_PATH=str(data_dir / "finops.duckdb"),
-        FINOPS_START_DATE="2025-01-01",  # the partition keys below assume this start
-        FINOPS_DAGSTER_URL=f"http://127.0.0.1:{port}",
-        # Per-run dbt artifacts go to tmp, not into dbt_project/target in the repo.
-        DBT_TARGET_PATH=str(tmp_path / "dbt_target"),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+            self.procs.check_alive()
+        except HarnessError as exc:
+            self.fail(str(exc))
 
 
 @pytest.fixture
@@ -274,79 +161,33 @@ def dagster_stack(tmp_path: Path):
     for exe in ("dagster-webserver", "dagster-daemon"):
         assert (BIN_DIR / exe).exists(), f"{exe} not found next to {sys.executable}"
 
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    # The project's instance config (concurrency pool, run queue), with storage in tmp.
-    shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    port = _free_port()
-    env = _server_env(dagster_home, data_dir, port, tmp_path)
-
-    commands = {
-        "webserver": [str(BIN_DIR / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        "daemon": [str(BIN_DIR / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-    }
-    stack = DagsterStack(url=f"http://127.0.0.1:{port}", data_dir=data_dir,
-                         logs=[tmp_path / f"{name}.log" for name in commands])
-    log_files = []
-
-    def start(name: str) -> None:
-        log_file = open(tmp_path / f"{name}.log", "wb")
-        log_files.append(log_file)
-        stack.procs[name] = subprocess.Popen(
-            commands[name], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,  # own process group, for killpg
-        )
-
-    try:
-        # One at a time: on a fresh DAGSTER_HOME both servers would create the SQLite storage at
-        # once and one dies on "table alembic_version already exists". The webserver answers
-        # /server_info only once its instance (and storage) is up.
-        start("webserver")
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _get_ok(f"{stack.url}/server_info", timeout=5):
-            stack.check_alive()
-            if time.monotonic() > deadline:
-                stack.fail(f"webserver did not answer /server_info within {STARTUP_TIMEOUT_S}s")
-            time.sleep(0.5)
-        start("daemon")
+    # The project's instance config (concurrency pool, run queue), with storage in tmp; nothing from
+    # the developer's shell (or from this pytest process, whose conftest import exported
+    # FINOPS_DUCKDB_PATH) may point the servers elsewhere; no LLM or Slack credentials, so reports
+    # use the template and alerts go to the outbox.
+    instance = TempInstance(tmp_path).create()
+    port = free_port()
+    env = instance.env("2025-01-01",  # the partition keys below assume this start
+                       code=REPO_ROOT, FINOPS_DAGSTER_URL=f"http://127.0.0.1:{port}")
+    with Processes(env, tmp_path, REPO_ROOT) as procs:  # stops daemon, then webserver, whatever happens
+        stack = DagsterStack(url=f"http://127.0.0.1:{port}", data_dir=instance.data_dir, procs=procs)
+        try:
+            start_servers(procs, port, STARTUP_TIMEOUT_S, wait_for_location=False)
+        except HarnessError as exc:
+            stack.fail(str(exc))
         yield stack
-    finally:
-        # Daemon first, so it launches nothing while the webserver goes down.
-        for name in ("daemon", "webserver"):
-            if name in stack.procs:
-                stop_process_group(stack.procs[name])
-        for log_file in log_files:
-            log_file.close()
 
 
 def _wait_for_code_location(stack: DagsterStack) -> list[dict]:
-    """Wait until the webserver answers, the code location is loaded, and asset nodes are there."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    last_problem = "no answer yet"
-    while time.monotonic() < deadline:
-        stack.check_alive()
-        try:
-            workspace = stack.gql(LOCATIONS_QUERY, timeout=10)["workspaceOrError"]
-            entries = workspace.get("locationEntries") or []
-            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-                errors = [e for e in entries if e["locationOrLoadError"]["__typename"] == "PythonError"]
-                if errors:
-                    # A definitions import error will not fix itself: fail now, with the traceback.
-                    err = errors[0]["locationOrLoadError"]
-                    stack.fail(f"code location {errors[0]['name']!r} failed to load: {err['message']}\n"
-                               + "".join(err["stack"]))
-                nodes = stack.gql(ASSET_NODES_QUERY)["assetNodes"]
-                if nodes:
-                    return nodes
-                last_problem = "location loaded but no asset nodes"
-            else:
-                last_problem = f"workspace: {workspace}"
-        except (OSError, GraphQLError, ValueError) as exc:  # connection refused, server still starting
-            last_problem = repr(exc)
-        time.sleep(1)
-    stack.fail(f"webserver/code location not ready after {STARTUP_TIMEOUT_S}s; last: {last_problem}")
+    """Wait until the code location is loaded (failing at once on an import error, with its
+    traceback), then return the asset nodes."""
+    try:
+        wait_for_code_location(stack.url, STARTUP_TIMEOUT_S, stack.check_alive)
+    except HarnessError as exc:
+        stack.fail(f"webserver/code location not ready: {exc}")
+    nodes = stack.gql(ASSET_NODES_QUERY)["assetNodes"]
+    assert nodes, "code location loaded but no asset nodes"
+    return nodes
 
 
 def _run_error_messages(stack: DagsterStack, run_id: str) -> str:
