@@ -50,7 +50,7 @@ from finops_pipeline.alerting.delivery import (
     message_id,
 )
 from finops_pipeline.alerting.digest import digest_figures, digest_message
-from finops_pipeline.alerting.facts import describe_series
+from finops_pipeline.alerting.incident import Incident
 from finops_pipeline.alerting.ledger import pending_incidents, pending_revisions, record_revision, record_sent
 from finops_pipeline.alerting.llm import llm_pricing
 from finops_pipeline.alerting.messages import markdown_message, revision_note, slack_message, thread_reply
@@ -89,12 +89,12 @@ def anomaly_report(
     tokens, cost and latency, in `anomaly_reports`."""
     with connect(duckdb) as con:
         facts = pending_incidents(con, config.min_severity)
-        histories = {f["incident_id"]: _history_records(series_history(con, f)) for f in facts}
+        histories = {f.incident_id: _history_records(series_history(con, f)) for f in facts}
     if not facts:
         return MaterializeResult(metadata={"incidents": 0, "report": "nothing new to report"})
     client = llm.get_client() if llm.configured else None
     report = build_report(facts, histories, client, llm.model, llm_pricing(llm.model, llm.pricing))
-    ids = sorted(f["incident_id"] for f in facts)
+    ids = sorted(f.incident_id for f in facts)
     report_id = hashlib.sha256("|".join(ids).encode()).hexdigest()[:16]
     created = datetime.now(timezone.utc)
     path = outbox.path("reports") / f"report_{created:%Y%m%dT%H%M%S}_{report_id}.md"
@@ -169,36 +169,36 @@ def anomaly_alerts(
         summaries = _incident_summaries(con)
         queued, revised = [], []
         for fact in pending_incidents(con, config.min_severity):
-            head = message_id(fact["incident_id"], "alert")
+            head = message_id(fact.incident_id, "alert")
             chart = _incident_chart(con, fact, outbox)
-            report_id, analysis = summaries.get(fact["incident_id"], (None, None))
+            report_id, analysis = summaries.get(fact.incident_id, (None, None))
             message = slack_message(fact, outbox.dagster_url, report_id, analysis=analysis)
-            payload = {**message, "stem": f"{fact['span'][0][:10]}_{fact['incident_id']}",
+            payload = {**message, "stem": f"{fact.start_period:%Y-%m-%d}_{fact.incident_id}",
                        "markdown": markdown_message(fact, outbox.dagster_url, None),
-                       "record": {"status": "sent", "revision": 0, "anomaly": fact, "slack_message": message}}
-            channel = routes.channel_for(fact["team"]) if destination == "slack" else None
+                       "record": {"status": "sent", "revision": 0, "anomaly": fact.to_record(), "slack_message": message}}
+            channel = routes.channel_for(fact.team) if destination == "slack" else None
             with transaction(con):
-                enqueue(con, head, fact["incident_id"], "alert", destination, channel, payload)
-                enqueue(con, message_id(head, "chart"), fact["incident_id"], "chart", destination, channel,
-                        {"filename": f"finops-{fact['incident_id']}.png", "title": f"Cost vs forecast: {fact['series_key']}"},
+                enqueue(con, head, fact.incident_id, "alert", destination, channel, payload)
+                enqueue(con, message_id(head, "chart"), fact.incident_id, "chart", destination, channel,
+                        {"filename": f"finops-{fact.incident_id}.png", "title": f"Cost vs forecast: {fact.series_key}"},
                         head_message_id=head, chart_path=str(chart))
                 record_sent(con, fact, None, destination, channel, None, head)
-            queued.append(fact["incident_id"])
+            queued.append(fact.incident_id)
         for revision in pending_revisions(con):
             fact = revision.previous if revision.withdrawn else revision.current
             note = revision_note(revision.previous, revision.current)
             message = slack_message(fact, outbox.dagster_url, None, note, revision.withdrawn,
-                                    analysis=summaries.get(fact["incident_id"], (None, None))[1])
+                                    analysis=summaries.get(fact.incident_id, (None, None))[1])
             status = "withdrawn" if revision.withdrawn else "updated"
             head = revision.head_message_id
             with transaction(con):
-                enqueue(con, message_id(head, "update", revision.revision), fact["incident_id"], "update",
+                enqueue(con, message_id(head, "update", revision.revision), fact.incident_id, "update",
                         revision.destination, revision.channel,
                         {**message, "markdown": markdown_message(fact, outbox.dagster_url, None, note, revision.withdrawn),
-                         "record": {"status": status, "revision": revision.revision, "anomaly": fact, "slack_message": message}},
+                         "record": {"status": status, "revision": revision.revision, "anomaly": fact.to_record(), "slack_message": message}},
                         head_message_id=head)
                 reply = thread_reply(fact, note, revision.withdrawn)
-                enqueue(con, message_id(head, "reply", revision.revision), fact["incident_id"], "reply", revision.destination,
+                enqueue(con, message_id(head, "reply", revision.revision), fact.incident_id, "reply", revision.destination,
                         revision.channel, {**reply, "markdown": reply["text"] + "\n", "revision": revision.revision},
                         head_message_id=head)
                 record_revision(con, revision)
@@ -257,36 +257,36 @@ def _incident_summaries(con) -> dict[str, tuple[str, str | None]]:
     return {incident_id: (report_id, summary) for incident_id, report_id, summary in rows}
 
 
-def series_history(con, fact: dict, periods: int = 56) -> pd.DataFrame:
+def series_history(con, fact: Incident, periods: int = 56) -> pd.DataFrame:
     """The incident's series over the ``periods`` up to its latest: cost, and the forecast band
     each period was scored against (``period, cost, expected_cost, lower_bound, upper_bound``)."""
-    columns = {"provider": fact["provider"], "sub_account_id": fact["sub_account_id"], "service_name": fact["service"],
-               "team": fact["team"]}
-    filters = [f"{c} = ?" for c in LEVEL_COLUMNS[fact["series_level"]]]
-    end = GRAIN.period(pd.Timestamp(fact["span"][1])) + GRAIN.step
+    columns = {"provider": fact.provider, "sub_account_id": fact.sub_account_id, "service_name": fact.service,
+               "team": fact.team}
+    filters = [f"{c} = ?" for c in LEVEL_COLUMNS[fact.series_level]]
+    end = GRAIN.period(fact.latest_period) + GRAIN.step
     first = end - periods * GRAIN.step
     costs = as_periods(con.execute(
         f"""SELECT {PERIOD_COLUMN} AS period, sum(effective_cost) AS cost FROM {COSTS_TABLE}
             WHERE charge_category = 'Usage' AND {PERIOD_COLUMN} >= ? AND {PERIOD_COLUMN} < ? {''.join(' AND ' + f for f in filters)}
-            GROUP BY 1""", [first, end, *(columns[c] for c in LEVEL_COLUMNS[fact["series_level"]])]).df(), "period")
+            GROUP BY 1""", [first, end, *(columns[c] for c in LEVEL_COLUMNS[fact.series_level])]).df(), "period")
     bands = as_periods(con.execute(
         """SELECT target_period AS period, expected_cost, lower_bound, upper_bound FROM cost_forecasts
            WHERE horizon = 0 AND granularity = ? AND series_key = ? AND target_period >= ?::TIMESTAMPTZ
-             AND target_period < ?::TIMESTAMPTZ""", [GRAIN.name, fact["series_key"], *utc_bounds(first, end)]).df(), "period")
+             AND target_period < ?::TIMESTAMPTZ""", [GRAIN.name, fact.series_key, *utc_bounds(first, end)]).df(), "period")
     history = pd.DataFrame({"period": GRAIN.periods(first, end)})
     history = history.merge(costs, on="period", how="left").merge(bands, on="period", how="left")
     return history.assign(cost=history["cost"].fillna(0.0))
 
 
-def _incident_chart(con, fact: dict, outbox: OutboxResource) -> Path:
+def _incident_chart(con, fact: Incident, outbox: OutboxResource) -> Path:
     """The incident's series against its band, its anomalous periods marked, as a PNG file."""
     history = series_history(con, fact)
     marks = as_periods(con.execute(
         "SELECT period_start AS period, actual_cost AS cost FROM anomalies WHERE incident_id = ?",
-        [fact["incident_id"]]).df(), "period")
-    png = cost_band_chart([(f"{describe_series(fact)}: {fact['severity']} {fact['direction']} from {fact['start']}",
+        [fact.incident_id]).df(), "period")
+    png = cost_band_chart([(f"{fact.series_description}: {fact.severity} {fact.direction} from {fact.start_label}",
                             history, marks)], unit="hour" if GRAIN.name == "hourly" else "day")
-    path = outbox.path("charts") / f"incident_{fact['incident_id']}.png"
+    path = outbox.path("charts") / f"incident_{fact.incident_id}.png"
     atomic_write(path, png)
     return path
 
