@@ -2,11 +2,12 @@
 
 The model answers in the JSON schema of a pydantic model (``IncidentAnalysis``, ``RunSummary``)
 through ``response_format={"type": "json_schema", ...}``. A reply is accepted only if the model
-validates it, copies the statistics' severity, and every dollar figure in it is a figure of the data it
-was given; otherwise it gets one repair request, and the caller falls back to the template. HTTP
-retries (429 honouring Retry-After, 5xx, timeouts, connection errors) are the `openai` client's
-own, bounded by its ``max_retries``. Billing text reaches the model only JSON-encoded inside a
-delimited block that the system prompt declares untrusted data.
+validates it, copies the statistics' severity, and every dollar figure in it is a figure of the
+data it was given; otherwise it gets one repair request (listing the validation errors, or the
+failed checks), and the caller falls back to the template. HTTP retries (429 honouring
+Retry-After, 5xx, timeouts, connection errors) are the `openai` client's own, bounded by its
+``max_retries``. Billing text reaches the model only JSON-encoded inside a delimited block that
+the system prompt declares untrusted data.
 """
 
 from __future__ import annotations
