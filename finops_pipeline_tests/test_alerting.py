@@ -3,13 +3,15 @@ that speak their wire protocols."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import openai
 import pandas as pd
 import pytest
 
-from finops_pipeline.alerting.facts import anomaly_facts, money
+from finops_pipeline.alerting.facts import money
+from finops_pipeline.alerting.incident import Incident, incidents_from_rows
 from finops_pipeline.alerting.llm import ANALYSIS_PROMPT
 from finops_pipeline.alerting.messages import escape_mrkdwn, markdown_message, slack_message
 from finops_pipeline.alerting.report import build_report
@@ -40,20 +42,20 @@ def _anomalies() -> pd.DataFrame:
     ])
 
 
-def _analysis_reply(fact: dict, text: str) -> str:
-    """A valid structured reply for ``fact``: its severity, and only its figures."""
+def _analysis_reply(incident: Incident, text: str) -> str:
+    """A valid structured reply for ``incident``: its severity, and only its figures."""
     return json.dumps({
-        "summary": text, "severity": fact["severity"],
+        "summary": text, "severity": incident.severity,
         "hypotheses": [{"cause": "A cryptominer on a leaked key", "likelihood": "high",
-                        "evidence": f"Impact {money(fact['impact_usd'], signed=True)}."}],
+                        "evidence": f"Impact {money(incident.impact_usd, signed=True)}."}],
         "immediate_actions": ["Revoke the leaked keys."], "prevention": ["Scope the sandbox's keys."],
-        "estimated_savings_usd": fact["total_excess_usd"],
+        "estimated_savings_usd": incident.total_excess_usd,
     })
 
 
 def test_llm_report_sends_billing_text_only_as_quoted_data_and_keeps_the_real_figures():
-    facts = anomaly_facts(_anomalies())
-    assert [f["anomaly_id"] for f in facts] == ["a1", "a2"]  # most expensive first
+    facts = incidents_from_rows(_anomalies())
+    assert [f.peak_anomaly_id for f in facts] == ["a1", "a2"]  # most expensive first
     summary = json.dumps({"headline": "A sandbox cryptominer", "summary": "EC2 in dev-sandbox leads.",
                           "priorities": [{"incident_id": "a1", "reason": "critical"}]})
     replies = [_analysis_reply(facts[0], "The sandbox ran a cryptominer; revoke the leaked keys."),
@@ -85,7 +87,7 @@ def test_llm_report_sends_billing_text_only_as_quoted_data_and_keeps_the_real_fi
     (["", ""], 10.0, "LLM reply rejected: the reply is not valid JSON"),
 ])
 def test_llm_failures_fall_back_to_the_template_and_say_so(replies, timeout, reason):
-    facts = anomaly_facts(_anomalies())
+    facts = incidents_from_rows(_anomalies())
     with OpenAIServer(replies=replies) as server:
         client = openai.OpenAI(api_key="k", base_url=server.base_url, timeout=timeout, max_retries=0)
         report = build_report(facts, {}, client, "m")
@@ -96,7 +98,7 @@ def test_llm_failures_fall_back_to_the_template_and_say_so(replies, timeout, rea
 
 
 def test_template_report_without_llm_has_every_number():
-    report = build_report(anomaly_facts(_anomalies()), {}, None, "m")
+    report = build_report(incidents_from_rows(_anomalies()), {}, None, "m")
     assert report.used_fallback and report.fallback_reason == "no LLM configured" and report.model is None
     for figure in ("$2,711.40", "$93.90", "$60.00", "$139.17", "+$2,617.50", "+2787.5%", "+$2,610.00"):
         assert figure in report.markdown
@@ -104,7 +106,7 @@ def test_template_report_without_llm_has_every_number():
 
 def test_billing_text_is_escaped_for_slack_mrkdwn():
     assert escape_mrkdwn("<!channel> & <https://x|y>") == "&lt;!channel&gt; &amp; &lt;https://x|y&gt;"
-    facts = anomaly_facts(_anomalies())
+    facts = incidents_from_rows(_anomalies())
     for fact in facts:
         message = slack_message(fact, "http://dagster.local", "r1")
         mrkdwn = [message["text"]] + [
@@ -123,7 +125,7 @@ def test_billing_text_is_escaped_for_slack_mrkdwn():
 
 
 def test_slack_resource_posts_block_kit_over_the_web_api():
-    fact = anomaly_facts(_anomalies())[0]
+    fact = incidents_from_rows(_anomalies())[0]
     message = slack_message(fact, "http://dagster.local", None)
     with SlackServer() as server:
         slack = FinopsSlackResource(token="xoxb-test", api_url=server.api_url, channel="#finops")
@@ -152,8 +154,8 @@ def test_the_ledger_revises_a_sent_alert_only_when_its_announced_figures_change(
         migrate(con)
         anomalies = _anomalies()
         rescore(anomalies)
-        for fact in anomaly_facts(anomalies):
-            record_sent(con, fact, None, "slack", "C0FINOPS", f"17000000{fact['anomaly_id'][1]}.0001")
+        for fact in incidents_from_rows(anomalies):
+            record_sent(con, fact, None, "slack", "C0FINOPS", f"17000000{fact.peak_anomaly_id[1]}.0001")
         assert pending_revisions(con) == []
 
         # Float noise below a cent is the same alert; a new actual, or a gone anomaly, is not.
@@ -162,12 +164,12 @@ def test_the_ledger_revises_a_sent_alert_only_when_its_announced_figures_change(
         rescore(anomalies.iloc[:1].assign(actual_cost=2911.4, impact_usd=2817.5))
         updated, withdrawn = sorted(pending_revisions(con), key=lambda r: r.incident_id)
         assert (updated.incident_id, updated.withdrawn, updated.revision) == ("a1", False, 1)
-        assert updated.previous["actual_usd"] == 2711.4 and updated.current["actual_usd"] == 2911.4
+        assert updated.previous.actual_usd == 2711.4 and updated.current.actual_usd == 2911.4
         assert (withdrawn.incident_id, withdrawn.withdrawn, withdrawn.message_ref) == ("a2", True, "170000002.0001")
         for revision in (updated, withdrawn):
             record_revision(con, revision)
         assert pending_revisions(con) == []
-        assert con.execute("SELECT anomaly_id, status, revision FROM alert_ledger ORDER BY 1").fetchall() == \
+        assert con.execute("SELECT incident_id, status, revision FROM alert_ledger ORDER BY 1").fetchall() == \
             [("a1", "updated", 1), ("a2", "withdrawn", 1)]
 
         # A withdrawn anomaly that a later re-run brings back is announced again, in its message.
@@ -181,11 +183,11 @@ def test_the_ledger_revises_a_sent_alert_only_when_its_announced_figures_change(
 def test_a_revised_alert_says_what_changed():
     from finops_pipeline.alerting.messages import revision_note
 
-    sent = {**anomaly_facts(_anomalies())[1], "periods": 1, "status": "open"}
-    grown = {**sent, "periods": 3, "latest": "2025-07-22"}
+    sent = dataclasses.replace(incidents_from_rows(_anomalies())[1], periods=1, status="open")
+    grown = dataclasses.replace(sent, periods=3, latest_label="2025-07-22")
     assert revision_note(sent, grown) == "Ongoing: now 3 periods, latest 2025-07-22."
-    assert revision_note(grown, {**grown, "severity": "critical"}) == "Escalated from warning to critical."
-    assert revision_note(grown, {**grown, "status": "resolved"}) == "Resolved: back in its band after 2025-07-22."
+    assert revision_note(grown, dataclasses.replace(grown, severity="critical")) == "Escalated from warning to critical."
+    assert revision_note(grown, dataclasses.replace(grown, status="resolved")) == "Resolved: back in its band after 2025-07-22."
     assert revision_note(sent, None).startswith("Withdrawn: re-scored, 2025-07-20 is no longer an anomaly")
     message = slack_message(grown, "http://dagster", None)
     assert "open, 3 periods from 2025-07-20 to 2025-07-22" in json.dumps(message)

@@ -37,7 +37,7 @@ def _queue_alert(con, incident: str, channel: str = "#finops-alerts", chart: Pat
     if chart is not None:
         enqueue(con, message_id(head, "chart"), incident, "chart", "slack", channel,
                 {"filename": f"finops-{incident}.png", "title": "Cost vs forecast"}, head_message_id=head, chart_path=str(chart))
-    con.execute("INSERT INTO alert_ledger (anomaly_id, destination, channel, status, revision, head_message_id) "
+    con.execute("INSERT INTO alert_ledger (incident_id, destination, channel, status, revision, head_message_id) "
                 "VALUES (?, 'slack', ?, 'sent', 0, ?)", [incident, channel, head])
     return head
 
@@ -68,7 +68,7 @@ def test_an_alert_posts_once_with_its_chart_and_updates_in_its_thread(tmp_path):
         assert upload["content"] == PNG and upload["filename"] == "finops-inc1.png"
         (chart_message,) = slack.thread(ts)
         assert chart_message["files"][0]["name"] == "finops-inc1.png"
-        ledger = con.execute("SELECT channel, message_ref FROM alert_ledger WHERE anomaly_id = 'inc1'").fetchone()
+        ledger = con.execute("SELECT channel, message_ref FROM alert_ledger WHERE incident_id = 'inc1'").fetchone()
         assert ledger == (SlackServer.CHANNEL_ID, ts)
 
         # A revision: the head is edited, and what changed is said in the thread.

@@ -11,12 +11,13 @@ import openai
 import pandas as pd
 import pytest
 
-from finops_pipeline.alerting.facts import anomaly_facts, money
+from finops_pipeline.alerting.facts import money
+from finops_pipeline.alerting.incident import Incident, incidents_from_rows
 from finops_pipeline.alerting.llm import (
     ANALYSIS_PROMPT,
-    INCIDENT_SCHEMA,
     SUMMARY_PROMPT,
-    SUMMARY_SCHEMA,
+    IncidentAnalysis,
+    RunSummary,
     data_figures,
     dollar_figures,
     incident_data,
@@ -54,18 +55,18 @@ def _anomalies() -> pd.DataFrame:
     ])
 
 
-def _history(fact: dict) -> list[dict]:
-    days = pd.date_range(end=pd.Timestamp(fact["day"]) - pd.Timedelta(days=2), periods=5, freq="D")
+def _history(incident: Incident) -> list[dict]:
+    days = pd.date_range(end=pd.Timestamp(incident.peak_day) - pd.Timedelta(days=2), periods=5, freq="D")
     rows = [{"period": d.date().isoformat(), "actual_usd": 90.0 + i, "expected_usd": 95.0, "lower_usd": 60.0,
              "upper_usd": 139.17} for i, d in enumerate(days)]
     rows[1]["expected_usd"] = rows[1]["lower_usd"] = rows[1]["upper_usd"] = None  # before the model had a forecast
-    return rows + [{"period": fact["start"], "actual_usd": 581.65, "expected_usd": 93.9, "lower_usd": 60.0,
+    return rows + [{"period": incident.start_label, "actual_usd": 581.65, "expected_usd": 93.9, "lower_usd": 60.0,
                     "upper_usd": 139.17}]
 
 
 @pytest.fixture
-def facts() -> list[dict]:
-    return anomaly_facts(_anomalies())
+def facts() -> list[Incident]:
+    return incidents_from_rows(_anomalies())
 
 
 def _reply(**overrides) -> dict:
@@ -120,7 +121,7 @@ def _client(server: OpenAIServer, timeout: float = 5.0, max_retries: int = 0) ->
                        timeout_seconds=timeout, max_retries=max_retries).get_client()
 
 
-def _every_dollar_figure_is_from_the_data(markdown: str, fact: dict, history: list[dict]) -> None:
+def _every_dollar_figure_is_from_the_data(markdown: str, fact: Incident, history: list[dict]) -> None:
     allowed = data_figures(incident_data(fact, history))
     for value, precision, text in dollar_figures(markdown):
         assert any(abs(value - a) <= max(precision, 0.01) / 2 + 1e-6 for a in allowed), f"{text} is not from the data"
@@ -135,7 +136,7 @@ def test_a_structured_reply_is_requested_validated_rendered_and_costed(facts):
     body = request["body"]
     assert body["model"] == "gpt-4o-mini" and body["temperature"] == 0
     assert body["response_format"] == {"type": "json_schema", "json_schema": {
-        "name": "incident_analysis", "strict": True, "schema": INCIDENT_SCHEMA}}
+        "name": "incident_analysis", "strict": True, "schema": IncidentAnalysis.model_json_schema()}}
     assert body["messages"][0] == {"role": "system", "content": ANALYSIS_PROMPT}
     data = _data_of(request)
     assert data["incident"]["total_excess_usd"] == 3105.25 and data["recent_history"][-1]["actual_usd"] == 581.65
@@ -312,7 +313,8 @@ def test_the_run_summary_is_structured_and_grounded(facts):
     with OpenAIServer(replies=[hostile, valid]) as server:
         summary = summarise_run(facts, _client(server), "m", PRICING)
     first, repair = server.bodies
-    assert first["response_format"]["json_schema"] == {"name": "run_summary", "strict": True, "schema": SUMMARY_SCHEMA}
+    assert first["response_format"]["json_schema"] == {"name": "run_summary", "strict": True,
+                                                         "schema": RunSummary.model_json_schema()}
     assert first["messages"][0]["content"] == SUMMARY_PROMPT
     assert "priorities is empty" in repair["messages"][3]["content"]
     assert "summary denies the anomalies" in repair["messages"][3]["content"]
@@ -332,7 +334,7 @@ def test_a_summary_naming_unknown_incidents_falls_back(facts):
 
 
 def test_build_report_has_a_summary_each_incident_and_the_figures_table(facts):
-    histories = {f["incident_id"]: _history(f) for f in facts}
+    histories = {f.incident_id: _history(f) for f in facts}
     with OpenAIServer(default=grounded_reply) as server:
         report = build_report(facts, histories, _client(server), "gpt-4o-mini", PRICING)
     assert len(server.requests) == 3  # one per incident, one summary
@@ -401,7 +403,7 @@ def test_llm_pricing():
 def test_a_drop_saves_nothing_and_the_template_says_what_to_check():
     frame = _anomalies().iloc[[1]].assign(direction="drop", actual_cost=20.0, impact_usd=-76.51, deviation_pct=-79.3,
                                          total_excess_usd=-76.51, top_contributors="[]")
-    (fact,) = anomaly_facts(frame)
+    (fact,) = incidents_from_rows(frame)
     md = template_analysis(fact, [], "because").markdown
     assert "**Estimated savings:** $0.00" in md and "Usage stopped or moved" in md
     assert "Check that the billing export for 2025-07-20 is complete." in md

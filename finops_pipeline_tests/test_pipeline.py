@@ -333,7 +333,7 @@ def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipel
     write_export(exports / "BILLING_PERIOD=2025-05" / "part-0.csv", date(2025, 5, 1), date(2025, 6, 1), frame=may.copy())
 
     def loop_alerts():
-        ledger = pipeline_query(db, "SELECT anomaly_id AS incident_id, status, revision, message_ref, announced FROM alert_ledger")
+        ledger = pipeline_query(db, "SELECT incident_id, status, revision, message_ref, announced FROM alert_ledger")
         ledger["announced"] = ledger["announced"].map(json.loads)
         return ledger[[a["series_key"] == loop_key for a in ledger["announced"]]]
 
@@ -437,7 +437,7 @@ def test_marking_an_incident_expected_stops_its_alerts_after_one_last_edit(pipel
     assert list(statuses) == ["expected"]
     stored = pipeline_query(db, "SELECT verdict, note, given_by FROM incident_feedback").to_dict("records")
     assert stored == [{"verdict": "expected", "note": "training cluster for the Q4 model", "given_by": "alice"}]
-    (alert,) = pipeline_query(db, "SELECT status, revision, message_ref, announced FROM alert_ledger WHERE anomaly_id = ?",
+    (alert,) = pipeline_query(db, "SELECT status, revision, message_ref, announced FROM alert_ledger WHERE incident_id = ?",
                               [incident]).itertuples()
     assert (alert.status, alert.revision, json.loads(alert.announced)["feedback"]) == ("updated", 1, "expected")
     outbox = json.loads(Path(alert.message_ref).read_text())

@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 
 from finops_pipeline.alerting.delivery import atomic_write
-from finops_pipeline.alerting.facts import describe_series
+from finops_pipeline.alerting.incident import Incident
 from finops_pipeline.detection.charts import cost_band_chart
 from finops_pipeline.detection.queries import as_periods
 from finops_pipeline.detection.series import LEVEL_COLUMNS
@@ -26,16 +26,16 @@ def _sql(name: str) -> str:
     return (resources.files("finops_pipeline.alerting") / "sql" / f"{name}.sql").read_text()
 
 
-def series_history(con: duckdb.DuckDBPyConnection, grain: Grain, fact: dict, periods: int = 56) -> pd.DataFrame:
+def series_history(con: duckdb.DuckDBPyConnection, grain: Grain, fact: Incident, periods: int = 56) -> pd.DataFrame:
     """The incident's series over the ``periods`` up to its latest: cost, and the forecast band
     each period was scored against (``period, cost, expected_cost, lower_bound, upper_bound``)."""
-    columns = LEVEL_COLUMNS[fact["series_level"]]
-    end = grain.period(pd.Timestamp(fact["span"][1])) + grain.step
+    columns = LEVEL_COLUMNS[fact.series_level]
+    end = grain.period(fact.latest_period) + grain.step
     first = end - periods * grain.step
     costs_sql = _sql("series_costs").format(period=grain.period_column, cost_table=grain.cost_table,
                                             filters="".join(f" AND {c} = ${i + 3}" for i, c in enumerate(columns)))
-    costs = as_periods(grain, con.execute(costs_sql, [first, end, *(fact[_FACT_FIELDS[c]] for c in columns)]).df(), "period")
-    bands = as_periods(grain, con.execute(_sql("series_bands"), [grain.name, fact["series_key"], *utc_bounds(first, end)]
+    costs = as_periods(grain, con.execute(costs_sql, [first, end, *(getattr(fact, _FACT_FIELDS[c]) for c in columns)]).df(), "period")
+    bands = as_periods(grain, con.execute(_sql("series_bands"), [grain.name, fact.series_key, *utc_bounds(first, end)]
                                           ).df(), "period")
     history = pd.DataFrame({"period": grain.periods(first, end)})
     history = history.merge(costs, on="period", how="left").merge(bands, on="period", how="left")
@@ -51,14 +51,14 @@ def history_records(grain: Grain, history: pd.DataFrame) -> list[dict]:
             for r in history.itertuples(index=False)]
 
 
-def incident_chart(con: duckdb.DuckDBPyConnection, grain: Grain, fact: dict, charts_dir: Path) -> Path:
+def incident_chart(con: duckdb.DuckDBPyConnection, grain: Grain, fact: Incident, charts_dir: Path) -> Path:
     """The incident's series against its band, its anomalous periods marked, as a PNG file."""
     history = series_history(con, grain, fact)
     marks = as_periods(grain, con.execute(
         "SELECT period_start AS period, actual_cost AS cost FROM anomalies WHERE incident_id = ?",
-        [fact["incident_id"]]).df(), "period")
-    png = cost_band_chart([(f"{describe_series(fact)}: {fact['severity']} {fact['direction']} from {fact['start']}",
+        [fact.incident_id]).df(), "period")
+    png = cost_band_chart([(f"{fact.series_description}: {fact.severity} {fact.direction} from {fact.start_label}",
                             history, marks)], unit=grain.unit)
-    path = charts_dir / f"incident_{fact['incident_id']}.png"
+    path = charts_dir / f"incident_{fact.incident_id}.png"
     atomic_write(path, png)
     return path

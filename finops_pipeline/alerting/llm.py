@@ -1,12 +1,13 @@
 """What the LLM is asked and what of its answer is kept.
 
-The model answers in a JSON schema (``INCIDENT_SCHEMA``, ``SUMMARY_SCHEMA``) through
-``response_format={"type": "json_schema", ...}``. A reply is accepted only if it matches the
-schema, copies the statistics' severity, and every dollar figure in it is a figure of the data it
-was given; otherwise it gets one repair request, and the caller falls back to the template. HTTP
-retries (429 honouring Retry-After, 5xx, timeouts, connection errors) are the `openai` client's
-own, bounded by its ``max_retries``. Billing text reaches the model only JSON-encoded inside a
-delimited block that the system prompt declares untrusted data.
+The model answers in the JSON schema of a pydantic model (``IncidentAnalysis``, ``RunSummary``)
+through ``response_format={"type": "json_schema", ...}``. A reply is accepted only if the model
+validates it, copies the statistics' severity, and every dollar figure in it is a figure of the
+data it was given; otherwise it gets one repair request (listing the validation errors, or the
+failed checks), and the caller falls back to the template. HTTP retries (429 honouring
+Retry-After, 5xx, timeouts, connection errors) are the `openai` client's own, bounded by its
+``max_retries``. Billing text reaches the model only JSON-encoded inside a delimited block that
+the system prompt declares untrusted data.
 """
 
 from __future__ import annotations
@@ -16,64 +17,76 @@ import math
 import re
 import time
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-import jsonschema
 import openai
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from finops_pipeline.alerting.facts import describe_series, money
+from finops_pipeline.alerting.facts import money
+from finops_pipeline.alerting.incident import Incident
 
-LIKELIHOODS = ("high", "medium", "low")  # a hypothesis's likelihood: an enum, ranked high first
-SEVERITY_LEVELS = ("info", "warning", "critical")  # as detection.scoring.SEVERITIES
+Likelihood = Literal["high", "medium", "low"]  # a hypothesis's likelihood, ranked high first
+Severity = Literal["info", "warning", "critical"]  # as detection.scoring.SEVERITIES
+LIKELIHOODS: tuple[str, ...] = get_args(Likelihood)
+SEVERITY_LEVELS: tuple[str, ...] = get_args(Severity)
 HISTORY_LIMIT = 60  # the most recent periods of a series given to the model
 
-INCIDENT_SCHEMA: dict = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["summary", "severity", "hypotheses", "immediate_actions", "prevention", "estimated_savings_usd"],
-    "properties": {
-        "summary": {"type": "string", "description": "Two sentences: what happened and why it matters."},
-        "severity": {"type": "string", "enum": list(SEVERITY_LEVELS),
-                     "description": "Exactly incident.severity from the data."},
-        "hypotheses": {
-            "type": "array",
-            "description": "Root-cause hypotheses, most likely first.",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["cause", "likelihood", "evidence"],
-                "properties": {
-                    "cause": {"type": "string"},
-                    "likelihood": {"type": "string", "enum": list(LIKELIHOODS)},
-                    "evidence": {"type": "string", "description": "The figures of the data that support it."},
-                },
-            },
-        },
-        "immediate_actions": {"type": "array", "items": {"type": "string"}},
-        "prevention": {"type": "array", "items": {"type": "string"}},
-        "estimated_savings_usd": {"type": "number",
-                                  "description": "A figure from the data (e.g. incident.total_excess_usd), or 0."},
-    },
-}
 
-SUMMARY_SCHEMA: dict = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["headline", "summary", "priorities"],
-    "properties": {
-        "headline": {"type": "string"},
-        "summary": {"type": "string", "description": "Two or three sentences on the run's incidents."},
-        "priorities": {
-            "type": "array",
-            "description": "The incidents to handle first, in order.",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["incident_id", "reason"],
-                "properties": {"incident_id": {"type": "string"}, "reason": {"type": "string"}},
-            },
-        },
-    },
+class _Reply(BaseModel):
+    """A structured reply: exactly its fields, each of its JSON type (no coercion: "12" is not a
+    number), as OpenAI's strict structured outputs require of the schema too."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Hypothesis(_Reply):
+    cause: str
+    likelihood: Likelihood
+    evidence: str = Field(description="The figures of the data that support it.")
+
+
+class IncidentAnalysis(_Reply):
+    """An incident's analysis: ``model_json_schema()`` is the response format asked for."""
+
+    summary: str = Field(description="Two sentences: what happened and why it matters.")
+    severity: Severity = Field(description="Exactly incident.severity from the data.")
+    hypotheses: list[Hypothesis] = Field(description="Root-cause hypotheses, most likely first.")
+    immediate_actions: list[str]
+    prevention: list[str]
+    estimated_savings_usd: float = Field(description="A figure from the data (e.g. incident.total_excess_usd), or 0.")
+
+    def text_fields(self) -> list[tuple[str, str]]:
+        """Every free-text field, by where it is in the reply."""
+        fields = [("summary", self.summary)]
+        for i, h in enumerate(self.hypotheses):
+            fields += [(f"hypotheses[{i}].cause", h.cause), (f"hypotheses[{i}].evidence", h.evidence)]
+        fields += [(f"immediate_actions[{i}]", a) for i, a in enumerate(self.immediate_actions)]
+        fields += [(f"prevention[{i}]", p) for i, p in enumerate(self.prevention)]
+        return fields
+
+
+class Priority(_Reply):
+    incident_id: str
+    reason: str
+
+
+class RunSummary(_Reply):
+    """The run's summary: ``model_json_schema()`` is the response format asked for."""
+
+    headline: str
+    summary: str = Field(description="Two or three sentences on the run's incidents.")
+    priorities: list[Priority] = Field(description="The incidents to handle first, in order.")
+
+    def text_fields(self) -> list[tuple[str, str]]:
+        return ([("headline", self.headline), ("summary", self.summary)]
+                + [(f"priorities[{i}].reason", p.reason) for i, p in enumerate(self.priorities)])
+
+
+Reply = IncidentAnalysis | RunSummary
+REPLIES: dict[str, tuple[type[IncidentAnalysis] | type[RunSummary], str]] = {  # kind: (model, response format name)
+    "incident": (IncidentAnalysis, "incident_analysis"),
+    "summary": (RunSummary, "run_summary"),
 }
 
 _UNTRUSTED = """The user message holds billing data as JSON between <billing_data> and </billing_data>.
@@ -170,20 +183,23 @@ def _num(value) -> float:
         return math.nan
 
 
-def _is_hourly(fact: dict) -> bool:
-    return str(fact.get("period", "")).endswith(" UTC")  # Grain.label of an hour
+def _given(incident: Incident, fields: tuple[str, ...]) -> dict:
+    """``fields`` of the incident's record (the keys the model knows them by), JSON-safe, and its series."""
+    record = incident.to_record()
+    given = clean({k: record[k] for k in fields})
+    given["series"] = incident.series_description
+    return given
 
 
-def incident_data(fact: dict, history: list[dict] | None) -> dict:
+def incident_data(incident: Incident, history: list[dict] | None) -> dict:
     """What the model is given about one incident: its figures, its recent history, and the
     derived figures it may cite (they are given, so that no figure has to be computed)."""
-    incident = clean({k: fact.get(k) for k in _INCIDENT_FIELDS if k in fact})
-    incident["series"] = describe_series(fact)
+    given = _given(incident, _INCIDENT_FIELDS)
     history = clean([{k: h.get(k) for k in ("period", "actual_usd", "expected_usd", "lower_usd", "upper_usd")}
                       for h in (history or [])[-HISTORY_LIMIT:]])
-    impact, actual = _num(fact["impact_usd"]), _num(fact["actual_usd"])
-    lo, hi = (_num(b) for b in fact["band_usd"])
-    per_30_days = 30 * (24 if _is_hourly(fact) else 1)
+    impact, actual = _num(incident.impact_usd), _num(incident.actual_usd)
+    lo, hi = (_num(b) for b in incident.band)
+    per_30_days = 30 * incident.grain.periods_per_day
     derived = {
         "projected_30_day_excess_usd": round(max(impact, 0.0) * per_30_days, 2) if impact == impact else None,
         "outside_band_usd": round(actual - hi if actual > hi else (lo - actual if actual < lo else 0.0), 2),
@@ -193,25 +209,24 @@ def incident_data(fact: dict, history: list[dict] | None) -> dict:
         derived["history_mean_actual_usd"] = round(sum(actuals) / len(actuals), 2)
         derived["history_max_actual_usd"] = round(max(actuals), 2)
         derived["history_min_actual_usd"] = round(min(actuals), 2)
-    return {"incident": incident, "recent_history": history, "derived": derived}
+    return {"incident": given, "recent_history": history, "derived": derived}
 
 
-def summary_data(facts: list[dict]) -> dict:
-    counts = pd.Series([f["severity"] for f in facts], dtype="object").value_counts().to_dict()
+def summary_data(incidents: list[Incident]) -> dict:
+    counts = pd.Series([i.severity for i in incidents], dtype="object").value_counts().to_dict()
     run = {
-        "incidents": len(facts),
+        "incidents": len(incidents),
         "by_severity": {k: int(v) for k, v in sorted(counts.items())},
-        "net_impact_usd": round(sum(float(f["impact_usd"]) for f in facts), 2),
-        "total_excess_usd": round(sum(float(f["total_excess_usd"]) for f in facts), 2),
-        "largest_impact_usd": round(max((abs(float(f["impact_usd"])) for f in facts), default=0.0), 2),
+        "net_impact_usd": round(sum(float(i.impact_usd) for i in incidents), 2),
+        "total_excess_usd": round(sum(float(i.total_excess_usd) for i in incidents), 2),
+        "largest_impact_usd": round(max((abs(float(i.impact_usd)) for i in incidents), default=0.0), 2),
     }
-    incidents = []
-    for f in facts:
-        item = clean({k: f.get(k) for k in _SUMMARY_FIELDS if k in f})
-        item["series"] = describe_series(f)
-        item["top_contributors"] = item.get("top_contributors", [])[:3]
-        incidents.append(item)
-    return {"run": run, "incidents": incidents}
+    items = []
+    for incident in incidents:
+        item = _given(incident, _SUMMARY_FIELDS)
+        item["top_contributors"] = item["top_contributors"][:3]
+        items.append(item)
+    return {"run": run, "incidents": items}
 
 
 def billing_block(data: dict) -> str:
@@ -283,91 +298,103 @@ def _plain(value: float) -> str:
 _DENIAL = re.compile(r"\bno\s+(?:cost\s+|billing\s+|spend\s+)?anomal(?:y|ies)\b|\bnothing\s+to\s+report\b", re.I)
 
 
-def _schema_problems(reply: dict, schema: dict) -> list[str]:
-    """The reply's schema violations, described without echoing its text (which could carry
-    anything into the report)."""
-    problems = []
-    for error in sorted(jsonschema.Draft202012Validator(schema).iter_errors(reply), key=lambda e: list(e.absolute_path)):
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".") or "reply"
-        if error.validator == "enum":
-            problems.append(f"{where} must be one of {', '.join(map(str, error.validator_value))}")
-        elif error.validator == "required":
-            missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
-            problems.append(f"{where} is missing {', '.join(missing)}")
-        elif error.validator == "additionalProperties":
-            problems.append(f"{where} has properties the schema does not allow")
-        elif error.validator == "type":
-            problems.append(f"{where} must be of type {error.validator_value}")
+def _problems(error: ValidationError, model: type[BaseModel]) -> list[str]:
+    """The reply's schema violations, from the model's validation errors, described without
+    echoing its text (which could carry anything into the report): neither the values nor the
+    names of properties the schema does not have."""
+    schema = model.model_json_schema()
+
+    def where(loc: tuple) -> str:
+        return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "reply"
+
+    problems: list[tuple[tuple, str]] = []  # (the path of what is wrong, the problem)
+    missing: dict[tuple, list[str]] = {}
+    for e in error.errors(include_url=False, include_input=False):
+        loc, kind = tuple(e["loc"]), e["type"]
+        if kind == "missing":
+            missing.setdefault(loc[:-1], []).append(str(loc[-1]))
+        elif kind == "extra_forbidden":
+            problem = (loc[:-1], f"{where(loc[:-1])} has properties the schema does not allow")
+            if problem not in problems:
+                problems.append(problem)
+        elif kind == "literal_error":
+            problems.append((loc, f"{where(loc)} must be one of {', '.join(map(str, _schema_at(schema, loc)['enum']))}"))
+        elif kind.endswith("_type"):
+            problems.append((loc, f"{where(loc)} must be of type {_schema_at(schema, loc)['type']}"))
         else:
-            problems.append(f"{where} fails the schema's {error.validator} rule")
-    return problems
+            problems.append((loc, f"{where(loc)} fails the schema ({e['msg']})"))
+    problems += [(parent, f"{where(parent)} is missing {', '.join(names)}") for parent, names in missing.items()]
+    return [problem for _, problem in sorted(problems, key=lambda p: p[0])]
 
 
-def _text_fields(reply: dict, kind: str) -> list[tuple[str, str]]:
-    if kind == "incident":
-        fields = [("summary", reply["summary"])]
-        for i, h in enumerate(reply["hypotheses"]):
-            fields += [(f"hypotheses[{i}].cause", h["cause"]), (f"hypotheses[{i}].evidence", h["evidence"])]
-        fields += [(f"immediate_actions[{i}]", a) for i, a in enumerate(reply["immediate_actions"])]
-        fields += [(f"prevention[{i}]", p) for i, p in enumerate(reply["prevention"])]
-        return fields
-    return ([("headline", reply["headline"]), ("summary", reply["summary"])]
-            + [(f"priorities[{i}].reason", p["reason"]) for i, p in enumerate(reply["priorities"])])
+def _schema_at(schema: dict, loc: tuple) -> dict:
+    """The part of a pydantic JSON schema that validates ``loc`` of the instance."""
+
+    def resolved(node: dict) -> dict:
+        return schema["$defs"][node["$ref"].rsplit("/", 1)[-1]] if "$ref" in node else node
+
+    node = resolved(schema)
+    for part in loc:
+        node = resolved(node["items"] if isinstance(part, int) else node["properties"][part])
+    return node
 
 
-def validate_reply(content: str | None, kind: str, data: dict, facts: list[dict]) -> tuple[dict | None, list[str]]:
-    """(the reply, []) when it is valid; (None, what is wrong) otherwise. Valid: JSON matching the
-    kind's schema, an incident's severity equal to the statistics', no denial that the flagged
-    incidents exist, the summary's priorities naming the run's incidents, and every dollar figure
-    (written in any text field, and ``estimated_savings_usd``) a figure of ``data``."""
+def validate_reply(content: str | None, kind: str, data: dict, incidents: list[Incident]) -> tuple[Reply | None, list[str]]:
+    """(the reply, []) when it is valid; (None, what is wrong) otherwise. Valid: JSON that the
+    kind's model (``REPLIES``) validates, an incident's severity equal to the statistics', no
+    denial that the flagged incidents exist, the summary's priorities naming the run's incidents,
+    and every dollar figure (written in any text field, and ``estimated_savings_usd``) a figure of
+    ``data``."""
     try:
-        reply = json.loads(content or "")
+        parsed = json.loads(content or "")
     except ValueError as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "undecodable"
         return None, [f"the reply is not valid JSON ({reason})"]
-    schema = INCIDENT_SCHEMA if kind == "incident" else SUMMARY_SCHEMA
-    problems = _schema_problems(reply, schema)
-    if problems:
-        return None, problems
+    model = REPLIES[kind][0]
+    try:
+        reply = model.model_validate(parsed)
+    except ValidationError as exc:
+        return None, _problems(exc, model)
+    problems = []
     allowed = data_figures(data)
-    if kind == "incident":
-        fact = facts[0]
-        if reply["severity"] != fact["severity"]:
-            problems.append(f"severity is {reply['severity']} but the statistics rate this incident "
-                            f"{fact['severity']}; copy incident.severity")
-        if not reply["hypotheses"]:
+    if isinstance(reply, IncidentAnalysis):
+        incident = incidents[0]
+        if reply.severity != incident.severity:
+            problems.append(f"severity is {reply.severity} but the statistics rate this incident "
+                            f"{incident.severity}; copy incident.severity")
+        if not reply.hypotheses:
             problems.append("hypotheses is empty; give at least one")
-        if not reply["immediate_actions"]:
+        if not reply.immediate_actions:
             problems.append("immediate_actions is empty; give at least one")
-        savings = float(reply["estimated_savings_usd"])
+        savings = float(reply.estimated_savings_usd)
         precision = 1.0 if savings.is_integer() else 0.01
         if savings < 0 or not _grounded(savings, precision, allowed):
             problems.append(f"estimated_savings_usd {_plain(savings)} is not a figure from the data")
     else:
-        known = [f["incident_id"] for f in facts]
-        ids = [p["incident_id"] for p in reply["priorities"]]
+        known = [i.incident_id for i in incidents]
+        ids = [p.incident_id for p in reply.priorities]
         if not ids and known:
             problems.append("priorities is empty; name the incidents to handle first")
         if any(i not in known for i in ids):
             problems.append("priorities names incident ids that are not in the data")
         if len(set(ids)) != len(ids):
             problems.append("priorities names an incident twice")
-    for where, text in _text_fields(reply, kind):
+    for where, text in reply.text_fields():
         if _DENIAL.search(text):
-            problems.append(f"{where} denies the anomalies, but the data holds {len(facts)} flagged incident(s)")
+            problems.append(f"{where} denies the anomalies, but the data holds {len(incidents)} flagged incident(s)")
         for value, precision, _ in dollar_figures(text):
             if not _grounded(value, precision, allowed):
                 problems.append(f"{where} cites {_plain(value)}, which is not a figure from the data")
     return (None, problems) if problems else (reply, [])
 
 
-def _repair_message(problems: list[str], allowed: list[float], fact: dict | None) -> str:
+def _repair_message(problems: list[str], allowed: list[float], incident: Incident | None) -> str:
     figures = ", ".join(money(a) for a in allowed[:300])
     lines = ["Your reply was rejected:", *(f"- {p}" for p in problems),
              "Reply again with JSON matching the schema, fixing exactly these problems.",
              f"The only dollar figures you may write (from the data): {figures}."]
-    if fact is not None:
-        lines.append(f'severity must be "{fact["severity"]}".')
+    if incident is not None:
+        lines.append(f'severity must be "{incident.severity}".')
     return "\n".join(lines)
 
 
@@ -403,7 +430,7 @@ def _tries(exc: Exception, client) -> int:
 
 
 def _complete(client, model: str, messages: list[dict], name: str, schema: dict, usage: Usage) -> str | None:
-    """One chat completion in the schema (the client retries as configured); its content."""
+    """One chat completion in the JSON schema ``schema`` (the client retries as configured); its content."""
     started = time.perf_counter()
     try:
         raw = client.chat.completions.with_raw_response.create(
@@ -436,20 +463,22 @@ def _complete(client, model: str, messages: list[dict], name: str, schema: dict,
     return message.content
 
 
-def ask(client, model: str, system: str, data: dict, kind: str, facts: list[dict], usage: Usage) -> dict:
-    """The validated reply, after at most one repair request; raises RequestFailed otherwise."""
-    schema, name = (INCIDENT_SCHEMA, "incident_analysis") if kind == "incident" else (SUMMARY_SCHEMA, "run_summary")
+def ask(client, model: str, system: str, data: dict, kind: str, incidents: list[Incident], usage: Usage) -> Reply:
+    """The validated reply (an ``IncidentAnalysis`` for the kind "incident", a ``RunSummary`` for
+    "summary"), after at most one repair request; raises RequestFailed otherwise."""
+    reply_model, name = REPLIES[kind]
+    schema = reply_model.model_json_schema()
     messages = [{"role": "system", "content": system}, {"role": "user", "content": billing_block(data)}]
     content = _complete(client, model, messages, name, schema, usage)
-    reply, problems = validate_reply(content, kind, data, facts)
+    reply, problems = validate_reply(content, kind, data, incidents)
     if reply is not None:
         return reply
     messages += [
         {"role": "assistant", "content": content or ""},
-        {"role": "user", "content": _repair_message(problems, data_figures(data), facts[0] if kind == "incident" else None)},
+        {"role": "user", "content": _repair_message(problems, data_figures(data), incidents[0] if kind == "incident" else None)},
     ]
     content = _complete(client, model, messages, name, schema, usage)
-    reply, problems = validate_reply(content, kind, data, facts)
+    reply, problems = validate_reply(content, kind, data, incidents)
     if reply is not None:
         return reply
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from finops_pipeline.alerting.facts import describe_series, money
+from finops_pipeline.alerting.facts import money
+from finops_pipeline.alerting.incident import Incident
 from finops_pipeline.detection.scoring import SEVERITIES
 
 SEVERITY_ICON = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
@@ -22,67 +23,67 @@ def asset_link(dagster_url: str, partition: str) -> str:
     return f"{dagster_url}/assets/anomalies?partition={quote(partition)}"
 
 
-def incident_summary(fact: dict) -> str:
-    unit = "period" if fact["periods"] == 1 else "periods"
-    return (f"{fact['status']}, {fact['periods']} {unit} from {fact['start']} to {fact['latest']}, "
-            f"{money(fact['total_excess_usd'], signed=True)} against expected in all")
+def incident_summary(incident: Incident) -> str:
+    unit = "period" if incident.periods == 1 else "periods"
+    return (f"{incident.status}, {incident.periods} {unit} from {incident.start_label} to {incident.latest_label}, "
+            f"{money(incident.total_excess_usd, signed=True)} against expected in all")
 
 
-def revision_note(previous: dict, current: dict | None) -> str:
+def revision_note(previous: Incident, current: Incident | None) -> str:
     """Why a sent alert was edited, from what it said before and what is true now."""
-    was = (f"{money(previous['actual_usd'])} actual, impact {money(previous['impact_usd'], signed=True)}, "
-           f"{previous['severity']}")
+    was = f"{money(previous.actual_usd)} actual, impact {money(previous.impact_usd, signed=True)}, {previous.severity}"
     if current is None:
-        return f"Withdrawn: re-scored, {previous['start']} is no longer an anomaly (it was {was})."
-    if current.get("feedback") and not previous.get("feedback"):
-        return f"Marked {current['feedback'].replace('_', ' ')}: no further alerts for this incident."
-    if current["status"] == "resolved" and previous.get("status") != "resolved":
-        return f"Resolved: back in its band after {current['latest']}."
-    if SEVERITIES.index(current["severity"]) > SEVERITIES.index(previous["severity"]):
-        return f"Escalated from {previous['severity']} to {current['severity']}."
-    if current["periods"] != previous.get("periods"):
-        return f"Ongoing: now {current['periods']} periods, latest {current['latest']}."
+        return f"Withdrawn: re-scored, {previous.start_label} is no longer an anomaly (it was {was})."
+    if current.feedback and not previous.feedback:
+        return f"Marked {current.feedback.replace('_', ' ')}: no further alerts for this incident."
+    if current.status == "resolved" and previous.status != "resolved":
+        return f"Resolved: back in its band after {current.latest_label}."
+    if SEVERITIES.index(current.severity) > SEVERITIES.index(previous.severity):
+        return f"Escalated from {previous.severity} to {current.severity}."
+    if current.periods != previous.periods:
+        return f"Ongoing: now {current.periods} periods, latest {current.latest_label}."
     return f"Updated: re-scored after the bill was restated (it was {was})."
 
 
-def slack_message(fact: dict, dagster_url: str, report_ref: str | None, note: str | None = None,
+def slack_message(incident: Incident, dagster_url: str, report_ref: str | None, note: str | None = None,
                   withdrawn: bool = False, analysis: str | None = None) -> dict:
     """``text`` (the notification fallback) and ``blocks`` for one anomaly; ``note`` says why a
     sent alert was edited, and a ``withdrawn`` one says so in its header. ``analysis`` is the
     report's summary of the incident (the LLM's or the template's), escaped like billing text:
     a model can echo what the bill said."""
-    series = escape_mrkdwn(describe_series(fact))
+    i = incident
+    series = escape_mrkdwn(i.series_description)
     headline = (
-        f"{'WITHDRAWN ' if withdrawn else ''}{fact['severity'].upper()}: {series} {'spiked' if fact['direction'] == 'spike' else 'dropped'} to "
-        f"{money(fact['actual_usd'])} on {fact['period']} (expected {money(fact['expected_usd'])}, "
-        f"impact {money(fact['impact_usd'], signed=True)}, {fact['deviation_pct']:+.1f}%)"
+        f"{'WITHDRAWN ' if withdrawn else ''}{i.severity.upper()}: {series} {'spiked' if i.direction == 'spike' else 'dropped'} to "
+        f"{money(i.actual_usd)} on {i.peak_label} (expected {money(i.expected_usd)}, "
+        f"impact {money(i.impact_usd, signed=True)}, {i.deviation_pct:+.1f}%)"
     )
     fields = [
-        ("Actual", money(fact["actual_usd"])),
-        ("Expected", f"{money(fact['expected_usd'])} (band {money(fact['band_usd'][0])} – {money(fact['band_usd'][1])})"),
-        ("Impact", f"{money(fact['impact_usd'], signed=True)} ({fact['deviation_pct']:+.1f}%)"),
-        ("Team", escape_mrkdwn(fact["team"] or "-")),
-        ("Account", escape_mrkdwn(f"{fact['sub_account'] or 'all'} ({fact['sub_account_id'] or '-'})")),
-        ("Provider", escape_mrkdwn(fact["provider"] or "all")),
-        ("Incident", incident_summary(fact)),
+        ("Actual", money(i.actual_usd)),
+        ("Expected", f"{money(i.expected_usd)} (band {money(i.band.lower)} – {money(i.band.upper)})"),
+        ("Impact", f"{money(i.impact_usd, signed=True)} ({i.deviation_pct:+.1f}%)"),
+        ("Team", escape_mrkdwn(i.team or "-")),
+        ("Account", escape_mrkdwn(f"{i.sub_account or 'all'} ({i.sub_account_id or '-'})")),
+        ("Provider", escape_mrkdwn(i.provider or "all")),
+        ("Incident", incident_summary(i)),
     ]
     contributors = "\n".join(
-        f"• `{escape_mrkdwn(c['name'])}`: {money(c['actual'])} vs {money(c['expected'])} ({money(c['delta'], signed=True)})"
-        for c in fact["top_contributors"]
+        f"• `{escape_mrkdwn(c.name)}`: {money(c.actual)} vs {money(c.expected)} ({money(c.delta, signed=True)})"
+        for c in i.top_contributors
     ) or "none identified"
-    link = asset_link(dagster_url, fact["partition"])
+    link = asset_link(dagster_url, i.partition)
     blocks = [
         # The header is fixed text: every piece of billing text goes through escaped mrkdwn.
         {"type": "header", "text": {"type": "plain_text", "text": f"{'WITHDRAWN: ' if withdrawn else ''}"
-                                                                 f"{fact['severity'].upper()} cost anomaly on {fact['period']}"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{SEVERITY_ICON[fact['severity']]} {headline}"}},
+                                                                 f"{i.severity.upper()} cost anomaly on {i.peak_label}"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{SEVERITY_ICON[i.severity]} {headline}"}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Top contributors*\n{contributors}"}},
         *([{"type": "section", "text": {"type": "mrkdwn", "text": f"*Analysis*\n{escape_mrkdwn(analysis)[:2900]}"}}]
           if analysis else []),
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"<{link}|Open in Dagster> · incident `{fact['incident_id']}`"
+            "elements": [{"type": "mrkdwn", "text": f"<{link}|Open in Dagster> · incident `{i.incident_id}`"
                                                     + (f" · report `{escape_mrkdwn(report_ref)}`" if report_ref else "")}],
         },
     ]
@@ -91,31 +92,33 @@ def slack_message(fact: dict, dagster_url: str, report_ref: str | None, note: st
     return {"text": headline, "blocks": blocks}
 
 
-def markdown_message(fact: dict, dagster_url: str, report_ref: str | None, note: str | None = None,
+def markdown_message(incident: Incident, dagster_url: str, report_ref: str | None, note: str | None = None,
                      withdrawn: bool = False) -> str:
+    i = incident
     lines = [
-        f"# {'WITHDRAWN ' if withdrawn else ''}[{fact['severity'].upper()}] {describe_series(fact)} on {fact['period']}",
+        f"# {'WITHDRAWN ' if withdrawn else ''}[{i.severity.upper()}] {i.series_description} on {i.peak_label}",
         "",
         *([f"_{note}_", ""] if note else []),
-        f"- Actual: {money(fact['actual_usd'])}",
-        f"- Expected: {money(fact['expected_usd'])} (band {money(fact['band_usd'][0])} – {money(fact['band_usd'][1])})",
-        f"- Impact: {money(fact['impact_usd'], signed=True)} ({fact['deviation_pct']:+.1f}%, {fact['direction']})",
-        f"- Incident: {incident_summary(fact)}",
-        f"- Team: {fact['team'] or '-'}; account {fact['sub_account'] or 'all'} ({fact['sub_account_id'] or '-'}); provider {fact['provider'] or 'all'}",
+        f"- Actual: {money(i.actual_usd)}",
+        f"- Expected: {money(i.expected_usd)} (band {money(i.band.lower)} – {money(i.band.upper)})",
+        f"- Impact: {money(i.impact_usd, signed=True)} ({i.deviation_pct:+.1f}%, {i.direction})",
+        f"- Incident: {incident_summary(i)}",
+        f"- Team: {i.team or '-'}; account {i.sub_account or 'all'} ({i.sub_account_id or '-'}); provider {i.provider or 'all'}",
         "",
         "Top contributors:",
-        *[f"- `{c['name']}` ({c['dimension']}): {money(c['actual'])} vs {money(c['expected'])} ({money(c['delta'], signed=True)})"
-          for c in fact["top_contributors"]],
+        *[f"- `{c.name}` ({c.dimension}): {money(c.actual)} vs {money(c.expected)} ({money(c.delta, signed=True)})"
+          for c in i.top_contributors],
         "",
-        f"Dagster: {asset_link(dagster_url, fact['partition'])}",
-        f"Incident id: {fact['incident_id']}" + (f"; report: {report_ref}" if report_ref else ""),
+        f"Dagster: {asset_link(dagster_url, i.partition)}",
+        f"Incident id: {i.incident_id}" + (f"; report: {report_ref}" if report_ref else ""),
     ]
     return "\n".join(lines) + "\n"
 
 
-def thread_reply(fact: dict, note: str, withdrawn: bool = False) -> dict:
+def thread_reply(incident: Incident, note: str, withdrawn: bool = False) -> dict:
     """What changed, posted in the alert's thread (the head message is edited to the new figures)."""
-    icon = ":white_check_mark:" if fact["status"] == "resolved" or withdrawn or fact.get("feedback") else SEVERITY_ICON[fact["severity"]]
-    text = (f"{escape_mrkdwn(note)} Now: {money(fact['actual_usd'])} actual vs {money(fact['expected_usd'])} expected on "
-            f"{fact['period']}; {incident_summary(fact)}.")
+    i = incident
+    icon = ":white_check_mark:" if i.status == "resolved" or withdrawn or i.feedback else SEVERITY_ICON[i.severity]
+    text = (f"{escape_mrkdwn(note)} Now: {money(i.actual_usd)} actual vs {money(i.expected_usd)} expected on "
+            f"{i.peak_label}; {incident_summary(i)}.")
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} {text}"}}]}

@@ -52,36 +52,36 @@ def notify(con: duckdb.DuckDBPyConnection, grain: Grain, min_severity: str, dest
     summaries = incident_summaries(con)
     queued, revised = [], []
     for fact in pending_incidents(con, min_severity):
-        head = message_id(fact["incident_id"], "alert")
+        head = message_id(fact.incident_id, "alert")
         chart = incident_chart(con, grain, fact, charts_dir)
-        report_id, analysis = summaries.get(fact["incident_id"], (None, None))
+        report_id, analysis = summaries.get(fact.incident_id, (None, None))
         message = slack_message(fact, dagster_url, report_id, analysis=analysis)
-        payload = {**message, "stem": f"{fact['span'][0][:10]}_{fact['incident_id']}",
+        payload = {**message, "stem": f"{fact.start_period:%Y-%m-%d}_{fact.incident_id}",
                    "markdown": markdown_message(fact, dagster_url, None),
-                   "record": {"status": "sent", "revision": 0, "anomaly": fact, "slack_message": message}}
-        channel = routes.channel_for(fact["team"]) if destination == "slack" else None
+                   "record": {"status": "sent", "revision": 0, "anomaly": fact.to_record(), "slack_message": message}}
+        channel = routes.channel_for(fact.team) if destination == "slack" else None
         with transaction(con):
-            enqueue(con, head, fact["incident_id"], "alert", destination, channel, payload)
-            enqueue(con, message_id(head, "chart"), fact["incident_id"], "chart", destination, channel,
-                    {"filename": f"finops-{fact['incident_id']}.png", "title": f"Cost vs forecast: {fact['series_key']}"},
+            enqueue(con, head, fact.incident_id, "alert", destination, channel, payload)
+            enqueue(con, message_id(head, "chart"), fact.incident_id, "chart", destination, channel,
+                    {"filename": f"finops-{fact.incident_id}.png", "title": f"Cost vs forecast: {fact.series_key}"},
                     head_message_id=head, chart_path=str(chart))
             record_sent(con, fact, None, destination, channel, None, head)
-        queued.append(fact["incident_id"])
+        queued.append(fact.incident_id)
     for revision in pending_revisions(con):
         fact = revision.previous if revision.withdrawn else revision.current
         note = revision_note(revision.previous, revision.current)
         message = slack_message(fact, dagster_url, None, note, revision.withdrawn,
-                                analysis=summaries.get(fact["incident_id"], (None, None))[1])
+                                analysis=summaries.get(fact.incident_id, (None, None))[1])
         status = "withdrawn" if revision.withdrawn else "updated"
         head = revision.head_message_id
         with transaction(con):
-            enqueue(con, message_id(head, "update", revision.revision), fact["incident_id"], "update",
+            enqueue(con, message_id(head, "update", revision.revision), fact.incident_id, "update",
                     revision.destination, revision.channel,
                     {**message, "markdown": markdown_message(fact, dagster_url, None, note, revision.withdrawn),
-                     "record": {"status": status, "revision": revision.revision, "anomaly": fact, "slack_message": message}},
+                     "record": {"status": status, "revision": revision.revision, "anomaly": fact.to_record(), "slack_message": message}},
                     head_message_id=head)
             reply = thread_reply(fact, note, revision.withdrawn)
-            enqueue(con, message_id(head, "reply", revision.revision), fact["incident_id"], "reply", revision.destination,
+            enqueue(con, message_id(head, "reply", revision.revision), fact.incident_id, "reply", revision.destination,
                     revision.channel, {**reply, "markdown": reply["text"] + "\n", "revision": revision.revision},
                     head_message_id=head)
             record_revision(con, revision)
@@ -94,7 +94,7 @@ def notify(con: duckdb.DuckDBPyConnection, grain: Grain, min_severity: str, dest
 
 def adopt_legacy_alerts(con: duckdb.DuckDBPyConnection) -> None:
     """Alerts sent before the outbox existed get a `sent` head row, so their revisions thread."""
-    legacy = con.execute("SELECT anomaly_id, destination, channel, message_ref FROM alert_ledger "
+    legacy = con.execute("SELECT incident_id, destination, channel, message_ref FROM alert_ledger "
                          "WHERE head_message_id IS NULL AND message_ref IS NOT NULL").fetchall()
     for incident_id, destination, channel, ref in legacy:
         head = message_id(incident_id, "alert", "legacy")
@@ -102,7 +102,7 @@ def adopt_legacy_alerts(con: duckdb.DuckDBPyConnection) -> None:
             enqueue(con, head, incident_id, "alert", "outbox" if destination != "slack" else "slack", channel, {})
             con.execute("UPDATE alert_outbox SET status = 'sent', channel_id = ?, message_ref = ? WHERE message_id = ?",
                         [channel, ref, head])
-            con.execute("UPDATE alert_ledger SET head_message_id = ? WHERE anomaly_id = ?", [head, incident_id])
+            con.execute("UPDATE alert_ledger SET head_message_id = ? WHERE incident_id = ?", [head, incident_id])
 
 
 def incident_summaries(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str | None]]:

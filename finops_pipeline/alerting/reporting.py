@@ -35,9 +35,9 @@ def report_incidents(con: duckdb.DuckDBPyConnection, grain: Grain, min_severity:
     facts = pending_incidents(con, min_severity)
     if not facts:
         return None
-    histories = {f["incident_id"]: history_records(grain, series_history(con, grain, f)) for f in facts}
+    histories = {f.incident_id: history_records(grain, series_history(con, grain, f)) for f in facts}
     report = build_report(facts, histories, client, model, pricing)
-    ids = sorted(f["incident_id"] for f in facts)
+    ids = sorted(f.incident_id for f in facts)
     report_id = hashlib.sha256("|".join(ids).encode()).hexdigest()[:16]
     created = datetime.now(timezone.utc)
     path = reports_dir / f"report_{created:%Y%m%dT%H%M%S}_{report_id}.md"
