@@ -11,6 +11,7 @@ from finops_pipeline.defs.detect.assets import build_detect_assets
 from finops_pipeline.defs.detect.checks import DETECT_CHECKS
 from finops_pipeline.defs.feedback.jobs import incident_feedback_job
 from finops_pipeline.defs.ingest.assets import build_raw_billing
+from finops_pipeline.defs.ingest.checks import INGEST_CHECKS
 from finops_pipeline.defs.ingest.sensors import build_restatements_sensor
 from finops_pipeline.defs.pipeline.jobs import build_pipeline_job
 from finops_pipeline.defs.pipeline.schedules import build_pipeline_schedule
@@ -31,7 +32,7 @@ def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
         assets=[build_raw_billing(settings), build_dbt_models(settings), *build_detect_assets(settings),
                 *build_alerting_assets(settings)],
-        asset_checks=DETECT_CHECKS,
+        asset_checks=[*INGEST_CHECKS, *DETECT_CHECKS],
         jobs=[pipeline_job, alert_job, digest_job, incident_feedback_job],
         schedules=[build_pipeline_schedule(settings, pipeline_job), digest_schedule],
         sensors=[anomalies_sensor, build_restatements_sensor(settings)],

@@ -64,7 +64,7 @@ def test_jobs_schedules_sensors_and_checks(both):
         assert {s.name for s in defs.schedules} == {f"{grain}_cost_pipeline_schedule", "daily_digest_schedule"}
         assert {s.name for s in defs.sensors} == {"anomalies_sensor", "focus_restatements_sensor"}
         checks = {c.name for c in defs.resolve_asset_graph().asset_check_keys}
-        assert {"forecast_bands_are_ordered", "anomalies_have_forecasts"} <= checks
+        assert {"usage_is_not_negative", "forecast_bands_are_ordered", "anomalies_have_forecasts"} <= checks
         assert any(c.startswith("not_null_") for c in checks)  # dbt tests as asset checks
 
 

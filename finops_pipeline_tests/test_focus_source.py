@@ -255,3 +255,31 @@ def test_naive_timestamps_are_utc_days_for_the_loader_and_the_sensor(tmp_path):
         assert set(day_fingerprints(con, path)) == {"2025-03-01"}
     assert load(tmp_path, tmp_path / "exports", "2025-03-01").success
     assert query(tmp_path, "SELECT DISTINCT CAST(timezone('UTC', ChargePeriodStart) AS DATE)::VARCHAR FROM raw_billing") == [("2025-03-01",)]
+
+
+@pytest.mark.integration
+def test_negative_usage_stops_the_run_before_anything_is_scored(tmp_path):
+    """A usage line item with a flipped sign fails the blocking check on raw_billing: the run
+    stops before forecasts and anomalies, and says which file. A Correction may be negative."""
+    from dagster import DagsterInstance
+
+    from finops_pipeline.definitions import build_definitions
+
+    exports = tmp_path / "exports"
+    bill = demo.generate(date(2025, 3, 1), date(2025, 3, 3))
+    usage = bill.index[bill.ChargeCategory == "Usage"]
+    bill.loc[usage[:2], "ChargeClass"] = "Correction"  # corrections may be negative
+    bill.loc[usage[:3], ["BilledCost", "EffectiveCost"]] = -12.5  # the third is a flipped sign
+    write_export(exports / "march.csv", date(2025, 3, 1), date(2025, 3, 3), frame=bill)
+    settings = load_settings({"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_SOURCE": "focus", "FINOPS_FOCUS_PATH": str(exports)})
+    with DagsterInstance.ephemeral() as instance:
+        result = build_definitions(settings).resolve_job_def("daily_cost_pipeline").execute_in_process(
+            instance=instance, tags=range_tags("2025-03-01", "2025-03-02"), raise_on_error=False)
+        (check,) = [e.asset_check_evaluation_data for e in result.all_events
+                    if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                    and e.asset_check_evaluation_data.check_name == "usage_is_not_negative"]
+        materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert not check.passed
+    assert check.metadata["line_items"].value == 1
+    assert list(check.metadata["by_file"].value) == [str(exports / "march.csv")]
+    assert "raw_billing" in materialized and not {"cost_forecasts", "anomalies"} & materialized

@@ -32,3 +32,8 @@ def window_summary(con: duckdb.DuckDBPyConnection, start: Period, end: Period) -
     bounds = utc_bounds(start, end)
     return WindowSummary(files=con.execute(sql("window_files"), bounds).fetchone()[0],
                          billed_cost_by_category=dict(con.execute(sql("billed_cost_by_category"), bounds).fetchall()))
+
+
+def negative_usage(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, float]]:
+    """(file, line items, their effective cost) of usage that costs less than nothing, by file."""
+    return con.execute(sql("negative_usage")).fetchall()

@@ -2,7 +2,7 @@
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, time, timedelta, timezone
 
 import duckdb
 from dagster import (
@@ -23,6 +23,10 @@ from finops_pipeline.sources.staging import changed_days, contiguous_ranges, day
 
 # Marks the runs that reload restated days, for people reading the run list.
 RESTATEMENT_TAG = {"finops/reason": "restatement"}
+
+
+def _midnight(day) -> float:
+    return datetime.combine(day, time(), timezone.utc).timestamp()
 
 
 def build_restatements_sensor(settings: Settings) -> SensorDefinition:
@@ -66,7 +70,8 @@ def build_restatements_sensor(settings: Settings) -> SensorDefinition:
         changed = changed_days({f: e["days"] for f, e in known.items()}, {f: e["days"] for f, e in files.items()})
         requests = []
         for first, last in contiguous_ranges(changed):
-            keys = [k for k in map(DAILY.partition_key, DAILY.periods(first, last + timedelta(days=1))) if k in valid]
+            days = DAILY.periods(first, last + timedelta(days=1))
+            keys = [k for k in (partitions.get_partition_key_for_timestamp(_midnight(d)) for d in days) if k in valid]
             if not keys:
                 continue
             requests.append(RunRequest(
