@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from dagster import DagsterInstance, Definitions
 
 from finops_pipeline.definitions import build_definitions
+from finops_pipeline.defs.transform.assets import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from finops_pipeline.grain import DAILY
 from finops_pipeline.settings import Settings, load_settings
 from finops_pipeline.warehouse import migrate
 from finops_pipeline.warehouse.resource import configure
@@ -39,6 +45,33 @@ def pipeline_env(**env: str):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def cost_series(tmp_path_factory):
+    """dbt's view of every detection series (daily_cost_series), run on a frame of usage rows
+    (period, provider, sub_account_id, sub_account_name, service_name, team, effective_cost)
+    as daily_costs would hold them. The model is compiled by dbt once; each call runs its SQL on
+    a new database."""
+    folder = tmp_path_factory.mktemp("cost_series")
+    subprocess.run([DBT_EXECUTABLE, "compile", "--quiet", "--select", "daily_cost_series", "--project-dir", str(DBT_PROJECT_DIR),
+                    "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(folder / "target"),
+                    "--vars", json.dumps({"duckdb_path": str(folder / "series.duckdb")})], check=True, cwd=DBT_PROJECT_DIR)
+    compiled = next((folder / "target" / "compiled").rglob("daily_cost_series.sql")).read_text()
+    calls = itertools.count()
+
+    def run(usage: pd.DataFrame) -> pd.DataFrame:
+        db = folder / str(next(calls)) / "series.duckdb"  # the catalog name the SQL was compiled for
+        db.parent.mkdir()
+        with duckdb.connect(str(db)) as con:
+            con.register("usage", usage.assign(day=usage["period"], charge_category="Usage"))
+            con.execute("CREATE TABLE daily_costs AS SELECT day::DATE AS day, provider, sub_account_id, sub_account_name, "
+                        "service_name, team, charge_category, effective_cost::DECIMAL(18, 6) AS effective_cost FROM usage")
+            series = con.execute(f"SELECT * FROM ({compiled}) ORDER BY series_key, period").df()
+        series["period"] = DAILY.periods_of(series["period"])
+        return series
+
+    return run
 
 
 @contextlib.contextmanager

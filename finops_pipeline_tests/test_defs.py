@@ -13,10 +13,12 @@ from finops_pipeline.definitions import build_definitions
 from finops_pipeline.settings import load_settings
 from finops_pipeline.sources import registry
 
-PARTITIONED = {"raw_billing", "stg_focus__billing", "daily_costs", "team_costs", "cost_forecasts", "anomalies"}
+PARTITIONED = {"raw_billing", "stg_focus__billing", "daily_costs", "team_costs", "daily_cost_series", "sku_first_seen",
+               "cost_forecasts", "anomalies"}
 UNPARTITIONED = {"incidents", "anomaly_report", "anomaly_alerts", "cost_digest"}
 GROUPS = {"raw_billing": "ingest", "stg_focus__billing": "transform", "daily_costs": "transform",
-          "team_costs": "transform", "cost_forecasts": "detect", "anomalies": "detect", "incidents": "detect",
+          "team_costs": "transform", "daily_cost_series": "transform", "sku_first_seen": "transform",
+          "cost_forecasts": "detect", "anomalies": "detect", "incidents": "detect",
           "anomaly_report": "alerting", "anomaly_alerts": "alerting", "cost_digest": "alerting"}
 
 
@@ -34,7 +36,7 @@ def test_daily_and_hourly_definitions_load_side_by_side(both):
     daily, hourly = (both[g].resolve_asset_graph() for g in ("daily", "hourly"))
     keys = {k.to_user_string() for k in daily.get_all_asset_keys()}
     assert keys == PARTITIONED | UNPARTITIONED
-    assert {k.to_user_string() for k in hourly.get_all_asset_keys()} == keys | {"hourly_costs"}
+    assert {k.to_user_string() for k in hourly.get_all_asset_keys()} == keys | {"hourly_costs", "hourly_cost_series"}
     for key, group in GROUPS.items():
         assert daily.get(AssetKey(key)).group_name == group
     # Both grains keep daily partitions from the start date; by the hour, today's exists too.
@@ -103,3 +105,11 @@ def test_a_source_installed_by_another_package_is_found_through_its_entry_point(
     finally:
         sys.modules.pop("acme_billing", None)
         registry.source_names.cache_clear()
+
+
+def test_detection_reads_the_dbt_views_of_its_grain(both):
+    """Lineage shows what forecasts and anomalies read: the series view of the grain."""
+    for grain, defs in both.items():
+        graph = defs.resolve_asset_graph()
+        assert AssetKey(f"{grain}_cost_series") in graph.get(AssetKey("cost_forecasts")).parent_keys
+        assert {AssetKey(f"{grain}_cost_series"), AssetKey("sku_first_seen")} <= graph.get(AssetKey("anomalies")).parent_keys

@@ -21,7 +21,7 @@ from finops_pipeline.detection.scoring import (
     severity,
     top_contributors,
 )
-from finops_pipeline.detection.series import build_series, detect
+from finops_pipeline.detection.series import LEVEL_COLUMNS, detect, series_key
 
 
 def _weekly(days: int, start=date(2025, 1, 6), level=1000.0, seed=0) -> pd.Series:
@@ -212,7 +212,7 @@ def test_relative_noise_is_the_series_own_day_to_day_swing():
     assert relative_noise(values.iloc[:20], index[20]) is None  # too little history
 
 
-def test_detect_pages_for_a_doubling_on_a_steady_series_not_on_a_noisy_one():
+def test_detect_pages_for_a_doubling_on_a_steady_series_not_on_a_noisy_one(cost_series):
     rng = np.random.default_rng(5)
     days = [date(2025, 1, 6) + timedelta(days=i) for i in range(120)]
     day = days[-1]
@@ -222,7 +222,7 @@ def test_detect_pages_for_a_doubling_on_a_steady_series_not_on_a_noisy_one():
         costs[-1] = 1200.0 if service == "steady" else 1320.0  # +100 %; +120 %, but only 2.6σ of the batch noise
         rows += [{"period": d, "provider": "AWS", "sub_account_id": "1", "sub_account_name": "a", "service_name": service,
                   "team": service, "effective_cost": c} for d, c in zip(days, costs)]
-    series = build_series(pd.DataFrame(rows))
+    series = cost_series(pd.DataFrame(rows))
     forecasts = pd.DataFrame([{"target_period": day, "series_key": f"sub_account_service:AWS/1/{service}", "model": "m",
                                "expected_cost": 600.0, "lower_bound": 400.0, "upper_bound": 800.0}
                               for service in ("steady", "batch")])
@@ -262,14 +262,14 @@ def _usage(days: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_detect_scores_each_series_and_flags_a_spike_and_a_stopped_service():
+def test_detect_scores_each_series_and_flags_a_spike_and_a_stopped_service(cost_series):
     usage = _usage(70)
     spike_day, last_day = date(2025, 3, 13), date(2025, 3, 16)
     usage.loc[usage.period == spike_day, "effective_cost"] *= 4
     usage = usage[usage.period != last_day]  # EC2 stops reporting on the last day...
     s3 = usage.drop_duplicates("period").assign(service_name="S3", effective_cost=5.0)
     s3 = pd.concat([s3, s3.tail(1).assign(period=last_day)])  # ...while the rest of the bill goes on
-    series = build_series(pd.concat([usage, s3], ignore_index=True))
+    series = cost_series(pd.concat([usage, s3], ignore_index=True))
     assert set(series.series_key) == {
         "total", "provider:AWS", "sub_account:AWS/0123", "service:AWS/EC2", "service:AWS/S3", "team:web", "team:untagged",
         "sub_account_service:AWS/0123/EC2", "sub_account_service:AWS/0123/S3"}
@@ -336,13 +336,13 @@ def test_a_level_marked_expected_becomes_the_baseline_at_the_next_refit():
     assert build_tasks({"s": history}, [day], cfg, {"s": shift_from})[0].keep_from == (shift_from - date(2025, 1, 6)).days
 
 
-def test_a_new_service_with_real_spend_is_flagged_before_it_has_a_forecast():
+def test_a_new_service_with_real_spend_is_flagged_before_it_has_a_forecast(cost_series):
     usage = _usage(70)  # EC2 since 2025-01-06
     launch = date(2025, 3, 10)
     new = [{"period": launch + timedelta(days=i), "provider": "AWS", "sub_account_id": "0123", "sub_account_name": "prod",
             "service_name": name, "team": "ml", "effective_cost": cost}
            for i in range(3) for name, cost in (("SageMaker", 640.0), ("Glue", 12.0))]
-    series = build_series(pd.concat([usage, pd.DataFrame(new)], ignore_index=True))
+    series = cost_series(pd.concat([usage, pd.DataFrame(new)], ignore_index=True))
     found = detect(series, pd.DataFrame(columns=["target_period", "series_key", "expected_cost", "lower_bound",
                                                  "upper_bound"]), [launch, launch + timedelta(days=1)])
     # The new team and service are the same spend: explained by the sub-account × service series.
@@ -354,16 +354,30 @@ def test_a_new_service_with_real_spend_is_flagged_before_it_has_a_forecast():
     first = found.iloc[0]
     assert (first.detectors, first.expected_cost, first.impact_usd, first.severity) == ("new_series", 0.0, 640.0, "warning")
     # On a bill that only just began, every series is new: none is flagged as such.
-    assert detect(build_series(pd.DataFrame(new)), pd.DataFrame(columns=["target_period", "series_key", "expected_cost",
+    assert detect(cost_series(pd.DataFrame(new)), pd.DataFrame(columns=["target_period", "series_key", "expected_cost",
                                                                         "lower_bound", "upper_bound"]), [launch]).empty
 
 
-def test_a_day_without_any_line_item_is_a_late_bill_not_every_series_dropping():
+def test_a_day_without_any_line_item_is_a_late_bill_not_every_series_dropping(cost_series):
     usage = _usage(70)
     late = date(2025, 3, 16)
-    series = build_series(usage[usage.period != late])
+    series = cost_series(usage[usage.period != late])
     forecasts = pd.DataFrame([{"target_period": late, "series_key": k, "expected_cost": 1000.0, "lower_bound": 900.0,
                                "upper_bound": 1100.0} for k in ("total", "sub_account_service:AWS/0123/EC2")])
     assert detect(series, forecasts, [late]).empty
     usage.loc[usage.period == late, "effective_cost"] *= 4  # once it arrives, the day is scored as usual
-    assert len(detect(build_series(usage), forecasts, [late])) == 2
+    assert len(detect(cost_series(usage), forecasts, [late])) == 2
+
+
+def test_the_series_view_names_every_series_as_detection_does(cost_series):
+    """dbt's daily_cost_series keys each series as ``series.series_key`` does, and every level
+    adds up to the same bill each day."""
+    usage = _usage(14)
+    usage = pd.concat([usage, usage.assign(provider="Microsoft", sub_account_id="sub-1", sub_account_name="dev",
+                                           service_name="Virtual Machines", team="data")], ignore_index=True)
+    series = cost_series(usage)
+    for row in series.drop_duplicates("series_key").itertuples():
+        parts = [getattr(row, c) for c in LEVEL_COLUMNS[row.series_level]]
+        assert row.series_key == series_key(row.series_level, *parts)
+    assert series.groupby(["period", "series_level"]).cost.sum().round(4).groupby("period").nunique().eq(1).all()
+    assert len(series.series_key.unique()) == 12

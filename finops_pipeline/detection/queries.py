@@ -1,6 +1,7 @@
-"""What detection reads from the warehouse: the usage series, new SKUs, the bands a window is
-scored against, and the slices a root cause is looked for in. The SQL is in ``sql/``; the grain
-names the cost table and its period column."""
+"""What detection reads from the warehouse: the usage series and the SKUs' first days (dbt
+views), the bands a window is scored against, and the slices a root cause is looked for in. The
+SQL is in ``sql/``; the grain names the tables and the period column. The root-cause slices stay
+here rather than in dbt: they are a lookup of each anomaly's own five periods, not a table."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import duckdb
 import pandas as pd
 
 from finops_pipeline.detection.scoring import top_contributors_by
-from finops_pipeline.detection.series import LEVEL_COLUMNS, build_series, series_key
+from finops_pipeline.detection.series import LEVEL_COLUMNS, series_key
 from finops_pipeline.grain import Grain, Period
 from finops_pipeline.warehouse import utc_bounds
 
@@ -35,9 +36,9 @@ def as_periods(grain: Grain, frame: pd.DataFrame, *columns: str) -> pd.DataFrame
 
 
 def usage_series(con: duckdb.DuckDBPyConnection, grain: Grain, end: Period) -> pd.DataFrame:
-    """Every detection series (see ``series.build_series``) up to ``end``."""
-    usage = con.execute(_grain_sql("usage", grain), [end]).df()
-    return build_series(as_periods(grain, usage, "period"))
+    """Every detection series before ``end``, one row per series and period: ``META_COLUMNS``
+    (key, level and the columns that name it), ``period`` and ``cost``."""
+    return as_periods(grain, con.execute(sql("usage").format(series_model=grain.series_model), [end]).df(), "period")
 
 
 def new_skus(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: Period, weeks_days: int) -> pd.DataFrame:

@@ -68,40 +68,6 @@ def contains(coarse: pd.Series | dict, fine: pd.Series | dict) -> bool:
     return set(columns) <= fine_columns and all(coarse[c] == fine[c] for c in columns)
 
 
-def build_series(usage: pd.DataFrame) -> pd.DataFrame:
-    """Usage cost per series and period (a day, or an hour), at every level of SERIES_LEVELS.
-
-    ``usage`` has one row per period, provider, sub_account_id, sub_account_name, service_name,
-    team with ``effective_cost``. Returns ``META_COLUMNS + [period, cost]``, one row per series and
-    period.
-    """
-    if usage.empty:
-        return pd.DataFrame(columns=[*META_COLUMNS, "period", "cost"])
-    usage = usage.assign(effective_cost=usage["effective_cost"].astype(float))
-    grain = list(LEVEL_COLUMNS["sub_account_service"])
-    # A sub-account × service series is owned by the team that carries most of its spend.
-    team_cost = usage.groupby([*grain, "team"], as_index=False)["effective_cost"].sum()
-    owner = (
-        team_cost.sort_values([*grain, "effective_cost", "team"], ascending=[True, True, True, False, True])
-        .drop_duplicates(grain)
-        .set_index(grain)["team"]
-    )
-    names = usage.groupby(["provider", "sub_account_id"])["sub_account_name"].max()
-    frames = []
-    for level, columns in LEVEL_COLUMNS.items():
-        frame = usage.groupby(["period", *columns], as_index=False)["effective_cost"].sum()
-        frame["series_level"] = level
-        frame["series_key"] = [series_key(level, *k) for k in zip(*(frame[c] for c in columns))] if columns else "total"
-        if level == "sub_account_service":
-            frame["team"] = owner.reindex(pd.MultiIndex.from_frame(frame[grain])).to_numpy()
-        if "sub_account_id" in columns:
-            frame["sub_account_name"] = names.reindex(pd.MultiIndex.from_frame(frame[["provider", "sub_account_id"]])).to_numpy()
-        frames.append(frame.reindex(columns=[*META_COLUMNS, "period", "effective_cost"]))
-    out = pd.concat(frames, ignore_index=True).rename(columns={"effective_cost": "cost"})
-    out["cost"] = out["cost"].round(6)  # the sums are exact to the micro-dollar; drop float noise
-    return out[[*META_COLUMNS, "period", "cost"]].sort_values(["series_key", "period"], ignore_index=True)
-
-
 def billed_periods(series: pd.DataFrame) -> set:
     """The periods that have any usage line item."""
     return set(series.loc[series["series_key"] == "total", "period"])

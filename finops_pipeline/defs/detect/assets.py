@@ -29,7 +29,7 @@ RAW_BILLING = AssetKey("raw_billing")
 def build_detect_assets(settings: Settings) -> list[AssetsDefinition]:
     grain = settings.grain
     partitions = billing_partitions(settings)
-    costs = AssetKey(grain.cost_table)  # the dbt mart at the pipeline's grain
+    series = AssetKey(grain.series_model)  # the dbt view of every series at the pipeline's grain
     forecast_defaults = ForecastConfig.for_granularity(grain.name)
     threshold_defaults = Thresholds.for_granularity(grain.name)
     ForecastSettings = run_config_class("ForecastSettings", forecast_defaults, exclude=("granularity", "workers"),
@@ -45,7 +45,7 @@ def build_detect_assets(settings: Settings) -> list[AssetsDefinition]:
         backfill_policy=BackfillPolicy.single_run(),
         group_name="detect",
         kinds={"prophet", "python"},
-        deps=[costs],
+        deps=[series],
         pool=WAREHOUSE_POOL,
         metadata={"dagster/table_name": "main.cost_forecasts"},
     )
@@ -83,8 +83,9 @@ def build_detect_assets(settings: Settings) -> list[AssetsDefinition]:
         backfill_policy=BackfillPolicy.single_run(),
         group_name="detect",
         kinds={"python"},
-        # stg_focus__billing is a view: reading it for contributors reads raw_billing itself.
-        deps=[cost_forecasts, costs, STG_BILLING, RAW_BILLING],
+        # The views it reads (the series, the SKUs' first days, the line items for root causes)
+        # and what is under them: reading stg_focus__billing reads raw_billing itself.
+        deps=[cost_forecasts, series, AssetKey("sku_first_seen"), AssetKey(grain.cost_table), STG_BILLING, RAW_BILLING],
         pool=WAREHOUSE_POOL,
         metadata={"dagster/table_name": "main.anomalies"},
     )

@@ -1,8 +1,5 @@
--- Usage cost per period × provider × sub-account × service × team before $1, from the grain's
--- cost mart: what every detection series is summed from.
-SELECT {period} AS period, provider, sub_account_id, any_value(sub_account_name) AS sub_account_name,
-       service_name, team, sum(effective_cost) AS effective_cost
-FROM {cost_table}
-WHERE charge_category = 'Usage' AND {period} < $1
-GROUP BY ALL
-ORDER BY ALL  -- a fixed order keeps float sums, and so the fits, identical across reruns
+-- Every detection series before $1, from the grain's dbt view of them (see dbt's cost_series).
+SELECT series_key, series_level, provider, sub_account_id, sub_account_name, service_name, team, period, cost
+FROM {series_model}
+WHERE period < $1
+ORDER BY series_key, period  -- a fixed order keeps the fits identical across reruns
