@@ -10,7 +10,7 @@ import pandas as pd
 from finops_pipeline.detection import rules
 from finops_pipeline.detection.forecasting import PROPHET, WEEKDAY_MEDIAN, ForecastConfig, build_tasks, forecast
 from finops_pipeline.detection.scoring import Thresholds, robust_z, same_weekday_history
-from finops_pipeline.detection.series import build_series, contains, detect
+from finops_pipeline.detection.series import contains, detect
 
 START = date(2025, 1, 6)  # a Monday
 
@@ -80,7 +80,7 @@ def test_a_weekend_billed_like_a_weekday():
     assert rules.weekend_like_weekday(rules.Costs(flat), saturday, Thresholds()) is None
 
 
-def test_a_weekend_left_running_pages_from_a_lower_floor_than_a_value_out_of_its_band():
+def test_a_weekend_left_running_pages_from_a_lower_floor_than_a_value_out_of_its_band(cost_series):
     # A small dev cluster: $230 on weekdays, $55 at weekends. A weekend billed like a weekday is
     # $175 over, under the $250 warning floor, yet the rule saw its cause: it pages.
     values = _series(70, 230.0, weekend=0.24, noise=0.03)
@@ -89,11 +89,11 @@ def test_a_weekend_left_running_pages_from_a_lower_floor_than_a_value_out_of_its
     usage = pd.DataFrame([{"period": d, "provider": "AWS", "sub_account_id": "1", "sub_account_name": "dev",
                            "service_name": "EKS", "team": "web", "effective_cost": c} for d, c in values.items()])
     empty = pd.DataFrame(columns=["target_period", "series_key", "expected_cost", "lower_bound", "upper_bound"])
-    found = detect(build_series(usage), empty, [saturday])
+    found = detect(cost_series(usage), empty, [saturday])
     fine = found[found.series_level == "sub_account_service"].iloc[0]
     assert fine.detectors == "weekend_like_weekday" and 150 < fine.impact_usd < 250 and fine.severity == "warning"
     # The same excess without a cause of its own (a spike a band caught) stays info.
-    assert detect(build_series(usage), empty, [saturday], Thresholds(caused_warning_impact_usd=250.0)).severity.eq("info").all()
+    assert detect(cost_series(usage), empty, [saturday], Thresholds(caused_warning_impact_usd=250.0)).severity.eq("info").all()
 
 
 def test_a_new_sku_with_real_spend_but_not_one_that_replaces_another():
@@ -107,7 +107,7 @@ def test_a_new_sku_with_real_spend_but_not_one_that_replaces_another():
     assert list(rules.new_skus(skus, history, {("k", day): 1000.0}, Thresholds())) == []
 
 
-def test_a_change_that_cancels_out_in_the_sum_is_caught_at_the_finer_level():
+def test_a_change_that_cancels_out_in_the_sum_is_caught_at_the_finer_level(cost_series):
     days = [START + timedelta(days=i) for i in range(70)]
     usage = pd.DataFrame(
         [{"period": d, "provider": "AWS", "sub_account_id": acct, "sub_account_name": acct, "service_name": "EC2",
@@ -117,7 +117,7 @@ def test_a_change_that_cancels_out_in_the_sum_is_caught_at_the_finer_level():
     moved = days[-1]
     usage.loc[(usage.period == moved) & (usage.sub_account_id == "a"), "effective_cost"] += 600  # one account up...
     usage.loc[(usage.period == moved) & (usage.sub_account_id == "b"), "effective_cost"] -= 600  # ...the other down
-    series = build_series(usage)
+    series = cost_series(usage)
     predicted = forecast({k: g.set_index("period").cost for k, g in series.groupby("series_key")}, [moved],
                          ForecastConfig(workers=1, horizon_days=0))
     found = detect(series, predicted, [moved])
