@@ -46,6 +46,7 @@ def test_a_database_of_the_previous_release_is_migrated_without_losing_a_row(tmp
         # The ledger's key is named for what it holds, and the sent alert is still there.
         assert con.execute("SELECT incident_id, message_ref FROM alert_ledger").fetchall() == [
             ("a-1", "outbox/2025-05-12_a-1.json")]
+        assert con.execute("SELECT incident_ids FROM anomaly_reports").fetchall() == [('["a-1"]',)]
 
 
 def test_a_new_database_gets_every_table_with_the_focus_columns(tmp_path):

@@ -45,7 +45,7 @@ def report_incidents(con: duckdb.DuckDBPyConnection, grain: Grain, min_severity:
     rows = pd.DataFrame([{
         "row_id": f"{report_id}:{a.incident_id or 'run'}", "report_id": report_id,
         "kind": "incident" if a.incident_id else "run", "incident_id": a.incident_id, "created_at": created,
-        "anomaly_ids": json.dumps(ids if a.incident_id is None else [a.incident_id]), "model": a.model,
+        "incident_ids": json.dumps(ids if a.incident_id is None else [a.incident_id]), "model": a.model,
         "used_fallback": a.used_fallback, "fallback_reason": a.fallback_reason, "prompt_tokens": a.prompt_tokens,
         "completion_tokens": a.completion_tokens, "cost_usd": a.cost_usd, "latency_s": a.latency_s, "requests": a.requests,
         "summary": a.summary,
