@@ -73,7 +73,7 @@ class TimedSlack:
     (``api_url``, ``requests``, ``posts``) is relied on. Resolution: 5 ms."""
 
     def __init__(self) -> None:
-        from finops_pipeline_tests.slack_server import SlackServer
+        from benchmarks.slack_server import SlackServer
 
         self.server = SlackServer()
         self.arrivals: list[float] = []  # arrivals[i]: when server.requests[i] arrived

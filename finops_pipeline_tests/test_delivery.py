@@ -20,7 +20,7 @@ from finops_pipeline.alerting.routing import Routes, parse_routes
 from finops_pipeline.defs.resources import FinopsSlackResource
 from finops_pipeline.warehouse import migrate
 from finops_pipeline_tests.conftest import fresh_warehouse
-from finops_pipeline_tests.slack_server import SlackServer
+from benchmarks.slack_server import SlackServer
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"chart" * 50
 

@@ -92,3 +92,9 @@ def test_domain_code_never_imports_dagster():
                  if not _module_name(p).startswith(DAGSTER_ALLOWED)
                  and any(i.split(".")[0].startswith("dagster") for i in _imports(p))]
     assert not offenders, offenders
+
+
+def test_no_product_or_benchmark_module_imports_a_test_module():
+    modules = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "benchmarks").rglob("*.py")]
+    offenders = [str(p) for p in modules if any(i.startswith("finops_pipeline_tests") for i in _imports(p))]
+    assert not offenders, offenders

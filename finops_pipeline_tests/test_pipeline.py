@@ -251,8 +251,8 @@ def test_alerts_go_to_slack_with_an_llm_report_and_billing_text_escaped(pipeline
     from finops_pipeline.definitions import build_definitions
     from finops_pipeline.settings import load_settings
     from finops_pipeline_tests.conftest import pipeline_env
-    from finops_pipeline_tests.protocol_servers import OpenAIServer
-    from finops_pipeline_tests.slack_server import SlackServer
+    from benchmarks.protocol_servers import OpenAIServer
+    from benchmarks.slack_server import SlackServer
     from finops_pipeline_tests.test_llm_report import grounded_reply
 
     db = _copy_without_alerts(pipeline, tmp_path)
@@ -322,7 +322,7 @@ def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipel
     from finops_pipeline.sources import demo
     from finops_pipeline_tests.conftest import pipeline_env
     from finops_pipeline_tests.focus_exports import write_export
-    from finops_pipeline_tests.slack_server import SlackServer
+    from benchmarks.slack_server import SlackServer
 
     loop = next(t for t in injected_anomalies() if t.name == "api_loop")
     day1, day2 = loop.start_date, loop.end_date  # 2025-05-12, 2025-05-13
@@ -470,7 +470,7 @@ def test_slack_down_keeps_alerts_pending_and_the_sensor_retries_them(pipeline, t
     from finops_pipeline.definitions import build_definitions
     from finops_pipeline.settings import load_settings
     from finops_pipeline_tests.conftest import pipeline_env
-    from finops_pipeline_tests.slack_server import SlackServer
+    from benchmarks.slack_server import SlackServer
 
     db = _copy_without_alerts(pipeline, tmp_path)
     down = SlackServer()  # bound but never started, then closed: connections are refused

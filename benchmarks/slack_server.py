@@ -18,7 +18,7 @@ import json
 import threading
 import time
 
-from finops_pipeline_tests.protocol_servers import _Server
+from benchmarks.protocol_servers import _Server
 
 
 class SlackServer(_Server):
