@@ -189,7 +189,7 @@ def test_alert_job_writes_each_anomaly_to_the_outbox_once(pipeline):
     ledger = pipeline.query("SELECT * FROM alert_ledger")
     alertable = pipeline.query(
         "SELECT incident_id FROM incidents WHERE severity IN ('warning', 'critical') AND explained_by IS NULL")
-    assert set(ledger.anomaly_id) == set(alertable.incident_id)  # one alert per incident
+    assert set(ledger.incident_id) == set(alertable.incident_id)  # one alert per incident
     # The five injected anomalies, each alerted on its own series, not on the account, team,
     # provider and total it moved too.
     assert len(ledger) == 5 and pipeline.query("SELECT count(*) AS n FROM incidents WHERE explained_by IS NOT NULL").n[0] > 5
