@@ -6,7 +6,7 @@ from dagster import AssetSpec, Definitions, in_process_executor
 from finops_pipeline.defs.alerting.assets import build_alerting_assets
 from finops_pipeline.defs.alerting.jobs import alert_job, digest_job
 from finops_pipeline.defs.alerting.schedules import digest_schedule
-from finops_pipeline.defs.alerting.sensors import anomalies_sensor
+from finops_pipeline.defs.alerting.sensors import build_anomalies_sensor
 from finops_pipeline.defs.detect.assets import build_detect_assets
 from finops_pipeline.defs.detect.checks import DETECT_CHECKS
 from finops_pipeline.defs.feedback.jobs import incident_feedback_job
@@ -35,7 +35,7 @@ def build_definitions(settings: Settings) -> Definitions:
         asset_checks=[*INGEST_CHECKS, *DETECT_CHECKS],
         jobs=[pipeline_job, alert_job, digest_job, incident_feedback_job],
         schedules=[build_pipeline_schedule(settings, pipeline_job), digest_schedule],
-        sensors=[anomalies_sensor, build_restatements_sensor(settings)],
+        sensors=[build_anomalies_sensor(settings), build_restatements_sensor(settings)],
         resources=build_resources(settings, dbt_resource()),
         # Steps in one process: every step takes the one DuckDB slot anyway, so separate step
         # processes bought only their start-up (15-40 s each on 2 cores, most of an alert's latency).

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from dagster import build_sensor_context
 
-from finops_pipeline.defs.alerting.sensors import anomalies_sensor
 from finops_pipeline.detection.series import contains, series_key
 from finops_pipeline.sources.demo import MONTHLY_CREDIT, ONE_OFF_CREDITS, injected_anomalies
 
@@ -40,9 +39,9 @@ def _in_ground_truth(pipeline, found: pd.DataFrame) -> pd.Series:
 
 
 def _sensor_tick(defs, instance, cursor=None):
-    """One tick of the alert sensor, with the resources the code location gives it."""
-    return anomalies_sensor(build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
-                                                 resources={"warehouse": defs.resources["warehouse"]}))
+    """One tick of the alert sensor, as the code location defines it."""
+    sensor = defs.get_sensor_def("anomalies_sensor")
+    return sensor(build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
 
 
 def _truth_key(truth) -> str:
