@@ -2,7 +2,7 @@
 is declared once (in detection) and its defaults follow the grain."""
 
 from dataclasses import fields, replace
-from typing import Any
+from typing import Any, get_type_hints
 
 from dagster import Config
 
@@ -11,7 +11,8 @@ def run_config_class(name: str, defaults: Any, exclude: tuple[str, ...] = (), do
     """A ``dagster.Config`` whose fields are ``defaults``' dataclass fields (less ``exclude``),
     defaulting to its values."""
     chosen = [f for f in fields(defaults) if f.name not in exclude]
-    namespace = {"__annotations__": {f.name: type(getattr(defaults, f.name)) for f in chosen},
+    types = get_type_hints(type(defaults))
+    namespace = {"__annotations__": {f.name: types[f.name] for f in chosen},
                  **{f.name: getattr(defaults, f.name) for f in chosen}, "__doc__": doc}
     return type(name, (Config,), namespace)
 
