@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -16,14 +14,14 @@ from finops_pipeline.detection.queries import as_periods
 from finops_pipeline.detection.series import LEVEL_COLUMNS
 from finops_pipeline.grain import Grain
 from finops_pipeline.warehouse import utc_bounds
+from finops_pipeline.warehouse.sql_files import sql_file
 
 # The incident's fields that hold each series column.
 _FACT_FIELDS = {"provider": "provider", "sub_account_id": "sub_account_id", "service_name": "service", "team": "team"}
 
 
-@cache
 def _sql(name: str) -> str:
-    return (resources.files("finops_pipeline.alerting") / "sql" / f"{name}.sql").read_text()
+    return sql_file("finops_pipeline.alerting", name)
 
 
 def series_history(con: duckdb.DuckDBPyConnection, grain: Grain, fact: Incident, periods: int = 56) -> pd.DataFrame:

@@ -6,8 +6,6 @@ here rather than in dbt: they are a lookup of each anomaly's own five periods, n
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cache
-from importlib import resources
 
 import duckdb
 import pandas as pd
@@ -16,11 +14,11 @@ from finops_pipeline.detection.scoring import top_contributors_by
 from finops_pipeline.detection.series import LEVEL_COLUMNS, series_key
 from finops_pipeline.grain import Grain, Period
 from finops_pipeline.warehouse import utc_bounds
+from finops_pipeline.warehouse.sql_files import sql_file
 
 
-@cache
 def sql(name: str) -> str:
-    return (resources.files("finops_pipeline.detection") / "sql" / f"{name}.sql").read_text()
+    return sql_file("finops_pipeline.detection", name)
 
 
 def _grain_sql(name: str, grain: Grain, **more) -> str:

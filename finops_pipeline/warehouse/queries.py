@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 
 import duckdb
 
 from finops_pipeline.grain import Period
+from finops_pipeline.warehouse.sql_files import sql_file
 from finops_pipeline.warehouse.transactions import utc_bounds
 
 
-@cache
 def sql(name: str) -> str:
-    return (resources.files("finops_pipeline.warehouse") / "sql" / f"{name}.sql").read_text()
+    return sql_file("finops_pipeline.warehouse", name)
 
 
 @dataclass(frozen=True)
