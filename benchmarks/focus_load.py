@@ -65,13 +65,14 @@ def generate(path: Path, rows: int, fmt: str) -> None:
 def run_pipeline(path: Path, workdir: Path) -> int:
     import duckdb
 
+    from finops_pipeline.sources.base import ExportFiles
     from finops_pipeline.sources.staging import load_files
-    from finops_pipeline.storage import ensure_table
+    from finops_pipeline.warehouse import migrate
 
     con = duckdb.connect(str(workdir / "bench.duckdb"))
     start, end = date(2025, 3, 1), date(2025, 4, 1)
-    ensure_table(con, "raw_billing")
-    load_files(con, [path], "focus", start, end)  # what raw_billing runs for a FOCUS source
+    migrate(con)
+    load_files(con, ExportFiles((path,), str(path)), "focus", start, end)  # what raw_billing runs for a FOCUS source
     return len(con.execute(AGGREGATE.format(source="raw_billing")).fetchall())
 
 

@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 from finops_pipeline.sources.aws_cost_explorer import fetch, to_focus
 from finops_pipeline.sources.staging import stage_frame
 from finops_pipeline.sources.validation import validate_staged
+from finops_pipeline.warehouse import migrate
 
 
 def _group(account: str, service: str, unblended: str, amortized: str) -> dict:
@@ -70,8 +71,9 @@ def test_all_pages_are_read_and_throttling_is_retried_with_backoff(ce):
     assert focus.BilledCost.sum() == pytest.approx(1299.64) and focus.EffectiveCost.sum() == pytest.approx(1079.39)
     assert str(focus.ChargePeriodStart.iloc[2]) == "2025-03-02 00:00:00+00:00"
     with duckdb.connect() as con:  # the same staging and checks raw_billing runs
+        migrate(con)
         stage_frame(con, focus, "aws_cost_explorer")
-        validate_staged(con, date(2025, 3, 1), date(2025, 3, 3))
+        validate_staged(con, "aws_cost_explorer", date(2025, 3, 1), date(2025, 3, 3))
         assert con.execute("SELECT count(*) FROM _incoming").fetchone()[0] == 4
         assert con.execute("SELECT DISTINCT x_SourceFile FROM _incoming ORDER BY 1").fetchall() == [
             ("aws_cost_explorer:2025-03-01",), ("aws_cost_explorer:2025-03-02",)]

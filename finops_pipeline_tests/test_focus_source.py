@@ -17,6 +17,7 @@ from finops_pipeline.warehouse.resource import WarehouseResource
 from finops_pipeline.settings import load_settings
 from finops_pipeline.sources import demo
 from finops_pipeline.sources.focus import TIMESTAMP_COLUMNS
+from finops_pipeline.sources.base import ExportFiles
 from finops_pipeline.sources.staging import discover, load_files, stage_files
 from finops_pipeline.sources.validation import load_staged
 from finops_pipeline.warehouse import migrate
@@ -27,11 +28,13 @@ SPEC_SAMPLES = Path(__file__).parent / "fixtures" / "focus_spec_samples"
 
 
 def load(tmp_path: Path, focus_path: Path | str, start: str, end: str | None = None, raise_on_error: bool = True,
-         source: str = "focus"):
+         source: str = "focus", allow_deletes: bool = False, instance=None):
     settings = load_settings({"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_SOURCE": source,
                               "FINOPS_FOCUS_PATH": str(focus_path)})
+    config = {"ops": {"raw_billing": {"config": {"allow_deletes": True}}}} if allow_deletes else None
     return materialize([build_raw_billing(settings)], resources={"warehouse": WarehouseResource(database=str(settings.duckdb_path))},
-                       tags=range_tags(start, end or start), raise_on_error=raise_on_error)
+                       tags=range_tags(start, end or start), raise_on_error=raise_on_error, run_config=config,
+                       instance=instance)
 
 
 def query(tmp_path: Path, sql: str):
@@ -81,7 +84,7 @@ def test_the_one_pass_load_gives_exactly_the_rows_of_the_row_by_row_validator(tm
         with duckdb.connect() as con:
             migrate(con)
             if one_pass:
-                load_files(con, files, "focus", start, end)
+                load_files(con, ExportFiles(tuple(files), "exports"), "focus", start, end)
             else:
                 stage_files(con, files, start, end)
                 load_staged(con, "focus", start, end)
@@ -102,8 +105,7 @@ def test_a_bad_row_fails_the_partition_whole_and_is_quarantined(tmp_path):
     result = load(tmp_path, exports, "2025-03-01", raise_on_error=False)
     assert not result.success
     message = error_of(result)
-    total = len(demo.generate(date(2025, 3, 1), date(2025, 3, 2)))
-    assert f"3 of {total} rows for 2025-03-01..2025-03-02 rejected, nothing written" in message
+    assert "source focus: billing period 2025-03 rejected, nothing of it written" in message
     assert f"{good}: column BilledCost: 3 row(s) not a number" in message
     assert f"{good}: column EffectiveCost: 2 row(s) not a number" in message
     # Nothing half-written: the day still holds the previous good load.
@@ -144,15 +146,24 @@ def test_unreadable_files_are_named(tmp_path):
     assert str(exports / "empty.csv") in message
 
 
-def test_a_duplicated_file_is_rejected_not_double_counted(tmp_path):
+def test_the_same_export_delivered_twice_counts_once(tmp_path):
+    """The same rows as .csv and .csv.gz (or copied into a second folder) are one delivery: loaded
+    once, the other file recorded as a duplicate, not summed and not refused."""
     exports = tmp_path / "exports"
     first = write_export(exports / "run-1" / "part-0.csv", date(2025, 3, 1), date(2025, 3, 2))
-    second = exports / "run-2" / "part-0.csv"
-    second.parent.mkdir()
-    shutil.copy(first, second)
-    message = error_of(load(tmp_path, exports, "2025-03-01", raise_on_error=False))
-    assert f"{first} and {second} have identical content" in message
-    assert query(tmp_path, "SELECT count(*) FROM raw_billing") == [(0,)]
+    gz = exports / "run-1" / "part-0.csv.gz"
+    gz.write_bytes(gzip.compress(first.read_bytes()))
+    copy = exports / "run-2" / "part-0.csv"
+    copy.parent.mkdir()
+    shutil.copy(first, copy)
+    assert load(tmp_path, exports, "2025-03-01").success
+    expected = demo.generate(date(2025, 3, 1), date(2025, 3, 2))
+    rows, billed = query(tmp_path, "SELECT count(*), sum(BilledCost) FROM raw_billing")[0]
+    assert rows == len(expected) and float(billed) == pytest.approx(expected.BilledCost.sum(), abs=0.01)
+    statuses = dict(query(tmp_path, "SELECT status, count(*) FROM billing_deliveries GROUP BY 1"))
+    assert statuses == {"counted": 1, "duplicate": 2}
+    reasons = [r for (r,) in query(tmp_path, "SELECT status_reason FROM billing_deliveries WHERE status = 'duplicate'")]
+    assert all(r.startswith("same line items as ") for r in reasons)
 
 
 def test_focus_spec_samples_are_rejected_with_file_column_and_rows(tmp_path):
@@ -166,9 +177,9 @@ def test_focus_spec_samples_are_rejected_with_file_column_and_rows(tmp_path):
     shutil.copy(SPEC_SAMPLES / "simple_saas_agreements_c.csv", exports)
     message = error_of(load(tmp_path, exports, "2025-03-01", raise_on_error=False))
     sample = exports / "simple_saas_agreements_c.csv"
-    assert "3 of 3 rows for 2025-03-01..2025-03-02 rejected" in message
-    assert f"{sample}: column BilledCost: 3 row(s) not a number" in message  # "$10,100.00 "
-    assert f"{sample}: column ChargePeriodStart: 3 row(s) not a timestamp" in message  # 4/1/25, not the year 4
+    assert f"nothing loaded from {sample}: rows with no usable charge period" in message
+    assert "column BilledCost: 3 row(s) not a number" in message  # "$10,100.00 "
+    assert "column ChargePeriodStart: 3 row(s) not an ISO 8601 timestamp" in message  # 4/1/25, not the year 4
     assert query(tmp_path, "SELECT count(DISTINCT row_number) FROM raw_billing_quarantine")[0][0] == 3
 
 
@@ -258,9 +269,10 @@ def test_naive_timestamps_are_utc_days_for_the_loader_and_the_sensor(tmp_path):
 
 
 @pytest.mark.integration
-def test_negative_usage_stops_the_run_before_anything_is_scored(tmp_path):
-    """A usage line item with a flipped sign fails the blocking check on raw_billing: the run
-    stops before forecasts and anomalies, and says which file. A Correction may be negative."""
+def test_negative_usage_is_loaded_scored_and_reported(tmp_path):
+    """FOCUS allows usage that costs less than nothing (a refund booked as usage): it is loaded,
+    recorded in raw_billing's metadata and a warning check naming the file, and the run goes on
+    to score it. A Correction is not even reported."""
     from dagster import DagsterInstance
 
     from finops_pipeline.definitions import build_definitions
@@ -269,7 +281,7 @@ def test_negative_usage_stops_the_run_before_anything_is_scored(tmp_path):
     bill = demo.generate(date(2025, 3, 1), date(2025, 3, 3))
     usage = bill.index[bill.ChargeCategory == "Usage"]
     bill.loc[usage[:2], "ChargeClass"] = "Correction"  # corrections may be negative
-    bill.loc[usage[:3], ["BilledCost", "EffectiveCost"]] = -12.5  # the third is a flipped sign
+    bill.loc[usage[:3], ["BilledCost", "EffectiveCost"]] = -12.5  # the third is a refund booked as usage
     write_export(exports / "march.csv", date(2025, 3, 1), date(2025, 3, 3), frame=bill)
     settings = load_settings({"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_SOURCE": "focus", "FINOPS_FOCUS_PATH": str(exports)})
     with DagsterInstance.ephemeral() as instance:
@@ -278,8 +290,12 @@ def test_negative_usage_stops_the_run_before_anything_is_scored(tmp_path):
         (check,) = [e.asset_check_evaluation_data for e in result.all_events
                     if e.event_type_value == "ASSET_CHECK_EVALUATION"
                     and e.asset_check_evaluation_data.check_name == "usage_is_not_negative"]
-        materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert not check.passed
+        materialized = {e.asset_key.to_user_string(): e.materialization for e in result.get_asset_materialization_events()}
+    assert result.success
+    assert not check.passed and check.severity.value == "WARN"
     assert check.metadata["line_items"].value == 1
     assert list(check.metadata["by_file"].value) == [str(exports / "march.csv")]
-    assert "raw_billing" in materialized and not {"cost_forecasts", "anomalies"} & materialized
+    assert materialized["raw_billing"].metadata["negative_usage"].value == {
+        str(exports / "march.csv"): {"line_items": 1, "effective_cost": -12.5}}
+    assert {"cost_forecasts", "anomalies"} <= set(materialized)
+    assert query(tmp_path, "SELECT count(*) FROM raw_billing WHERE EffectiveCost < 0")[0][0] == 3

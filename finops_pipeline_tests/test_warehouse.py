@@ -52,8 +52,8 @@ def test_a_database_of_the_previous_release_is_migrated_without_losing_a_row(tmp
 def test_a_new_database_gets_every_table_with_the_focus_columns(tmp_path):
     with duckdb.connect(str(tmp_path / "new.duckdb")) as con:
         assert migrate(con) == [name for _, name, _ in migration_files()]
-        assert set(TABLES) <= {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        assert {*TABLES, "billing_deliveries"} <= {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         assert table_columns(con, "raw_billing") == [*FOCUS_COLUMNS, *LINEAGE_COLUMNS]
         types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
                                  "WHERE table_name = 'raw_billing'").fetchall())
-        assert types["BilledCost"] == "DECIMAL(18,6)" and types["ChargePeriodStart"] == "TIMESTAMP WITH TIME ZONE"
+        assert types["BilledCost"] == types["ConsumedQuantity"] == "DECIMAL(38,12)" and types["ChargePeriodStart"] == "TIMESTAMP WITH TIME ZONE"

@@ -35,10 +35,12 @@ class Window:
 
 @dataclass(frozen=True)
 class ExportFiles:
-    """FOCUS export files (CSV, CSV.gz, Parquet), read by DuckDB without going through pandas."""
+    """FOCUS export files (CSV, CSV.gz, Parquet), read by DuckDB without going through pandas, and
+    the manifests that say which of them form each delivery (see ``deliveries``)."""
 
     paths: tuple[Path, ...]
     origin: str  # where they were looked for, for error messages
+    manifests: tuple[Path, ...] = ()
 
 
 @runtime_checkable

@@ -1,12 +1,15 @@
 """The FOCUS 1.2 columns the pipeline stores in ``raw_billing``, with their DuckDB types.
 
-Identifiers stay strings (account ids keep their leading zeros), timestamps are UTC, costs are
-DECIMAL so sums reconcile with the provider's invoice to the cent.
+Identifiers stay strings (account ids keep their leading zeros), timestamps are UTC, costs and
+quantities are exact decimals so sums reconcile with the provider's invoice to the cent.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+
+# Wide enough for real bills: byte quantities pass 10^12, and costs come with up to 12 decimals.
+DECIMAL = "DECIMAL(38, 12)"
 
 FOCUS_COLUMNS: dict[str, str] = {
     "BillingAccountId": "VARCHAR",
@@ -19,10 +22,10 @@ FOCUS_COLUMNS: dict[str, str] = {
     "BillingPeriodEnd": "TIMESTAMPTZ",
     "ChargePeriodStart": "TIMESTAMPTZ",
     "ChargePeriodEnd": "TIMESTAMPTZ",
-    "BilledCost": "DECIMAL(18, 6)",
-    "EffectiveCost": "DECIMAL(18, 6)",
-    "ListCost": "DECIMAL(18, 6)",
-    "ContractedCost": "DECIMAL(18, 6)",
+    "BilledCost": DECIMAL,
+    "EffectiveCost": DECIMAL,
+    "ListCost": DECIMAL,
+    "ContractedCost": DECIMAL,
     "BillingCurrency": "VARCHAR",
     "ProviderName": "VARCHAR",
     "PublisherName": "VARCHAR",
@@ -41,9 +44,9 @@ FOCUS_COLUMNS: dict[str, str] = {
     "ChargeDescription": "VARCHAR",
     "ChargeFrequency": "VARCHAR",
     "PricingCategory": "VARCHAR",
-    "PricingQuantity": "DECIMAL(18, 6)",
+    "PricingQuantity": DECIMAL,
     "PricingUnit": "VARCHAR",
-    "ConsumedQuantity": "DECIMAL(18, 6)",
+    "ConsumedQuantity": DECIMAL,
     "ConsumedUnit": "VARCHAR",
     "CommitmentDiscountId": "VARCHAR",
     "CommitmentDiscountStatus": "VARCHAR",
@@ -63,6 +66,10 @@ NUMERIC_COLUMNS = [c for c, t in FOCUS_COLUMNS.items() if t.startswith("DECIMAL"
 TIMESTAMP_COLUMNS = [c for c, t in FOCUS_COLUMNS.items() if t == "TIMESTAMPTZ"]
 
 CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
+
+# Columns whose values are money or say where and when it was spent: a bad value in one of them
+# rejects the row's billing period. A bad value elsewhere (a quantity, a tag) is loaded as NULL.
+COST_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 
 # Columns a line item cannot be loaded without.
 REQUIRED_COLUMNS = ("BillingAccountId", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",

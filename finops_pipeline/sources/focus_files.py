@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from finops_pipeline.errors import SettingsError
 from finops_pipeline.sources.base import CostBasis, ExportFiles, Window
-from finops_pipeline.sources.staging import discover
+from finops_pipeline.sources.staging import discover, discover_manifests
 
 
 @dataclass(frozen=True)
@@ -24,4 +24,5 @@ class FocusFilesSource:
         return cls(settings.focus_path)
 
     def fetch(self, window: Window) -> ExportFiles:
-        return ExportFiles(tuple(discover(self.path)), f"FINOPS_FOCUS_PATH={self.path}")
+        return ExportFiles(tuple(discover(self.path)), f"FINOPS_FOCUS_PATH={self.path}",
+                           tuple(discover_manifests(self.path)))

@@ -1,5 +1,5 @@
 """The one load path: a source's rows for a window become its rows of ``raw_billing``, all or
-nothing."""
+nothing per billing month, never deleting a day without evidence."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import duckdb
 
 from finops_pipeline.sources.base import BillingSource, ExportFiles, Window
 from finops_pipeline.sources.staging import load_files, stage_frame
-from finops_pipeline.sources.validation import load_staged
+from finops_pipeline.sources.validation import Loaded, load_staged
 
 
-def load_source(con: duckdb.DuckDBPyConnection, source: BillingSource, window: Window) -> int:
+def load_source(con: duckdb.DuckDBPyConnection, source: BillingSource, window: Window,
+                 allow_deletes: bool = False) -> Loaded:
     """Fetch ``source``'s line items for ``window``, validate them and make them its rows of
-    ``raw_billing`` for the window, in one transaction; returns the rows written. Bad rows fail
-    the batch with a ``BillingDataError`` naming file, column and row count, and go to
-    ``raw_billing_quarantine``."""
+    ``raw_billing`` for the window. A billing month with a bad cost is rejected whole (listed in
+    ``Loaded.verdict``; its rows go to ``raw_billing_quarantine``) while the others are written.
+    Raises ``UnevidencedDelete`` rather than empty a day that held rows, unless ``allow_deletes``."""
     batch = source.fetch(window)
     if isinstance(batch, ExportFiles):
-        # Files: one strict pass straight into the table; the validating pass only when it fails.
-        return load_files(con, list(batch.paths), source.name, window.start, window.end, batch.origin)
+        return load_files(con, batch, source.name, window.start, window.end, allow_deletes)
     stage_frame(con, batch, source.name)
-    return load_staged(con, source.name, window.start, window.end)
+    return load_staged(con, source.name, window.start, window.end, allow_deletes)

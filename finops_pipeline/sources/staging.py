@@ -10,18 +10,29 @@ kept, packed as JSON in ``x_ProviderColumns``.
 
 from __future__ import annotations
 
+import csv
 import glob
-import hashlib
-from collections import defaultdict
-from datetime import date
+import gzip
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from finops_pipeline.sources.focus import FOCUS_COLUMNS, NUMERIC_COLUMNS as _NUMERIC, REQUIRED_COLUMNS
 from finops_pipeline.errors import BillingDataError
-from finops_pipeline.sources.validation import RuleViolation, check_written, load_staged, write_staged
+from finops_pipeline.sources import deliveries, ledger
+from finops_pipeline.sources.base import ExportFiles
+from finops_pipeline.sources.deliveries import SKETCH_SIZE, FilePeriod, is_manifest, read_manifest
+from finops_pipeline.sources.focus import FOCUS_COLUMNS, NUMERIC_COLUMNS as _NUMERIC, REQUIRED_COLUMNS
+from finops_pipeline.sources.validation import (
+    BILLING_MONTH,
+    Loaded,
+    RuleViolation,
+    check_written,
+    clear_quarantine,
+    load_staged,
+    write_staged,
+)
 from finops_pipeline.warehouse import utc_bounds
 
 # FOCUS 1.3 renamed ProviderName to ServiceProviderName (and added HostProviderName); 1.0 and 1.2
@@ -38,30 +49,26 @@ def _iso_timestamp(text: str) -> str:
     return f"CASE WHEN substring({t}, 5, 1) = '-' AND substring({t}, 8, 1) = '-' THEN TRY_CAST({t} AS TIMESTAMPTZ) END"
 
 
-def discover(path: str) -> list[Path]:
-    """The export files under a folder (recursively) or matching a glob, in a stable order."""
+def _candidates(path: str) -> list[Path]:
     root = Path(path)
     if root.is_dir():
-        candidates = [p for p in root.rglob("*") if p.is_file()]
-    else:
-        candidates = [Path(p) for p in glob.glob(path, recursive=True)]
-    return sorted(p for p in candidates if p.name.lower().endswith(EXTENSIONS))
+        return [p for p in root.rglob("*") if p.is_file()]
+    return [Path(p) for p in glob.glob(path, recursive=True)]
 
 
-def _duplicates(files: list[Path]) -> list[list[Path]]:
-    """Groups of files with identical content: the same export delivered twice would double-count.
-    Only files of equal size are hashed."""
-    by_size: dict[int, list[Path]] = defaultdict(list)
-    for f in files:
-        by_size[f.stat().st_size].append(f)
-    groups = []
-    for same_size in (g for g in by_size.values() if len(g) > 1):
-        by_hash: dict[str, list[Path]] = defaultdict(list)
-        for f in same_size:
-            with f.open("rb") as handle:
-                by_hash[hashlib.file_digest(handle, "sha256").hexdigest()].append(f)
-        groups += [g for g in by_hash.values() if len(g) > 1]
-    return groups
+def discover(path: str) -> list[Path]:
+    """The export files under a folder (recursively) or matching a glob, in a stable order."""
+    return sorted(p for p in _candidates(path) if p.name.lower().endswith(EXTENSIONS))
+
+
+def discover_manifests(path: str) -> list[Path]:
+    """The delivery manifests beside the export files: under the folder, or under the glob's
+    fixed leading folders (a glob for data files does not match the manifests)."""
+    root = Path(path)
+    if not root.is_dir():
+        fixed = [part for part in root.parts if not glob.has_magic(part)]
+        root = Path(*fixed[: next((i for i, p in enumerate(root.parts) if glob.has_magic(p)), len(fixed))])
+    return sorted(p for p in root.rglob("*") if p.is_file() and is_manifest(p)) if root.is_dir() else []
 
 
 def _quote(name: str) -> str:
@@ -89,7 +96,38 @@ def _reader(path: Path, columns: list[str] | None = None) -> str:
     return f"read_csv({literal}, header = true, types = {{{types}}}, compression = 'auto')"
 
 
-def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str, strict: bool = False) -> str:
+def _csv_header(path: Path) -> list[str]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as handle:
+        return next(csv.reader(handle), [])
+
+
+def _raise_if_malformed(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """DuckDB's dialect sniffer gives up on a CSV cut short (a row ends mid-field) and reads it as
+    one column, which would look like missing columns. If the header has them, read the file
+    as the header says and report where parsing stops."""
+    try:
+        header = _csv_header(path)
+    except (OSError, EOFError, UnicodeError) as exc:
+        raise BillingDataError(f"{path}: cannot be read as CSV ({exc})") from None
+    if not all(RENAMES.get(c, c) in header or c in header for c in REQUIRED_COLUMNS):
+        return
+    columns = ", ".join(f"{_literal(Path(c))}: 'VARCHAR'" for c in header)
+    try:
+        con.execute(f"""SELECT count(*) FROM read_csv({_literal(path)}, auto_detect = false, header = true, delim = ',',
+                        quote = '"', escape = '"', compression = 'auto', columns = {{{columns}}})""").fetchone()
+    except duckdb.Error as exc:
+        lines = str(exc).splitlines()
+        where = next((line.strip() for line in lines if "CSV Error on Line" in line), lines[0])
+        where = where[where.find("CSV Error"):] if "CSV Error" in where else where
+        expected = next((line.strip() for line in lines if line.startswith("Expected Number of Columns")), "")
+        raise BillingDataError(
+            f"{path}: truncated or malformed CSV, parsing stopped: {where}{f' ({expected})' if expected else ''}; "
+            "nothing loaded from it (re-deliver or remove the file)") from None
+
+
+def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str, strict: bool = False,
+                 numbered: bool = True) -> str:
     """A SELECT of ``path``'s line items as the FOCUS columns plus lineage.
 
     Lenient (the default): each column parsed with TRY_CAST next to its text in ``raw__<column>``,
@@ -108,6 +146,8 @@ def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str, strict
         raise BillingDataError(f"{path}: cannot be read as FOCUS ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
     present = {RENAMES.get(c, c): c for c in columns}
     missing = [c for c in REQUIRED_COLUMNS if c not in present]
+    if missing and "file_row_number" not in columns:
+        _raise_if_malformed(con, path)
     if missing:
         rows = con.execute(f"SELECT count(*) FROM {reader}").fetchone()[0]
         raise BillingDataError(f"{path}: missing mandatory FOCUS column(s) {', '.join(missing)} ({rows} rows, nothing loaded)")
@@ -143,26 +183,29 @@ def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str, strict
     if "file_row_number" in columns:
         row = "file_row_number + 1"
     else:
-        row = "CAST(NULL AS BIGINT)" if strict else "row_number() OVER ()"
+        row = "CAST(NULL AS BIGINT)" if strict or not numbered else "row_number() OVER ()"
     parts += [f"'{source}' AS x_Source", f"{_literal(path)} AS x_SourceFile", f"{row} AS x_SourceRow"]
     return f"SELECT {', '.join(parts)} FROM {reader}"
 
 
 def stage_files(
     con: duckdb.DuckDBPyConnection, files: list[Path], start: date, end: date, source: str = "focus", strict: bool = False,
-    origin: str = "FINOPS_FOCUS_PATH",
+    origin: str = "FINOPS_FOCUS_PATH", exclude: dict[Path, set[date]] | None = None,
 ) -> None:
     """Create the temp view ``_incoming`` over the rows of ``files`` whose charge period starts in
     ``[start, end)``, plus every row whose start is missing or does not parse (the validator
-    reports those). ``strict``: see ``_file_select``."""
+    reports those), less each file's billing months in ``exclude`` (another file counts for
+    them). ``strict``: see ``_file_select``."""
     if not files:
         raise BillingDataError(f"{source} source: no .csv, .csv.gz or .parquet files found ({origin})")
-    for group in _duplicates(files):
-        raise BillingDataError(
-            f"{' and '.join(map(str, group))} have identical content: a duplicated delivery would double-count; "
-            "remove one (nothing loaded)"
-        )
-    union = " UNION ALL BY NAME ".join(f"({_file_select(con, f, source, strict)})" for f in files)
+    selects = []
+    for f in files:
+        select = f"({_file_select(con, f, source, strict)})"
+        if (exclude or {}).get(f):
+            months = ", ".join(f"DATE '{m}'" for m in sorted(exclude[f]))
+            select = f"(SELECT * FROM {select} WHERE {BILLING_MONTH} IS NULL OR {BILLING_MONTH} NOT IN ({months}))"
+        selects.append(select)
+    union = " UNION ALL BY NAME ".join(selects)
     # A view, not a table: validation and the insert stream from the files, so memory stays flat
     # however large the month is. Views cannot bind parameters; the bounds are dates formatted
     # here, never user text.
@@ -175,22 +218,74 @@ def stage_files(
     )
 
 
-def load_files(con: duckdb.DuckDBPyConnection, files: list[Path], source: str, start: date, end: date,
-               origin: str = "FINOPS_FOCUS_PATH") -> int:
-    """Make ``files``' line items for ``[start, end)`` ``source``'s rows of ``raw_billing``, all or
-    nothing; returns the rows written.
+def _day(period: date | datetime) -> date:
+    return period.date() if isinstance(period, datetime) else period
 
-    The common case, a clean export, takes one pass: the files are read strictly straight into
-    the table, and the value rules are checked on the rows just written, before the commit. Only
-    when that fails (a value that does not parse, or a broken rule) is the transaction rolled
-    back and the files read again, leniently, for the row-by-row report and the quarantine.
+
+def fingerprint(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> list[FilePeriod]:
+    """``path``'s line items per billing month: count, an order-free hash of their values (not of
+    the file's bytes: the same rows as CSV, CSV.gz or Parquet match), and a bottom-k sketch."""
+    stat = path.stat()
+    values = ", ".join(f'"{c}"' for c in FOCUS_COLUMNS)
+    rows = con.execute(
+        f"""SELECT month, count(*), sum(h::HUGEINT)::VARCHAR, min(h, {SKETCH_SIZE})
+            FROM (SELECT {BILLING_MONTH} AS month, hash({values}, x_ProviderColumns) AS h
+                  FROM ({_file_select(con, path, source, numbered=False)}))
+            WHERE month IS NOT NULL GROUP BY 1 ORDER BY 1"""
+    ).fetchall()
+    modified = datetime.fromtimestamp(stat.st_mtime_ns // 1000 / 1e6, timezone.utc)
+    return [FilePeriod(path, month, n, f"{n}:{total}", tuple(sketch), modified, stat.st_size)
+            for month, n, total, sketch in rows]
+
+
+def load_files(con: duckdb.DuckDBPyConnection, export: ExportFiles, source: str, start: date, end: date,
+               allow_deletes: bool = False) -> Loaded:
+    """Make the counted deliveries among ``export``'s files, for ``[start, end)``, ``source``'s
+    rows of ``raw_billing``, all or nothing per billing month.
+
+    The files are first sorted into deliveries (``deliveries.plan``: duplicates and earlier
+    versions are left out, and recorded in ``billing_deliveries``). The common case, a clean
+    export, then takes one pass: the files are read strictly straight into the table, and the
+    value rules are checked on the rows just written, before the commit. Only when that fails (a
+    value that does not parse, or a broken rule) is the transaction rolled back and the files read
+    again, leniently, for the row-by-row report, the quarantine and the verdict per month.
     """
+    files = list(export.paths)
+    if not files:
+        raise BillingDataError(f"{source} source: no .csv, .csv.gz or .parquet files found ({export.origin})")
+    manifests = []
+    for m in export.manifests:
+        try:
+            manifests.append(read_manifest(m))
+        except ValueError as exc:
+            raise BillingDataError(str(exc)) from None
+    parts = ledger.fingerprints(con, source, files, fingerprint)
+    plan = deliveries.plan(parts, manifests)
+    ledger.record(con, source, parts, plan)
+    excluded = plan.excluded()
+    months_of = {}
+    for part in parts:
+        months_of.setdefault(part.file, set()).add(part.period)
+    # A file none of whose rows count is not read at all; one with no rows still is (its header is checked).
+    read = [f for f in files if not months_of.get(f) or months_of[f] - excluded.get(f, set())]
+    statuses: dict[str, int] = {}
+    for d in plan.decisions:
+        statuses[d.status] = statuses.get(d.status, 0) + 1
+    first, last = _day(start).replace(day=1), _day(end)
+    skipped = [f"{d.file} ({d.period:%Y-%m}): {d.status}, {d.reason}" for d in plan.decisions
+               if d.status != deliveries.COUNTED and first <= d.period < last]
     try:
-        stage_files(con, files, start, end, source, strict=True, origin=origin)
-        return write_staged(con, source, start, end, check=check_written)
+        stage_files(con, read, start, end, source, strict=True, origin=export.origin, exclude=excluded)
+        rows = write_staged(con, source, start, end, check=lambda: check_written(con, source, start, end),
+                            allow_deletes=allow_deletes, complete_months=plan.complete_periods)
+        loaded = Loaded(rows)
+        clear_quarantine(con, start, end, source)
     except (duckdb.Error, RuleViolation):
-        stage_files(con, files, start, end, source, origin=origin)
-        return load_staged(con, source, start, end)
+        stage_files(con, read, start, end, source, origin=export.origin, exclude=excluded)
+        loaded = load_staged(con, source, start, end, allow_deletes, plan.complete_periods)
+    loaded.deliveries = statuses
+    loaded.warnings = plan.warnings + skipped
+    return loaded
 
 
 def stage_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, source: str) -> None:
@@ -221,10 +316,12 @@ def day_fingerprints(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, st
 
 def changed_days(previous: dict[str, dict[str, str]], current: dict[str, dict[str, str]]) -> set[date]:
     """Days whose rows differ between two fingerprint sets ({file: {day: fingerprint}}): added,
-    rewritten or removed, in any file."""
+    rewritten or removed within a file that is still there. A file that is gone changes nothing:
+    an export that vanished (lifecycle expiry, an archive move, an unmounted share) is a gap in the
+    data, not a provider's restatement."""
     days: set[str] = set()
-    for file in previous.keys() | current.keys():
-        old, new = previous.get(file, {}), current.get(file, {})
+    for file, new in current.items():
+        old = previous.get(file, {})
         days |= {d for d in old.keys() | new.keys() if old.get(d) != new.get(d)}
     return {date.fromisoformat(d) for d in days}
 

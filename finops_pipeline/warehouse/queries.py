@@ -32,6 +32,19 @@ def window_summary(con: duckdb.DuckDBPyConnection, start: Period, end: Period) -
                          billed_cost_by_category=dict(con.execute(sql("billed_cost_by_category"), bounds).fetchall()))
 
 
-def negative_usage(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, float]]:
-    """(file, line items, their effective cost) of usage that costs less than nothing, by file."""
-    return con.execute(sql("negative_usage")).fetchall()
+def negative_usage(con: duckdb.DuckDBPyConnection, start: Period | None = None,
+                   end: Period | None = None) -> list[tuple[str, int, float]]:
+    """(file, line items, their effective cost) of usage that costs less than nothing, by file;
+    in ``[start, end)`` when given."""
+    bounds = utc_bounds(start, end) if start is not None else [None, None]
+    return con.execute(sql("negative_usage"), bounds).fetchall()
+
+
+def quarantined_fields(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, int]]:
+    """(file, column, reason, line items) loaded with that field NULL because it did not parse."""
+    return con.execute(sql("quarantined_fields")).fetchall()
+
+
+def counted_deliveries(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The export files whose rows count, and are loaded."""
+    return [f for (f,) in con.execute(sql("counted_deliveries")).fetchall()]

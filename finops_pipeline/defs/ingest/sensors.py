@@ -6,7 +6,11 @@ from datetime import datetime, time, timedelta, timezone
 
 import duckdb
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    AssetKey,
     DefaultSensorStatus,
+    MetadataValue,
     RunRequest,
     SensorDefinition,
     SensorEvaluationContext,
@@ -15,6 +19,7 @@ from dagster import (
     sensor,
 )
 
+from finops_pipeline.defs.ingest.checks import EXPORT_FILES_CHECK
 from finops_pipeline.defs.partitions import PARTITIONED_STAGES, billing_partitions
 from finops_pipeline.errors import BillingDataError
 from finops_pipeline.grain import DAILY
@@ -37,7 +42,9 @@ def build_restatements_sensor(settings: Settings) -> SensorDefinition:
         minimum_interval_seconds=300,
         default_status=DefaultSensorStatus.RUNNING,
         description="Reloads the days a provider restated: when FOCUS export files change, requests "
-        "exactly the changed days, one single run per block of consecutive days.",
+        "exactly the changed days, one single run per block of consecutive days. An export file that "
+        "disappears is a data gap, not a restatement: it fails the export_files_present check (a warning) "
+        "and launches nothing.",
     )
     def focus_restatements_sensor(context: SensorEvaluationContext):
         if "focus" not in settings.sources:
@@ -66,6 +73,22 @@ def build_restatements_sensor(settings: Settings) -> SensorDefinition:
         if state is None:
             # First look: record what is there; the initial load is the user's backfill.
             return SensorResult(skip_reason=SkipReason(f"Watching {len(files)} export file(s)"), cursor=cursor)
+        events = []
+        vanished = sorted(set(known) - set(files))
+        if vanished:
+            days = sorted({d for f in vanished for d in known[f]["days"]})
+            context.log.warning(
+                f"{len(vanished)} export file(s) disappeared ({', '.join(vanished[:5])}{' …' if len(vanished) > 5 else ''}), "
+                f"which held {len(days)} day(s) of line items ({days[0]}..{days[-1]}): treated as a gap in the data, "
+                "not a restatement; their loaded rows stay. Restore the files, or reload those days with "
+                "allow_deletes if the provider really removed them."
+            )
+            events.append(AssetCheckEvaluation(
+                asset_key=AssetKey("raw_billing"), check_name=EXPORT_FILES_CHECK, passed=False,
+                severity=AssetCheckSeverity.WARN,
+                metadata={"vanished_files": MetadataValue.json(vanished[:50]), "days": len(days),
+                          "first_day": days[0], "last_day": days[-1]},
+            ))
         valid = set(partitions.get_partition_keys())
         changed = changed_days({f: e["days"] for f, e in known.items()}, {f: e["days"] for f, e in files.items()})
         requests = []
@@ -82,6 +105,6 @@ def build_restatements_sensor(settings: Settings) -> SensorDefinition:
                     **RESTATEMENT_TAG,
                 },
             ))
-        return SensorResult(run_requests=requests, cursor=cursor)
+        return SensorResult(run_requests=requests, cursor=cursor, asset_events=events)
 
     return focus_restatements_sensor

@@ -1,0 +1,54 @@
+"""The ledger of deliveries (``billing_deliveries``): every export file a source has seen, per
+billing period, with its fingerprint and whether its rows count. It answers "where does this
+day's cost come from" (with ``raw_billing.x_SourceFile``) and spares re-reading unchanged files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from finops_pipeline.sources.deliveries import FilePeriod, Plan
+from finops_pipeline.warehouse import transaction
+from finops_pipeline.warehouse.sql_files import sql_file
+
+
+def _sql(name: str) -> str:
+    return sql_file("finops_pipeline.sources", name)
+
+
+def fingerprints(con: duckdb.DuckDBPyConnection, source: str, files: list[Path],
+                 compute: Callable[[duckdb.DuckDBPyConnection, Path, str], list[FilePeriod]]) -> list[FilePeriod]:
+    """Every file's line items per billing period: from the ledger while the file's size and
+    modification time are what they were, else ``compute``d (one read of the file)."""
+    cached: dict[str, list[FilePeriod]] = {}
+    for file, period, size, modified, n, fp, sketch in con.execute(_sql("cached_fingerprints"), [source]).fetchall():
+        cached.setdefault(file, []).append(FilePeriod(Path(file), period, n, fp, tuple(sketch or ()), modified, size))
+    parts = []
+    for f in files:
+        stat = f.stat()
+        modified = datetime.fromtimestamp(stat.st_mtime_ns // 1000 / 1e6, timezone.utc)
+        known = cached.get(str(f))
+        if known and all(p.size == stat.st_size and p.modified == modified for p in known):
+            parts += [FilePeriod(f, p.period, p.line_items, p.fingerprint, p.sketch, p.modified, p.size) for p in known]
+        else:
+            parts += compute(con, f, source)
+    return parts
+
+
+def record(con: duckdb.DuckDBPyConnection, source: str, parts: list[FilePeriod], plan: Plan) -> None:
+    """Write the plan's decisions for ``parts`` into the ledger, in one transaction."""
+    decided = {(d.file, d.period): d for d in plan.decisions}
+    now = datetime.now(timezone.utc)
+    with transaction(con):
+        for file in {p.file for p in parts}:
+            con.execute(_sql("forget_deliveries"), [source, str(file), [p.period for p in parts if p.file == file]])
+        for p in parts:
+            d = decided[(p.file, p.period)]
+            con.execute(_sql("record_delivery"), [
+                source, str(p.file), p.period, p.size, p.modified, p.line_items, p.fingerprint, list(p.sketch),
+                str(d.manifest.path) if d.manifest else None, d.manifest.execution_id if d.manifest else None,
+                d.status, d.reason, now,
+            ])
