@@ -1,6 +1,8 @@
 """The Definitions: every stage's assets, checks, jobs, schedules and sensors, built from one
 ``Settings``, with the project-wide attributes applied once."""
 
+import sys
+
 from dagster import AssetSpec, Definitions, in_process_executor
 
 from finops_pipeline.defs.alerting.assets import build_alerting_assets
@@ -17,6 +19,7 @@ from finops_pipeline.defs.pipeline.jobs import build_pipeline_job
 from finops_pipeline.defs.pipeline.schedules import build_pipeline_schedule
 from finops_pipeline.defs.resources import build_resources
 from finops_pipeline.defs.transform.assets import build_dbt_models, dbt_resource
+from finops_pipeline.errors import SettingsError
 from finops_pipeline.settings import Settings, load_settings
 
 OWNERS = ["team:finops"]
@@ -44,4 +47,13 @@ def build_definitions(settings: Settings) -> Definitions:
     ).map_asset_specs(func=_project_wide)
 
 
-defs = build_definitions(load_settings())
+def _definitions_or_exit() -> Definitions:
+    """A configuration error ends the command with one line naming the variable and what it
+    accepts, not a traceback through Dagster's loader."""
+    try:
+        return build_definitions(load_settings())
+    except SettingsError as exc:
+        sys.exit(f"finops-pipeline: configuration error: {exc}")
+
+
+defs = _definitions_or_exit()

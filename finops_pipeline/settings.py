@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from finops_pipeline.alerting.llm import llm_pricing
 from finops_pipeline.alerting.routing import parse_routes
 from finops_pipeline.errors import SettingsError
 from finops_pipeline.grain import GRAINS, Grain
@@ -64,9 +65,12 @@ class Settings(BaseModel):
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
     text = env.get(name) or ""
     try:
-        return float(text) if text.strip() else default
+        value = float(text) if text.strip() else default
     except ValueError:
-        raise SettingsError(f"{name}={text!r} is not a number") from None
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise SettingsError(f"{name}={text!r}: use a number of seconds above 0 (default {default:g})")
+    return value
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,8 +84,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if unknown or not sources:
         raise SettingsError(f"FINOPS_SOURCE={env.get('FINOPS_SOURCE')!r}: unknown source(s) {', '.join(unknown)}; "
                             f"use one or more of {', '.join(known)}, comma-separated")
-    if env.get("FINOPS_SLACK_ROUTES"):
-        parse_routes(env["FINOPS_SLACK_ROUTES"], "#default")  # a bad map fails at load, naming what is wrong
+    # Values parsed later are parsed once here too, so a bad one fails at load, naming the variable.
+    for variable, parse in (("FINOPS_SLACK_ROUTES", lambda v: parse_routes(v, "#default")),
+                            ("FINOPS_LLM_PRICING", lambda v: llm_pricing("", v))):
+        if env.get(variable):
+            try:
+                parse(env[variable])
+            except ValueError as exc:
+                raise SettingsError(str(exc) if str(exc).startswith(variable) else f"{variable}: {exc}") from None
     start_date = env.get("FINOPS_START_DATE") or DEFAULT_START_DATE
     try:
         start = date.fromisoformat(start_date)

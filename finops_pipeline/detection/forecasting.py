@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from finops_pipeline.grain import GRAINS, Grain
+from finops_pipeline.processes import die_with_parent
 
 PROPHET, WEEKDAY_MEDIAN = "prophet", "weekday_median"
 
@@ -430,7 +431,8 @@ def forecast(history: Mapping[str, pd.Series], periods: Iterable[date], config: 
     else:
         # Processes, not threads: half of a Prophet fit is Python (building the model, predicting),
         # which threads would run one at a time. Spawned, as the step's process runs threads.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # Each worker dies with the run's process, should that be killed.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent) as pool:
             results = list(pool.map(_predict, [task for _, task in todo], repeat(config),
                                     chunksize=max(1, len(todo) // (workers * 8))))
     for (key, task), predicted in zip(todo, results):
