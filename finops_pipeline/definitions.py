@@ -3,7 +3,7 @@
 
 import sys
 
-from dagster import AssetSpec, Definitions, in_process_executor
+from dagster import AssetSpec, Definitions
 
 from finops_pipeline.defs.alerting.assets import build_alerting_assets
 from finops_pipeline.defs.alerting.jobs import alert_job, digest_job
@@ -16,6 +16,7 @@ from finops_pipeline.defs.ingest.assets import build_raw_billing
 from finops_pipeline.defs.ingest.checks import INGEST_CHECKS
 from finops_pipeline.defs.ingest.sensors import build_restatements_sensor
 from finops_pipeline.defs.pipeline.jobs import build_pipeline_job
+from finops_pipeline.defs.pipeline.recovery import dead_runs_sensor, recovering_executor
 from finops_pipeline.defs.pipeline.schedules import build_pipeline_schedule
 from finops_pipeline.defs.resources import build_resources
 from finops_pipeline.defs.transform.assets import build_dbt_models, dbt_resource
@@ -38,12 +39,13 @@ def build_definitions(settings: Settings) -> Definitions:
         asset_checks=[*INGEST_CHECKS, *DETECT_CHECKS],
         jobs=[pipeline_job, alert_job, digest_job, incident_feedback_job],
         schedules=[build_pipeline_schedule(settings, pipeline_job), digest_schedule],
-        sensors=[build_anomalies_sensor(settings), build_restatements_sensor(settings)],
+        sensors=[build_anomalies_sensor(settings), build_restatements_sensor(settings), dead_runs_sensor],
         resources=build_resources(settings, dbt_resource()),
         # Steps in one process: every step takes the one DuckDB slot anyway, so separate step
         # processes bought only their start-up (15-40 s each on 2 cores, most of an alert's latency).
-        # Prophet fits still run in their own worker processes.
-        executor=in_process_executor,
+        # Prophet fits still run in their own worker processes. Each run first recovers runs
+        # whose process was killed (see defs/pipeline/recovery.py).
+        executor=recovering_executor,
     ).map_asset_specs(func=_project_wide)
 
 

@@ -12,14 +12,17 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int) -> None:
     """Ask the kernel to SIGKILL this process when its parent dies (Linux): a worker must not
-    outlive a run that was killed. Used as a process pool's initializer."""
+    outlive a run that was killed. Used as a process pool's initializer, with the parent's pid:
+    a parent killed while the worker was still starting is noticed here and the worker exits."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         except OSError:
             pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def alive(pid: int) -> bool:

@@ -432,7 +432,8 @@ def forecast(history: Mapping[str, pd.Series], periods: Iterable[date], config: 
         # Processes, not threads: half of a Prophet fit is Python (building the model, predicting),
         # which threads would run one at a time. Spawned, as the step's process runs threads.
         # Each worker dies with the run's process, should that be killed.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             results = list(pool.map(_predict, [task for _, task in todo], repeat(config),
                                     chunksize=max(1, len(todo) // (workers * 8))))
     for (key, task), predicted in zip(todo, results):

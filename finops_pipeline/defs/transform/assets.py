@@ -14,6 +14,7 @@ from dagster import AssetExecutionContext, AssetsDefinition
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from finops_pipeline.defs.partitions import WAREHOUSE_POOL, billing_partitions
+from finops_pipeline.defs.pipeline.recovery import DBT_PID_TAG
 from finops_pipeline.defs.resources import WarehouseResource
 from finops_pipeline.grain import DAILY
 from finops_pipeline.settings import Settings
@@ -79,6 +80,9 @@ def build_dbt_models(settings: Settings) -> AssetsDefinition:
         # "buildable": a test runs only when every model it reads is selected; a run of `+anomalies`
         # does not build daily_costs, so its reconciliation test must not run either.
         args = ["build", "--vars", json.dumps(dbt_vars), "--indirect-selection", "buildable"]
-        yield from dbt.cli(args, context=context).stream()
+        invocation = dbt.cli(args, context=context)
+        # Recorded so that, should this run's process be killed, recovery can stop a dbt left writing.
+        context.instance.add_run_tags(context.run_id, {DBT_PID_TAG: str(invocation.process.pid)})
+        yield from invocation.stream()
 
     return finops_dbt_models

@@ -1,0 +1,79 @@
+"""A run killed with ``kill -9`` in the middle of its forecasts: the same command, run again,
+recovers on its own (the dead run is marked failed and its duckdb pool slot freed), no worker
+process outlives the killed run, and the tables equal those of a clean run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus
+
+from finops_pipeline.processes import alive
+
+PROJECT = Path(__file__).resolve().parents[1]
+RANGE = "2025-01-01...2025-09-30"
+
+
+def _command() -> list[str]:
+    dagster = str(Path(sys.executable).parent / "dagster")
+    return [dagster, "asset", "materialize", "-m", "finops_pipeline.definitions", "--select", "*anomalies",
+            "--partition-range", RANGE]
+
+
+def _env(home: Path, data: Path) -> dict[str, str]:
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")  # the shipped pool limits
+    return {**os.environ, "DAGSTER_HOME": str(home), "FINOPS_DATA_DIR": str(data), "FINOPS_START_DATE": "2025-01-01"}
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
+
+
+def _tables(data: Path) -> dict[str, list]:
+    with duckdb.connect(str(data / "finops.duckdb"), read_only=True) as con:
+        return {
+            "daily_costs": con.execute("SELECT day, round(sum(effective_cost), 6) FROM daily_costs GROUP BY 1 ORDER BY 1").fetchall(),
+            "anomalies": con.execute("SELECT anomaly_id, severity FROM anomalies ORDER BY 1").fetchall(),
+            "forecasts": con.execute("SELECT count(*), round(sum(expected_cost), 3) FROM cost_forecasts").fetchall(),
+        }
+
+
+@pytest.mark.integration
+def test_a_run_killed_during_forecasts_is_recovered_by_the_next_run(tmp_path):
+    env = _env(tmp_path / "home", tmp_path / "data")
+    log = (tmp_path / "killed.log").open("w")
+    run = subprocess.Popen(_command(), env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    workers: list[int] = []
+    while time.monotonic() < deadline and not workers:
+        time.sleep(0.5)
+        if 'Started execution of step "cost_forecasts"' in (tmp_path / "killed.log").read_text():
+            workers = [p for p in _children(run.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")]
+    assert workers, "the forecasts never started their worker processes"
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    time.sleep(2)
+    assert not [p for p in workers if alive(p)], "Prophet workers outlived the killed run"
+
+    again = subprocess.run(_command(), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "was still STARTED but its process" in again.stdout + again.stderr
+    with DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        statuses = sorted(r.status.value for r in instance.get_runs())
+        assert statuses == [DagsterRunStatus.FAILURE.value, DagsterRunStatus.SUCCESS.value]
+        assert not instance.event_log_storage.get_concurrency_info("duckdb").claimed_slots
+
+    clean_env = _env(tmp_path / "clean_home", tmp_path / "clean_data")
+    clean = subprocess.run(_command(), env=clean_env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert clean.returncode == 0, clean.stdout[-3000:]
+    assert _tables(tmp_path / "data") == _tables(tmp_path / "clean_data")
