@@ -77,3 +77,37 @@ def test_a_run_killed_during_forecasts_is_recovered_by_the_next_run(tmp_path):
     clean = subprocess.run(_command(), env=clean_env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert clean.returncode == 0, clean.stdout[-3000:]
     assert _tables(tmp_path / "data") == _tables(tmp_path / "clean_data")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.integration
+def test_a_run_waiting_for_the_pool_sleeps_says_who_holds_it_and_stops_on_sigterm(tmp_path):
+    env = _env(tmp_path / "home", tmp_path / "data")
+    holder_log, waiter_log = tmp_path / "holder.log", tmp_path / "waiter.log"
+    holder = subprocess.Popen(_command(), env=env, cwd=tmp_path, stdout=holder_log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while 'Started execution of step "raw_billing"' not in holder_log.read_text():
+            assert time.monotonic() < deadline and holder.poll() is None, holder_log.read_text()[-2000:]
+            time.sleep(0.5)
+        waiter = subprocess.Popen([*_command()[:-2], "--partition", "2025-03-01"], env=env, cwd=tmp_path,
+                                  stdout=waiter_log.open("w"), stderr=subprocess.STDOUT)
+        while "Waiting for a pool slot" not in waiter_log.read_text():
+            assert time.monotonic() < deadline and waiter.poll() is None, waiter_log.read_text()[-2000:]
+            time.sleep(0.5)
+        with DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+            holder_run = next(r for r in instance.get_runs() if r.tags.get("finops/pid") == str(holder.pid))
+        assert f"pool duckdb (1 slot(s)) is held by run(s) {holder_run.run_id}" in waiter_log.read_text()
+        # Waiting, not spinning: well under a core over five seconds.
+        before = _cpu_seconds(waiter.pid)
+        time.sleep(5)
+        assert _cpu_seconds(waiter.pid) - before < 1.5
+        waiter.send_signal(signal.SIGTERM)
+        waiter.wait(timeout=15)
+    finally:
+        holder.kill()
+        holder.wait()

@@ -43,7 +43,7 @@ def fields_parse(warehouse: WarehouseResource) -> AssetCheckResult:
     )
 
 
-@asset_check(asset=AssetKey("raw_billing"), name=EXPORT_FILES_CHECK,
+@asset_check(asset=AssetKey("raw_billing"), name=EXPORT_FILES_CHECK, pool=WAREHOUSE_POOL,
              description="Every export file whose rows are loaded is still there. One that vanished (lifecycle "
              "expiry, an archive move, an unmounted share) leaves its rows loaded, never deleted without evidence; "
              "this warns until the file is back or its days are reloaded with allow_deletes. The restatement "

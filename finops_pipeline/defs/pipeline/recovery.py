@@ -5,13 +5,16 @@ Every run records its process (``finops/pid``, ``finops/host``) as it starts, an
 (``finops/dbt-pid``). Dagster's daemon cannot tell that such a run died (the default run launcher
 has no worker health check), and a headless CLI run has no daemon at all, so the check runs in
 two places: as every run starts (``recovering_executor``, before any step waits for the pool),
-and every minute from ``dead_runs_sensor`` where the daemon runs.
+and every minute from ``dead_runs_sensor`` where the daemon runs. A run that waits for a live
+run's slot sleeps, says every minute what it waits for, and stops on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import time
 
 from dagster import (
     DagsterInstance,
@@ -24,7 +27,10 @@ from dagster import (
     in_process_executor,
     sensor,
 )
+from dagster._core.errors import DagsterExecutionInterruptedError
+from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 from dagster._core.executor.base import Executor
+from dagster._utils.interrupts import check_captured_interrupt
 
 from finops_pipeline.processes import alive, kill_if
 
@@ -50,6 +56,50 @@ def recover_dead_runs(instance: DagsterInstance, skip_run_id: str | None = None)
     return done
 
 
+# The run's log (console and event log) by run id, for the wait above, which has no context.
+_run_logs: dict[str, object] = {}
+WAIT_POLL_S = 2.0  # how often a run waiting for the pool looks again
+WAIT_LOG_EVERY_S = 60.0
+
+
+def _wait_for_pool(self: InstanceConcurrencyContext) -> float:
+    """How long a run whose steps wait for a pool slot sleeps before looking again.
+
+    Replaces ``InstanceConcurrencyContext.interval_to_next_pending_claim_check``, which in
+    dagster 1.13 returns ``min([0, ...])``, never more than 0: a blocked run spins at full CPU
+    (dagster-io/dagster#20367 describes it). Here the run sleeps, says every minute which pool it
+    waits for and which run holds it, and stops at once on Ctrl-C or SIGTERM, which Dagster only
+    records while no step is running.
+    """
+    if check_captured_interrupt():
+        raise DagsterExecutionInterruptedError()
+    if not self._pending_claims:
+        return 0.0
+    now = time.time()
+    if now - getattr(self, "_finops_told", 0.0) >= WAIT_LOG_EVERY_S:
+        self._finops_told = now
+        _tell_what_blocks(self)
+    return max(0.0, min(WAIT_POLL_S, *(ready_at - now for ready_at in self._pending_timeouts.values())))
+
+
+def _tell_what_blocks(self: InstanceConcurrencyContext) -> None:
+    storage = self._instance.event_log_storage
+    held = []
+    for info in (storage.get_concurrency_info(key) for key in sorted(storage.get_concurrency_keys())):
+        if any(p.run_id == self._run_id for p in info.pending_steps):
+            holders = sorted({c.run_id for c in info.claimed_slots if c.run_id != self._run_id})
+            held.append(f"pool {info.concurrency_key} ({info.slot_count} slot(s)) is held by run(s) "
+                        f"{', '.join(holders) or 'none right now'}")
+    message = (f"Waiting for a pool slot for {', '.join(sorted(self._pending_claims))}: "
+               f"{'; '.join(held) or 'retrying the claim'}. A run whose process died is recovered as soon as "
+               "another run starts, or by dead_runs_sensor; Ctrl-C or SIGTERM stops this one.")
+    log = _run_logs.get(self._run_id)
+    if log is not None:
+        log.info(message)
+    else:
+        logging.getLogger("finops_pipeline").info(message)
+
+
 class _RecoveringExecutor(Executor):
     """The in-process executor, after recording this run's process and recovering dead runs."""
 
@@ -69,12 +119,18 @@ class _RecoveringExecutor(Executor):
         instance.add_run_tags(run_id, {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
         for note in recover_dead_runs(instance, skip_run_id=run_id):
             plan_context.log.warning(note)
-        yield from self._inner.execute(plan_context, execution_plan)
+        _run_logs[run_id] = plan_context.log
+        try:
+            yield from self._inner.execute(plan_context, execution_plan)
+        finally:
+            _run_logs.pop(run_id, None)
 
 
 @executor(name="in_process", config_schema=in_process_executor.config_schema)
 def recovering_executor(init_context) -> Executor:
-    """Steps in the run's process, as ``in_process_executor``; first, dead runs are recovered."""
+    """Steps in the run's process, as ``in_process_executor``; first, dead runs are recovered,
+    and a run waiting for the pool waits politely (see ``_wait_for_pool``)."""
+    InstanceConcurrencyContext.interval_to_next_pending_claim_check = _wait_for_pool
     return _RecoveringExecutor(in_process_executor.executor_creation_fn(init_context))
 
 
