@@ -64,7 +64,7 @@ def test_jobs_schedules_sensors_and_checks(both):
         assert {j.name for j in defs.resolve_all_job_defs()} >= {
             f"{grain}_cost_pipeline", "anomaly_alert_job", "cost_digest_job", "incident_feedback_job"}
         assert {s.name for s in defs.schedules} == {f"{grain}_cost_pipeline_schedule", "daily_digest_schedule"}
-        assert {s.name for s in defs.sensors} == {"anomalies_sensor", "focus_restatements_sensor"}
+        assert {s.name for s in defs.sensors} == {"anomalies_sensor", "focus_restatements_sensor", "dead_runs_sensor"}
         checks = {c.name for c in defs.resolve_asset_graph().asset_check_keys}
         assert {"usage_is_not_negative", "forecast_bands_are_ordered", "anomalies_have_forecasts"} <= checks
         assert any(c.startswith("not_null_") for c in checks)  # dbt tests as asset checks
