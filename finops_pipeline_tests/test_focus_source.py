@@ -95,6 +95,7 @@ def test_the_one_pass_load_gives_exactly_the_rows_of_the_row_by_row_validator(tm
     assert len(tables[0]) == len(demo.generate(start, end)) and tables[0] == tables[1]
 
 
+@pytest.mark.fault_probe
 def test_a_bad_row_fails_the_partition_whole_and_is_quarantined(tmp_path):
     exports = tmp_path / "exports"
     good = write_export(exports / "day.csv", date(2025, 3, 1), date(2025, 3, 2))
@@ -126,12 +127,14 @@ def test_missing_mandatory_column_names_the_file_and_rows(tmp_path):
     assert message.endswith(f"{path}: missing mandatory FOCUS column(s) BillingCurrency ({total} rows, nothing loaded)\n")
 
 
+@pytest.mark.fault_probe
 def test_mixed_currency_in_one_billing_account_is_an_error_not_a_sum(tmp_path):
     write_export(tmp_path / "exports" / "day.csv", date(2025, 3, 1), date(2025, 3, 2), BillingCurrency=(1, "EUR"))
     message = error_of(load(tmp_path, tmp_path / "exports", "2025-03-01", raise_on_error=False))
     assert "column BillingCurrency:" in message and "mixed currencies in one billing account" in message
 
 
+@pytest.mark.fault_probe
 def test_unreadable_files_are_named(tmp_path):
     exports = tmp_path / "exports"
     write_export(exports / "ok.csv", date(2025, 3, 1), date(2025, 3, 2))
@@ -146,6 +149,7 @@ def test_unreadable_files_are_named(tmp_path):
     assert str(exports / "empty.csv") in message
 
 
+@pytest.mark.fault_probe
 def test_the_same_export_delivered_twice_counts_once(tmp_path):
     """The same rows as .csv and .csv.gz (or copied into a second folder) are one delivery: loaded
     once, the other file recorded as a duplicate, not summed and not refused."""
@@ -194,6 +198,7 @@ def _restate(path: Path, days: set[str], factor: float) -> None:
         con.execute(f"COPY frame TO '{path}' (HEADER)")
 
 
+@pytest.mark.fault_probe
 def test_a_restated_billing_period_reloads_exactly_the_changed_days(tmp_path):
     from dagster import build_sensor_context
 
@@ -232,6 +237,7 @@ def test_a_restated_billing_period_reloads_exactly_the_changed_days(tmp_path):
     assert float(after["2025-03-10"]) > 1.3 * float(before["2025-03-10"])
 
 
+@pytest.mark.fault_probe
 def test_several_sources_load_side_by_side_and_one_failing_keeps_the_others(tmp_path):
     exports = tmp_path / "exports"
     export = write_export(exports / "day.csv", date(2025, 3, 1), date(2025, 3, 2))
@@ -268,6 +274,7 @@ def test_naive_timestamps_are_utc_days_for_the_loader_and_the_sensor(tmp_path):
     assert query(tmp_path, "SELECT DISTINCT CAST(timezone('UTC', ChargePeriodStart) AS DATE)::VARCHAR FROM raw_billing") == [("2025-03-01",)]
 
 
+@pytest.mark.fault_probe
 @pytest.mark.integration
 def test_negative_usage_is_loaded_scored_and_reported(tmp_path):
     """FOCUS allows usage that costs less than nothing (a refund booked as usage): it is loaded,

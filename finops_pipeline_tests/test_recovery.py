@@ -48,6 +48,7 @@ def _tables(data: Path) -> dict[str, list]:
         }
 
 
+@pytest.mark.fault_probe
 @pytest.mark.integration
 def test_a_run_killed_during_forecasts_is_recovered_by_the_next_run(tmp_path):
     env = _env(tmp_path / "home", tmp_path / "data")
@@ -84,6 +85,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.fault_probe
 @pytest.mark.integration
 def test_a_run_waiting_for_the_pool_sleeps_says_who_holds_it_and_stops_on_sigterm(tmp_path):
     env = _env(tmp_path / "home", tmp_path / "data")

@@ -34,6 +34,7 @@ def test_secret_values_stay_out_of_the_settings():
     ("FINOPS_SLACK_ROUTES", "data", "team=channel pairs"),
     ("FINOPS_GRANULARITY", "weekly", "use daily or hourly"),
 ])
+@pytest.mark.fault_probe
 def test_every_bad_value_names_its_variable_and_what_it_accepts(variable, value, says):
     from finops_pipeline.errors import SettingsError
 
@@ -42,6 +43,7 @@ def test_every_bad_value_names_its_variable_and_what_it_accepts(variable, value,
     assert str(caught.value).startswith(variable) and says in str(caught.value)
 
 
+@pytest.mark.fault_probe
 def test_a_focus_path_that_matches_nothing_fails_at_load_showing_the_path(tmp_path):
     from finops_pipeline.definitions import build_definitions
     from finops_pipeline.errors import SettingsError
@@ -51,6 +53,7 @@ def test_a_focus_path_that_matches_nothing_fails_at_load_showing_the_path(tmp_pa
         build_definitions(load_settings({"FINOPS_SOURCE": "focus", "FINOPS_FOCUS_PATH": str(missing)}))
 
 
+@pytest.mark.fault_probe
 def test_the_cli_reports_a_configuration_error_in_one_line_and_fails(tmp_path):
     import os
     import subprocess

@@ -20,6 +20,8 @@ from finops_pipeline.sources import demo
 from finops_pipeline_tests.focus_exports import write_export
 from finops_pipeline_tests.test_focus_source import error_of, load, query
 
+pytestmark = pytest.mark.fault_probe
+
 MARCH = (date(2025, 3, 1), date(2025, 3, 6))
 
 
@@ -90,7 +92,11 @@ def test_two_versions_of_a_billing_period_without_a_manifest_count_once(tmp_path
     restated.loc[day2, ["BilledCost", "EffectiveCost"]] *= 1.5
     new = write_export(exports / "v2" / "march.csv", *MARCH, frame=restated)
     os.utime(old, (1_700_000_000, 1_700_000_000))  # v1 was delivered first
-    assert load(tmp_path, exports, "2025-03-01", "2025-03-05").success
+    first = load(tmp_path, exports, "2025-03-01", "2025-03-05")
+    changed = first.asset_materializations_for_node("raw_billing")[0].metadata["new_or_changed_files"].value
+    assert sorted(changed) == sorted([str(old), str(new)])
+    again = load(tmp_path, exports, "2025-03-01", "2025-03-05")  # nothing changed: nothing read again
+    assert again.asset_materializations_for_node("raw_billing")[0].metadata["new_or_changed_files"].value == []
 
     assert query(tmp_path, "SELECT count(*) FROM raw_billing")[0][0] == len(bill)
     assert sum(_per_day(tmp_path).values()) == pytest.approx(restated.EffectiveCost.sum(), abs=0.01)
@@ -144,9 +150,9 @@ def test_wide_quantities_load_exactly_and_a_cost_out_of_range_says_so(tmp_path):
     assert load(tmp_path, exports, "2025-03-01").success
     assert query(tmp_path, "SELECT max(ConsumedQuantity)::VARCHAR FROM raw_billing")[0][0].startswith("50000000000000.")
 
-    write_export(exports / "bytes.csv", date(2025, 3, 1), date(2025, 3, 2), BilledCost=(1, "1e40"))
+    write_export(exports / "bytes.csv", date(2025, 3, 1), date(2025, 3, 2), BilledCost=(1, "12000000000"))
     message = error_of(load(tmp_path, exports, "2025-03-01", raise_on_error=False))
-    assert "column BilledCost: 1 row(s) out of range for DECIMAL(38, 12)" in message
+    assert "column BilledCost: 1 row(s) out of range for DECIMAL(18, 8)" in message
 
 
 def test_one_bad_month_is_rejected_and_named_while_the_other_eleven_load(tmp_path):

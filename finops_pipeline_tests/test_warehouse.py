@@ -56,4 +56,4 @@ def test_a_new_database_gets_every_table_with_the_focus_columns(tmp_path):
         assert table_columns(con, "raw_billing") == [*FOCUS_COLUMNS, *LINEAGE_COLUMNS]
         types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
                                  "WHERE table_name = 'raw_billing'").fetchall())
-        assert types["BilledCost"] == types["ConsumedQuantity"] == "DECIMAL(38,12)" and types["ChargePeriodStart"] == "TIMESTAMP WITH TIME ZONE"
+        assert types["BilledCost"] == "DECIMAL(18,8)" and types["ConsumedQuantity"] == "DECIMAL(38,12)" and types["ChargePeriodStart"] == "TIMESTAMP WITH TIME ZONE"

@@ -123,9 +123,10 @@ def read_manifest(path: Path) -> Manifest:
 
 def _local(listed: str, files: list[Path], root: Path) -> Path | None:
     """The local copy of a file a manifest lists (an S3 URI or blob name): the file under the
-    export's folder whose path ends with the most of the listed path's components."""
+    export's folder whose path ends with the most of the listed path's components, and at least
+    with its folder too (parts of two executions share their file names)."""
     parts = [p for p in re.sub(r"^[a-z0-9]+://[^/]+/", "", listed).split("/") if p]
-    best, best_len = None, 0
+    best, best_len = None, min(len(parts), 2) - 1
     for f in files:
         if f.name != parts[-1] or root not in f.parents:
             continue

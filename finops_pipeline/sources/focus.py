@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-# Wide enough for real bills: byte quantities pass 10^12, and costs come with up to 12 decimals.
-DECIMAL = "DECIMAL(38, 12)"
+# Wide enough for real bills. Costs: eight decimals (providers bill fractions of a cent) up to
+# $10 billion a line item, in 64 bits, which keeps sums fast. Quantities: byte counts pass 10^12.
+COST = "DECIMAL(18, 8)"
+QUANTITY = "DECIMAL(38, 12)"
 
 FOCUS_COLUMNS: dict[str, str] = {
     "BillingAccountId": "VARCHAR",
@@ -22,10 +24,10 @@ FOCUS_COLUMNS: dict[str, str] = {
     "BillingPeriodEnd": "TIMESTAMPTZ",
     "ChargePeriodStart": "TIMESTAMPTZ",
     "ChargePeriodEnd": "TIMESTAMPTZ",
-    "BilledCost": DECIMAL,
-    "EffectiveCost": DECIMAL,
-    "ListCost": DECIMAL,
-    "ContractedCost": DECIMAL,
+    "BilledCost": COST,
+    "EffectiveCost": COST,
+    "ListCost": COST,
+    "ContractedCost": COST,
     "BillingCurrency": "VARCHAR",
     "ProviderName": "VARCHAR",
     "PublisherName": "VARCHAR",
@@ -44,9 +46,9 @@ FOCUS_COLUMNS: dict[str, str] = {
     "ChargeDescription": "VARCHAR",
     "ChargeFrequency": "VARCHAR",
     "PricingCategory": "VARCHAR",
-    "PricingQuantity": DECIMAL,
+    "PricingQuantity": QUANTITY,
     "PricingUnit": "VARCHAR",
-    "ConsumedQuantity": DECIMAL,
+    "ConsumedQuantity": QUANTITY,
     "ConsumedUnit": "VARCHAR",
     "CommitmentDiscountId": "VARCHAR",
     "CommitmentDiscountStatus": "VARCHAR",

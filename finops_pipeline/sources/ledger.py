@@ -20,13 +20,15 @@ def _sql(name: str) -> str:
 
 
 def fingerprints(con: duckdb.DuckDBPyConnection, source: str, files: list[Path],
-                 compute: Callable[[duckdb.DuckDBPyConnection, Path, str], list[FilePeriod]]) -> list[FilePeriod]:
+                 compute: Callable[[duckdb.DuckDBPyConnection, Path, str], list[FilePeriod]]
+                 ) -> tuple[list[FilePeriod], list[Path]]:
     """Every file's line items per billing period: from the ledger while the file's size and
-    modification time are what they were, else ``compute``d (one read of the file)."""
+    modification time are what they were, else ``compute``d (one read of the file); and the
+    files that were new or changed since the ledger last saw them."""
     cached: dict[str, list[FilePeriod]] = {}
     for file, period, size, modified, n, fp, sketch in con.execute(_sql("cached_fingerprints"), [source]).fetchall():
         cached.setdefault(file, []).append(FilePeriod(Path(file), period, n, fp, tuple(sketch or ()), modified, size))
-    parts = []
+    parts, changed = [], []
     for f in files:
         stat = f.stat()
         modified = datetime.fromtimestamp(stat.st_mtime_ns // 1000 / 1e6, timezone.utc)
@@ -35,15 +37,17 @@ def fingerprints(con: duckdb.DuckDBPyConnection, source: str, files: list[Path],
             parts += [FilePeriod(f, p.period, p.line_items, p.fingerprint, p.sketch, p.modified, p.size) for p in known]
         else:
             parts += compute(con, f, source)
-    return parts
+            changed.append(f)
+    return parts, changed
 
 
-def record(con: duckdb.DuckDBPyConnection, source: str, parts: list[FilePeriod], plan: Plan) -> None:
-    """Write the plan's decisions for ``parts`` into the ledger, in one transaction."""
+def record(con: duckdb.DuckDBPyConnection, source: str, files: list[Path], parts: list[FilePeriod], plan: Plan) -> None:
+    """Write the plan's decisions for ``parts`` (of ``files``) into the ledger, in one
+    transaction; billing periods a file no longer holds (an export emptied to its header) leave it."""
     decided = {(d.file, d.period): d for d in plan.decisions}
     now = datetime.now(timezone.utc)
     with transaction(con):
-        for file in {p.file for p in parts}:
+        for file in files:
             con.execute(_sql("forget_deliveries"), [source, str(file), [p.period for p in parts if p.file == file]])
         for p in parts:
             d = decided[(p.file, p.period)]

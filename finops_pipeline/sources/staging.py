@@ -259,9 +259,9 @@ def load_files(con: duckdb.DuckDBPyConnection, export: ExportFiles, source: str,
             manifests.append(read_manifest(m))
         except ValueError as exc:
             raise BillingDataError(str(exc)) from None
-    parts = ledger.fingerprints(con, source, files, fingerprint)
+    parts, changed = ledger.fingerprints(con, source, files, fingerprint)
     plan = deliveries.plan(parts, manifests)
-    ledger.record(con, source, parts, plan)
+    ledger.record(con, source, files, parts, plan)
     excluded = plan.excluded()
     months_of = {}
     for part in parts:
@@ -284,6 +284,7 @@ def load_files(con: duckdb.DuckDBPyConnection, export: ExportFiles, source: str,
         stage_files(con, read, start, end, source, origin=export.origin, exclude=excluded)
         loaded = load_staged(con, source, start, end, allow_deletes, plan.complete_periods)
     loaded.deliveries = statuses
+    loaded.changed_files = [str(f) for f in changed]
     loaded.warnings = plan.warnings + skipped
     return loaded
 

@@ -27,7 +27,6 @@ from finops_pipeline.errors import BillingDataError
 from finops_pipeline.sources.focus import (
     CHARGE_CATEGORIES,
     COST_COLUMNS,
-    DECIMAL,
     FOCUS_COLUMNS,
     NUMERIC_COLUMNS,
     REQUIRED_COLUMNS,
@@ -95,7 +94,7 @@ def _rules(relation: str = "_incoming", with_text: bool = True) -> list[Rule]:
             failed = f'"{column}" IS NULL AND "raw__{column}" IS NOT NULL AND trim("raw__{column}") <> \'\''
             number = f'TRY_CAST(trim("raw__{column}") AS DOUBLE) IS NOT NULL'
             critical = column in COST_COLUMNS
-            rules.append(Rule(column, f"out of range for {DECIMAL}", f"{failed} AND {number}", critical))
+            rules.append(Rule(column, f"out of range for {FOCUS_COLUMNS[column]}", f"{failed} AND {number}", critical))
             rules.append(Rule(column, "not a number", f"{failed} AND NOT ({number})", critical))
         for column in TIMESTAMP_COLUMNS:
             rules.append(Rule(column, "not an ISO 8601 timestamp",
@@ -285,6 +284,7 @@ class Loaded:
     rows: int = 0
     verdict: Verdict = field(default_factory=Verdict)
     deliveries: dict[str, int] = field(default_factory=dict)  # files per status (counted, duplicate, …)
+    changed_files: list[str] = field(default_factory=list)  # new or changed since the last load
     warnings: list[str] = field(default_factory=list)
 
 

@@ -1,5 +1,5 @@
 -- FOCUS line items typed and renamed to snake_case, one row per line item.
--- Costs are rounded to micro-dollars per line item here (raw_billing keeps every decimal the export has).
+-- Costs are rounded to micro-dollars per line item here (raw_billing keeps eight decimals).
 -- The charge day and hour are taken in UTC so partitions line up across providers.
 select
     cast(timezone('UTC', ChargePeriodStart) as date) as day,
@@ -25,9 +25,9 @@ select
     PricingCategory as pricing_category,
     CommitmentDiscountId as commitment_discount_id,
     BillingCurrency as billing_currency,
-    cast(BilledCost as decimal(38, 6)) as billed_cost,
-    cast(EffectiveCost as decimal(38, 6)) as effective_cost,
-    cast(ListCost as decimal(38, 6)) as list_cost,
+    cast(BilledCost as decimal(18, 6)) as billed_cost,
+    cast(EffectiveCost as decimal(18, 6)) as effective_cost,
+    cast(ListCost as decimal(18, 6)) as list_cost,
     -- Spend without a team tag is reported as its own team, never dropped.
     coalesce(nullif(trim(json_extract_string(Tags, '$.team')), ''), 'untagged') as team,
     Tags as tags,

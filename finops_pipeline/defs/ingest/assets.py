@@ -87,6 +87,7 @@ def build_raw_billing(settings: Settings) -> AssetsDefinition:
                 "files": summary.files,
                 "deliveries": MetadataValue.json({name: r.deliveries for name, r in loaded.items() if r.deliveries}),
                 "not_counted": MetadataValue.json([w for r in loaded.values() for w in r.warnings][:50]),
+                "new_or_changed_files": MetadataValue.json([f for r in loaded.values() for f in r.changed_files][:50]),
                 "loaded_with_null_fields": sum(r.verdict.nulled for r in loaded.values()),
                 "unplaced_rows": sum(r.verdict.unplaced for r in loaded.values()),
                 "negative_usage": MetadataValue.json({file: {"line_items": n, "effective_cost": round(cost, 2)}

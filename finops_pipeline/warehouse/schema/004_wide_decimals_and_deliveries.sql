@@ -1,9 +1,9 @@
--- Real bills overflow DECIMAL(18, 6): byte quantities pass 10^12, and providers give costs to
--- more than six decimals. Costs and quantities are kept exactly, as the export has them.
-ALTER TABLE raw_billing ALTER COLUMN "BilledCost" SET DATA TYPE DECIMAL(38, 12);
-ALTER TABLE raw_billing ALTER COLUMN "EffectiveCost" SET DATA TYPE DECIMAL(38, 12);
-ALTER TABLE raw_billing ALTER COLUMN "ListCost" SET DATA TYPE DECIMAL(38, 12);
-ALTER TABLE raw_billing ALTER COLUMN "ContractedCost" SET DATA TYPE DECIMAL(38, 12);
+-- Real bills overflow DECIMAL(18, 6): byte quantities pass 10^12, and providers bill fractions of
+-- a cent. Costs get eight decimals (still 64-bit, up to $10 billion a line item), quantities 38 digits.
+ALTER TABLE raw_billing ALTER COLUMN "BilledCost" SET DATA TYPE DECIMAL(18, 8);
+ALTER TABLE raw_billing ALTER COLUMN "EffectiveCost" SET DATA TYPE DECIMAL(18, 8);
+ALTER TABLE raw_billing ALTER COLUMN "ListCost" SET DATA TYPE DECIMAL(18, 8);
+ALTER TABLE raw_billing ALTER COLUMN "ContractedCost" SET DATA TYPE DECIMAL(18, 8);
 ALTER TABLE raw_billing ALTER COLUMN "PricingQuantity" SET DATA TYPE DECIMAL(38, 12);
 ALTER TABLE raw_billing ALTER COLUMN "ConsumedQuantity" SET DATA TYPE DECIMAL(38, 12);
 
