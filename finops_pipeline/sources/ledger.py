@@ -20,11 +20,11 @@ def _sql(name: str) -> str:
 
 
 def fingerprints(con: duckdb.DuckDBPyConnection, source: str, files: list[Path],
-                 compute: Callable[[duckdb.DuckDBPyConnection, Path, str], list[FilePeriod]]
+                 compute: Callable[[duckdb.DuckDBPyConnection, list[Path], str], list[FilePeriod]]
                  ) -> tuple[list[FilePeriod], list[Path]]:
     """Every file's line items per billing period: from the ledger while the file's size and
-    modification time are what they were, else ``compute``d (one read of the file); and the
-    files that were new or changed since the ledger last saw them."""
+    modification time are what they were, else ``compute``d (one read of the new or changed
+    files); and those new or changed files."""
     cached: dict[str, list[FilePeriod]] = {}
     for file, period, size, modified, n, fp, sketch in con.execute(_sql("cached_fingerprints"), [source]).fetchall():
         cached.setdefault(file, []).append(FilePeriod(Path(file), period, n, fp, tuple(sketch or ()), modified, size))
@@ -36,9 +36,10 @@ def fingerprints(con: duckdb.DuckDBPyConnection, source: str, files: list[Path],
         if known and all(p.size == stat.st_size and p.modified == modified for p in known):
             parts += [FilePeriod(f, p.period, p.line_items, p.fingerprint, p.sketch, p.modified, p.size) for p in known]
         else:
-            parts += compute(con, f, source)
             changed.append(f)
-    return parts, changed
+    computed = compute(con, changed, source) if changed else []
+    # The computed parts name their files as given, so they match ``files`` exactly.
+    return parts + computed, changed
 
 
 def record(con: duckdb.DuckDBPyConnection, source: str, files: list[Path], parts: list[FilePeriod], plan: Plan) -> None:

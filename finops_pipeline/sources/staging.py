@@ -222,20 +222,48 @@ def _day(period: date | datetime) -> date:
     return period.date() if isinstance(period, datetime) else period
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> list[FilePeriod]:
-    """``path``'s line items per billing month: count, an order-free hash of their values (not of
-    the file's bytes: the same rows as CSV, CSV.gz or Parquet match), and a bottom-k sketch."""
-    stat = path.stat()
-    values = ", ".join(f'"{c}"' for c in FOCUS_COLUMNS)
-    rows = con.execute(
-        f"""SELECT month, count(*), sum(h::HUGEINT)::VARCHAR, min(h, {SKETCH_SIZE})
-            FROM (SELECT {BILLING_MONTH} AS month, hash({values}, x_ProviderColumns) AS h
-                  FROM ({_file_select(con, path, source, numbered=False)}))
-            WHERE month IS NOT NULL GROUP BY 1 ORDER BY 1"""
-    ).fetchall()
-    modified = datetime.fromtimestamp(stat.st_mtime_ns // 1000 / 1e6, timezone.utc)
-    return [FilePeriod(path, month, n, f"{n}:{total}", tuple(sketch), modified, stat.st_size)
-            for month, n, total, sketch in rows]
+def fingerprint(con: duckdb.DuckDBPyConnection, paths: list[Path], source: str) -> list[FilePeriod]:
+    """Each file's line items per billing month: count, an order-free hash of their values as the
+    file has them (not of its bytes: the same rows as CSV or CSV.gz, under any name, match), and
+    a bottom-k sketch of the row hashes. Values are hashed as read, uncast, and files with the
+    same columns are read in one query: this pass costs a fraction of the load."""
+    con.execute("SET TimeZone = 'UTC'")
+    by_schema: dict[tuple, list[Path]] = {}
+    for path in paths:
+        try:
+            described = con.execute(f"DESCRIBE SELECT * FROM {_reader(path)}").fetchall()
+        except duckdb.Error:
+            continue  # the load names the file and what is wrong with it
+        kind = path.name.lower().endswith(".parquet")
+        by_schema.setdefault((kind, tuple((c, t) for c, t, *_ in described if c != "file_row_number")), []).append(path)
+    parts = []
+    for (parquet, columns), group in by_schema.items():
+        types = dict(columns)
+        present = {RENAMES.get(c, c): c for c in types}
+
+        def timestamp(column: str) -> str:
+            if column not in present:
+                return "CAST(NULL AS TIMESTAMPTZ)"
+            quoted = _quote(present[column])
+            return quoted if types[present[column]].startswith("TIMESTAMP") else _iso_timestamp(f"CAST({quoted} AS VARCHAR)")
+
+        files = "[" + ", ".join(_literal(p) for p in group) + "]"
+        reader = (f"read_parquet({files}, filename = true)" if parquet else
+                  f"read_csv({files}, header = true, all_varchar = true, compression = 'auto', filename = true)")
+        month = (f"date_trunc('month', timezone('UTC', coalesce({timestamp('ChargePeriodStart')}, "
+                 f"{timestamp('BillingPeriodStart')})))::DATE")
+        values = ", ".join(_quote(c) for c in types)
+        rows = con.execute(
+            f"""SELECT filename, month, count(*), sum(h::HUGEINT)::VARCHAR, min(h, {SKETCH_SIZE})
+                FROM (SELECT filename, {month} AS month, hash({values}) AS h FROM {reader})
+                WHERE month IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"""
+        ).fetchall()
+        stats = {str(p): p.stat() for p in group}
+        for filename, month, n, total, sketch in rows:
+            stat = stats[filename]
+            modified = datetime.fromtimestamp(stat.st_mtime_ns // 1000 / 1e6, timezone.utc)
+            parts.append(FilePeriod(Path(filename), month, n, f"{n}:{total}", tuple(sketch), modified, stat.st_size))
+    return parts
 
 
 def load_files(con: duckdb.DuckDBPyConnection, export: ExportFiles, source: str, start: date, end: date,
