@@ -205,11 +205,12 @@ def clear_quarantine(con: duckdb.DuckDBPyConnection, start: date, end: date, sou
                 "AND partition_end <= ?::TIMESTAMPTZ", [source, *utc_bounds(start, end)])
 
 
-def _days(con: duckdb.DuckDBPyConnection, where: str, params: list) -> dict[date, tuple[int, list[str]]]:
-    """Per UTC charge day: the rows matching ``where`` in raw_billing and the files they came from."""
-    return {day: (n, files) for day, n, files in con.execute(
-        f"""SELECT CAST(timezone('UTC', ChargePeriodStart) AS DATE), count(*), list(DISTINCT x_SourceFile ORDER BY x_SourceFile)
-            FROM raw_billing WHERE {where} GROUP BY 1""", params).fetchall()}
+_DAY = "CAST(timezone('UTC', ChargePeriodStart) AS DATE)"
+
+
+def _days(con: duckdb.DuckDBPyConnection, where: str, params: list) -> dict[date, int]:
+    """Per UTC charge day: the rows matching ``where`` in raw_billing."""
+    return dict(con.execute(f"SELECT {_DAY}, count(*) FROM raw_billing WHERE {where} GROUP BY 1", params).fetchall())
 
 
 def write_staged(
@@ -228,6 +229,7 @@ def write_staged(
     params = [source, *utc_bounds(start, end)]
     before = _days(con, in_window, params)
     vouched = set(complete_months)
+    emptied: list[date] = []
 
     def before_commit() -> None:
         if check is not None:
@@ -235,19 +237,26 @@ def write_staged(
         if allow_deletes:
             return
         after = _days(con, in_window, params)
-        emptied = sorted(d for d in before if d not in after and d.replace(day=1) not in vouched)
+        emptied.extend(sorted(d for d in before if d not in after and d.replace(day=1) not in vouched))
         if emptied:
-            items = sum(before[d][0] for d in emptied)
-            files = sorted({f for d in emptied for f in before[d][1]})
-            raise UnevidencedDelete(
-                f"source {source}: {len(emptied)} day(s) that hold {items} line item(s) would be emptied "
-                f"({_ranges(emptied)}), but nothing shows the provider removed them: the files they came from "
-                f"({', '.join(files[:5])}{' …' if len(files) > 5 else ''}) are gone or no longer cover these days. "
-                "Nothing was written. Restore the export files, or, if the provider really removed these charges, "
-                "re-run with the raw_billing config allow_deletes: true."
-            )
+            raise RuleViolation("would empty days")  # rolls the write back; reported below
 
-    replace_window(con, "raw_billing", rows, in_window, params, before_commit=before_commit)
+    try:
+        replace_window(con, "raw_billing", rows, in_window, params, before_commit=before_commit)
+    except RuleViolation:
+        if not emptied:
+            raise
+        # Rolled back: the emptied days' rows are there again, to name the files they came from.
+        files = [f for (f,) in con.execute(
+            f"SELECT DISTINCT x_SourceFile FROM raw_billing WHERE {in_window} AND {_DAY} IN "
+            f"({', '.join('?' * len(emptied))}) ORDER BY 1", [*params, *emptied]).fetchall()]
+        raise UnevidencedDelete(
+            f"source {source}: {len(emptied)} day(s) that hold {sum(before[d] for d in emptied)} line item(s) would be "
+            f"emptied ({_ranges(emptied)}), but nothing shows the provider removed them: the files they came from "
+            f"({', '.join(files[:5])}{' …' if len(files) > 5 else ''}) are gone or no longer cover these days. "
+            "Nothing was written. Restore the export files, or, if the provider really removed these charges, "
+            "re-run with the raw_billing config allow_deletes: true."
+        ) from None
     return con.execute(f"SELECT count(*) FROM raw_billing WHERE {in_window}", params).fetchone()[0]
 
 
