@@ -27,7 +27,7 @@ EXPECTED = {
     "the_latest_manifest_delivery_counts_and_may_remove_a_day":
         "newest complete execution counts, older superseded, unlisted file left out, a removed day removed",
     "wide_quantities_load_exactly_and_a_cost_out_of_range_says_so":
-        "5e13 quantity loads exactly; a 1e40 cost is 'out of range', not 'not a number'",
+        "5e13 quantity loads exactly; a $12 billion cost is 'out of range', not 'not a number'",
     "one_bad_month_is_rejected_and_named_while_the_other_eleven_load": "11 months load, the bad one named",
     "a_bad_quantity_is_loaded_as_null_and_the_check_warns": "cost loads, quantity NULL, fields_parse warns",
     "a_truncated_csv_says_where_parsing_stopped": "'truncated or malformed CSV' with the line, not 'missing columns'",
