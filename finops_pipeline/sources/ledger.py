@@ -19,8 +19,13 @@ def _sql(name: str) -> str:
     return sql_file("finops_pipeline.sources", name)
 
 
+def modified_at(path: Path) -> datetime:
+    """A file's modification time as the ledger keeps it (microseconds, UTC)."""
+    return datetime.fromtimestamp(path.stat().st_mtime_ns // 1000 / 1e6, timezone.utc)
+
+
 def fingerprints(con: duckdb.DuckDBPyConnection, source: str, files: list[Path],
-                 compute: Callable[[duckdb.DuckDBPyConnection, list[Path], str], list[FilePeriod]]
+                 compute: Callable[[duckdb.DuckDBPyConnection, list[Path]], list[FilePeriod]]
                  ) -> tuple[list[FilePeriod], list[Path]]:
     """Every file's line items per billing period: from the ledger while the file's size and
     modification time are what they were, else ``compute``d (one read of the new or changed
@@ -30,14 +35,13 @@ def fingerprints(con: duckdb.DuckDBPyConnection, source: str, files: list[Path],
         cached.setdefault(file, []).append(FilePeriod(Path(file), period, n, fp, tuple(sketch or ()), modified, size))
     parts, changed = [], []
     for f in files:
-        stat = f.stat()
-        modified = datetime.fromtimestamp(stat.st_mtime_ns // 1000 / 1e6, timezone.utc)
+        size, modified = f.stat().st_size, modified_at(f)
         known = cached.get(str(f))
-        if known and all(p.size == stat.st_size and p.modified == modified for p in known):
+        if known and all(p.size == size and p.modified == modified for p in known):
             parts += [FilePeriod(f, p.period, p.line_items, p.fingerprint, p.sketch, p.modified, p.size) for p in known]
         else:
             changed.append(f)
-    computed = compute(con, changed, source) if changed else []
+    computed = compute(con, changed) if changed else []
     # The computed parts name their files as given, so they match ``files`` exactly.
     return parts + computed, changed
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import glob
 import gzip
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -75,7 +75,7 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _literal(path: Path) -> str:
+def _literal(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
@@ -112,7 +112,7 @@ def _raise_if_malformed(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise BillingDataError(f"{path}: cannot be read as CSV ({exc})") from None
     if not all(RENAMES.get(c, c) in header or c in header for c in REQUIRED_COLUMNS):
         return
-    columns = ", ".join(f"{_literal(Path(c))}: 'VARCHAR'" for c in header)
+    columns = ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in header)
     try:
         con.execute(f"""SELECT count(*) FROM read_csv({_literal(path)}, auto_detect = false, header = true, delim = ',',
                         quote = '"', escape = '"', compression = 'auto', columns = {{{columns}}})""").fetchone()
@@ -222,7 +222,7 @@ def _day(period: date | datetime) -> date:
     return period.date() if isinstance(period, datetime) else period
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection, paths: list[Path], source: str) -> list[FilePeriod]:
+def fingerprint(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> list[FilePeriod]:
     """Each file's line items per billing month: count, an order-free hash of their values as the
     file has them (not of its bytes: the same rows as CSV or CSV.gz, under any name, match), and
     a bottom-k sketch of the row hashes. Values are hashed as read, uncast, and files with the
@@ -258,11 +258,10 @@ def fingerprint(con: duckdb.DuckDBPyConnection, paths: list[Path], source: str) 
                 FROM (SELECT filename, {month} AS month, hash({values}) AS h FROM {reader})
                 WHERE month IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"""
         ).fetchall()
-        stats = {str(p): p.stat() for p in group}
         for filename, month, n, total, sketch in rows:
-            stat = stats[filename]
-            modified = datetime.fromtimestamp(stat.st_mtime_ns // 1000 / 1e6, timezone.utc)
-            parts.append(FilePeriod(Path(filename), month, n, f"{n}:{total}", tuple(sketch), modified, stat.st_size))
+            path = Path(filename)
+            parts.append(FilePeriod(path, month, n, f"{n}:{total}", tuple(sketch), ledger.modified_at(path),
+                                    path.stat().st_size))
     return parts
 
 
