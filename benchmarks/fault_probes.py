@@ -31,8 +31,8 @@ EXPECTED = {
     "one_bad_month_is_rejected_and_named_while_the_other_eleven_load": "11 months load, the bad one named",
     "a_bad_quantity_is_loaded_as_null_and_the_check_warns": "cost loads, quantity NULL, fields_parse warns",
     "a_truncated_csv_says_where_parsing_stopped": "'truncated or malformed CSV' with the line, not 'missing columns'",
-    "a_run_killed_during_forecasts_is_recovered_by_the_next_run":
-        "workers die with the run; the same command recovers, completes, tables equal a clean run",
+    "a_killed_run_is_recovered_by_the_same_command_run_again":
+        "no dbt or Prophet child left; the same command recovers, completes, tables equal a clean run",
     "a_run_waiting_for_the_pool_sleeps_says_who_holds_it_and_stops_on_sigterm":
         "INFO naming the holding run, under a core of CPU, stops on SIGTERM",
     "the_cli_reports_a_configuration_error_in_one_line_and_fails": "exit ≠ 0, one line naming the variable",

@@ -1,6 +1,7 @@
-"""A run killed with ``kill -9`` in the middle of its forecasts: the same command, run again,
-recovers on its own (the dead run is marked failed and its duckdb pool slot freed), no worker
-process outlives the killed run, and the tables equal those of a clean run."""
+"""Runs that recover: a run killed with ``kill -9`` during dbt or its forecasts is recovered by
+the same command run again (the dead run marked failed, its duckdb pool slot freed, no child left),
+with the tables of a clean run; a run waiting for the pool sleeps, says who holds it, and stops on
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -48,36 +49,53 @@ def _tables(data: Path) -> dict[str, list]:
         }
 
 
+@pytest.fixture(scope="module")
+def clean_tables(tmp_path_factory) -> dict[str, list]:
+    """The tables of the same command run once, undisturbed."""
+    work = tmp_path_factory.mktemp("clean")
+    clean = subprocess.run(_command(), env=_env(work / "home", work / "data"), cwd=work, capture_output=True,
+                           text=True, timeout=600)
+    assert clean.returncode == 0, clean.stdout[-3000:]
+    return _tables(work / "data")
+
+
+def _dbt_child(run_pid: int) -> list[int]:
+    return [p for p in _children(run_pid) if "bin/dbt" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")]
+
+
+def _workers(run_pid: int) -> list[int]:
+    return [p for p in _children(run_pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")]
+
+
 @pytest.mark.fault_probe
 @pytest.mark.integration
-def test_a_run_killed_during_forecasts_is_recovered_by_the_next_run(tmp_path):
+@pytest.mark.parametrize("step, children", [("finops_dbt_models", _dbt_child), ("cost_forecasts", _workers)],
+                         ids=["during dbt", "during forecasts"])
+def test_a_killed_run_is_recovered_by_the_same_command_run_again(tmp_path, clean_tables, step, children):
+    """``kill -9`` of a headless backfill while dbt runs or Prophet workers fit: no child outlives
+    the recovery, the same command run again completes on its own, and the tables equal a clean run."""
     env = _env(tmp_path / "home", tmp_path / "data")
-    log = (tmp_path / "killed.log").open("w")
-    run = subprocess.Popen(_command(), env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    log = tmp_path / "killed.log"
+    run = subprocess.Popen(_command(), env=env, cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
-    workers: list[int] = []
-    while time.monotonic() < deadline and not workers:
-        time.sleep(0.5)
-        if 'Started execution of step "cost_forecasts"' in (tmp_path / "killed.log").read_text():
-            workers = [p for p in _children(run.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")]
-    assert workers, "the forecasts never started their worker processes"
+    found: list[int] = []
+    while time.monotonic() < deadline and not found and run.poll() is None:
+        time.sleep(0.2)
+        if f'Started execution of step "{step}"' in log.read_text():
+            found = children(run.pid)
+    assert found, f"{step} never started its child processes"
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
-    time.sleep(2)
-    assert not [p for p in workers if alive(p)], "Prophet workers outlived the killed run"
 
     again = subprocess.run(_command(), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout[-3000:]
     assert "was still STARTED but its process" in again.stdout + again.stderr
+    assert not [p for p in found if alive(p)], f"{step}'s child processes outlived the killed run"
     with DagsterInstance.from_config(str(tmp_path / "home")) as instance:
         statuses = sorted(r.status.value for r in instance.get_runs())
         assert statuses == [DagsterRunStatus.FAILURE.value, DagsterRunStatus.SUCCESS.value]
         assert not instance.event_log_storage.get_concurrency_info("duckdb").claimed_slots
-
-    clean_env = _env(tmp_path / "clean_home", tmp_path / "clean_data")
-    clean = subprocess.run(_command(), env=clean_env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert clean.returncode == 0, clean.stdout[-3000:]
-    assert _tables(tmp_path / "data") == _tables(tmp_path / "clean_data")
+    assert _tables(tmp_path / "data") == clean_tables
 
 
 def _cpu_seconds(pid: int) -> float:
