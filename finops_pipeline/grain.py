@@ -109,3 +109,14 @@ HOURLY = Grain(
     "hourly exports carry an hour's usage within minutes.",
 )
 GRAINS = {g.name: g for g in (DAILY, HOURLY)}
+
+
+def contiguous_ranges(days) -> list[tuple[date, date]]:
+    """Inclusive (first, last) runs of consecutive days."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if ranges and (day - ranges[-1][1]).days == 1:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges

@@ -13,13 +13,16 @@ from __future__ import annotations
 import csv
 import glob
 import gzip
-from datetime import date, datetime
+from collections import Counter
+from datetime import date
+from itertools import takewhile
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from finops_pipeline.errors import BillingDataError
+from finops_pipeline.grain import DAILY
 from finops_pipeline.sources import deliveries, ledger
 from finops_pipeline.sources.base import ExportFiles
 from finops_pipeline.sources.deliveries import SKETCH_SIZE, FilePeriod, is_manifest, read_manifest
@@ -31,6 +34,7 @@ from finops_pipeline.sources.validation import (
     check_written,
     clear_quarantine,
     load_staged,
+    outside_months,
     write_staged,
 )
 from finops_pipeline.warehouse import utc_bounds
@@ -49,16 +53,14 @@ def _iso_timestamp(text: str) -> str:
     return f"CASE WHEN substring({t}, 5, 1) = '-' AND substring({t}, 8, 1) = '-' THEN TRY_CAST({t} AS TIMESTAMPTZ) END"
 
 
-def _candidates(path: str) -> list[Path]:
-    root = Path(path)
-    if root.is_dir():
-        return [p for p in root.rglob("*") if p.is_file()]
-    return [Path(p) for p in glob.glob(path, recursive=True)]
-
-
 def discover(path: str) -> list[Path]:
     """The export files under a folder (recursively) or matching a glob, in a stable order."""
-    return sorted(p for p in _candidates(path) if p.name.lower().endswith(EXTENSIONS))
+    root = Path(path)
+    if root.is_dir():
+        candidates = [p for p in root.rglob("*") if p.is_file()]
+    else:
+        candidates = [Path(p) for p in glob.glob(path, recursive=True)]
+    return sorted(p for p in candidates if p.name.lower().endswith(EXTENSIONS))
 
 
 def discover_manifests(path: str) -> list[Path]:
@@ -66,8 +68,7 @@ def discover_manifests(path: str) -> list[Path]:
     fixed leading folders (a glob for data files does not match the manifests)."""
     root = Path(path)
     if not root.is_dir():
-        fixed = [part for part in root.parts if not glob.has_magic(part)]
-        root = Path(*fixed[: next((i for i, p in enumerate(root.parts) if glob.has_magic(p)), len(fixed))])
+        root = Path(*takewhile(lambda part: not glob.has_magic(part), root.parts))
     return sorted(p for p in root.rglob("*") if p.is_file() and is_manifest(p)) if root.is_dir() else []
 
 
@@ -202,8 +203,7 @@ def stage_files(
     for f in files:
         select = f"({_file_select(con, f, source, strict)})"
         if (exclude or {}).get(f):
-            months = ", ".join(f"DATE '{m}'" for m in sorted(exclude[f]))
-            select = f"(SELECT * FROM {select} WHERE {BILLING_MONTH} IS NULL OR {BILLING_MONTH} NOT IN ({months}))"
+            select = f"(SELECT * FROM {select} WHERE {BILLING_MONTH} IS NULL OR {outside_months(BILLING_MONTH, exclude[f])})"
         selects.append(select)
     union = " UNION ALL BY NAME ".join(selects)
     # A view, not a table: validation and the insert stream from the files, so memory stays flat
@@ -216,10 +216,6 @@ def stage_files(
             WHERE ChargePeriodStart IS NULL
                OR (ChargePeriodStart >= TIMESTAMPTZ '{lo}' AND ChargePeriodStart < TIMESTAMPTZ '{hi}')"""
     )
-
-
-def _day(period: date | datetime) -> date:
-    return period.date() if isinstance(period, datetime) else period
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> list[FilePeriod]:
@@ -295,10 +291,8 @@ def load_files(con: duckdb.DuckDBPyConnection, export: ExportFiles, source: str,
         months_of.setdefault(part.file, set()).add(part.period)
     # A file none of whose rows count is not read at all; one with no rows still is (its header is checked).
     read = [f for f in files if not months_of.get(f) or months_of[f] - excluded.get(f, set())]
-    statuses: dict[str, int] = {}
-    for d in plan.decisions:
-        statuses[d.status] = statuses.get(d.status, 0) + 1
-    first, last = _day(start).replace(day=1), _day(end)
+    statuses = dict(Counter(d.status for d in plan.decisions))
+    first, last = DAILY.period(start).replace(day=1), DAILY.period(end)
     skipped = [f"{d.file} ({d.period:%Y-%m}): {d.status}, {d.reason}" for d in plan.decisions
                if d.status != deliveries.COUNTED and first <= d.period < last]
     try:
@@ -352,14 +346,3 @@ def changed_days(previous: dict[str, dict[str, str]], current: dict[str, dict[st
         old = previous.get(file, {})
         days |= {d for d in old.keys() | new.keys() if old.get(d) != new.get(d)}
     return {date.fromisoformat(d) for d in days}
-
-
-def contiguous_ranges(days: set[date]) -> list[tuple[date, date]]:
-    """Inclusive (first, last) runs of consecutive days."""
-    ranges: list[tuple[date, date]] = []
-    for day in sorted(days):
-        if ranges and (day - ranges[-1][1]).days == 1:
-            ranges[-1] = (ranges[-1][0], day)
-        else:
-            ranges.append((day, day))
-    return ranges

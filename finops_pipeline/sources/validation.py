@@ -24,6 +24,7 @@ from datetime import date
 import duckdb
 
 from finops_pipeline.errors import BillingDataError
+from finops_pipeline.grain import contiguous_ranges
 from finops_pipeline.sources.focus import (
     CHARGE_CATEGORIES,
     COST_COLUMNS,
@@ -40,7 +41,7 @@ BILLING_MONTH = "date_trunc('month', timezone('UTC', coalesce(ChargePeriodStart,
 PLACING_TIMESTAMPS = ("ChargePeriodStart", "ChargePeriodEnd")
 
 
-def _outside(expr: str, months: Iterable[date]) -> str:
+def outside_months(expr: str, months: Iterable[date]) -> str:
     """SQL: ``expr`` is not one of ``months`` (dates formatted here, never user text)."""
     listed = ", ".join(f"DATE '{m}'" for m in months)
     return f"{expr} NOT IN ({listed})" if listed else "TRUE"
@@ -170,14 +171,14 @@ def validate_staged(con: duckdb.DuckDBPyConnection, source: str, start: date, en
             verdict.broken.append(text)
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _accepted AS SELECT * FROM _incoming
-            WHERE ChargePeriodStart IS NOT NULL AND {_outside(BILLING_MONTH, verdict.rejected)}"""
+            WHERE ChargePeriodStart IS NOT NULL AND {outside_months(BILLING_MONTH, verdict.rejected)}"""
     )
     if not con.execute("SELECT 1 FROM _rejected LIMIT 1").fetchone():
         clear_quarantine(con, start, end, source)
         return verdict
     verdict.nulled = con.execute(
         f"""SELECT count(DISTINCT (file, row_number)) FROM _rejected r
-            WHERE month IS NOT NULL AND {_outside("month", verdict.rejected)} AND NOT EXISTS (
+            WHERE month IS NOT NULL AND {outside_months("month", verdict.rejected)} AND NOT EXISTS (
                 SELECT 1 FROM _rejected c WHERE c.rejects_period AND c.file = r.file AND c.row_number = r.row_number)"""
     ).fetchone()[0]
     verdict.unplaced = con.execute("SELECT count(DISTINCT (file, row_number)) FROM _rejected WHERE month IS NULL").fetchone()[0]
@@ -188,7 +189,7 @@ def validate_staged(con: duckdb.DuckDBPyConnection, source: str, start: date, en
             f"""INSERT INTO raw_billing_quarantine BY NAME
                 SELECT now() AS quarantined_at, ?::TIMESTAMPTZ AS partition_start, ?::TIMESTAMPTZ AS partition_end,
                        r.source, r.file, r.row_number, r.column_name, r.reason, to_json(struct_pack({raw})) AS row_values,
-                       CASE WHEN r.month IS NULL OR NOT ({_outside("r.month", verdict.rejected)}) OR bool_or(r.rejects_period) OVER row_rules
+                       CASE WHEN r.month IS NULL OR NOT ({outside_months("r.month", verdict.rejected)}) OR bool_or(r.rejects_period) OVER row_rules
                             THEN 'rejected' ELSE 'loaded_as_null' END AS outcome,
                        r.month AS billing_period
                 FROM _rejected r JOIN _incoming i ON i.x_SourceFile = r.file AND i.x_SourceRow = r.row_number
@@ -225,7 +226,7 @@ def write_staged(
     Raises ``UnevidencedDelete`` (and writes nothing) if a day that held rows would hold none,
     unless ``allow_deletes`` or the day's billing month is in ``complete_months``."""
     in_window = (f"x_Source = ? AND ChargePeriodStart >= ?::TIMESTAMPTZ AND ChargePeriodStart < ?::TIMESTAMPTZ "
-                 f"AND {_outside(BILLING_MONTH, keep_months)}")
+                 f"AND {outside_months(BILLING_MONTH, keep_months)}")
     params = [source, *utc_bounds(start, end)]
     before = _days(con, in_window, params)
     vouched = set(complete_months)
@@ -246,28 +247,19 @@ def write_staged(
     except RuleViolation:
         if not emptied:
             raise
+        spans = ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in contiguous_ranges(emptied))
         # Rolled back: the emptied days' rows are there again, to name the files they came from.
         files = [f for (f,) in con.execute(
             f"SELECT DISTINCT x_SourceFile FROM raw_billing WHERE {in_window} AND {_DAY} IN "
             f"({', '.join('?' * len(emptied))}) ORDER BY 1", [*params, *emptied]).fetchall()]
         raise UnevidencedDelete(
             f"source {source}: {len(emptied)} day(s) that hold {sum(before[d] for d in emptied)} line item(s) would be "
-            f"emptied ({_ranges(emptied)}), but nothing shows the provider removed them: the files they came from "
+            f"emptied ({spans}), but nothing shows the provider removed them: the files they came from "
             f"({', '.join(files[:5])}{' …' if len(files) > 5 else ''}) are gone or no longer cover these days. "
             "Nothing was written. Restore the export files, or, if the provider really removed these charges, "
             "re-run with the raw_billing config allow_deletes: true."
         ) from None
     return con.execute(f"SELECT count(*) FROM raw_billing WHERE {in_window}", params).fetchone()[0]
-
-
-def _ranges(days: list[date]) -> str:
-    out: list[list[date]] = []
-    for d in days:
-        if out and (d - out[-1][1]).days == 1:
-            out[-1][1] = d
-        else:
-            out.append([d, d])
-    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in out)
 
 
 def check_written(con: duckdb.DuckDBPyConnection, source: str, start: date, end: date) -> None:

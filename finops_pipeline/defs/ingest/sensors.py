@@ -22,9 +22,9 @@ from dagster import (
 from finops_pipeline.defs.ingest.checks import EXPORT_FILES_CHECK
 from finops_pipeline.defs.partitions import PARTITIONED_STAGES, billing_partitions
 from finops_pipeline.errors import BillingDataError
-from finops_pipeline.grain import DAILY
+from finops_pipeline.grain import DAILY, contiguous_ranges
 from finops_pipeline.settings import Settings
-from finops_pipeline.sources.staging import changed_days, contiguous_ranges, day_fingerprints, discover
+from finops_pipeline.sources.staging import changed_days, day_fingerprints, discover
 
 # Marks the runs that reload restated days, for people reading the run list.
 RESTATEMENT_TAG = {"finops/reason": "restatement"}

@@ -56,7 +56,7 @@ def recover_dead_runs(instance: DagsterInstance, skip_run_id: str | None = None)
     return done
 
 
-# The run's log (console and event log) by run id, for the wait above, which has no context.
+# The run's log (console and event log) by run id, for _wait_for_pool below, which has no context.
 _run_logs: dict[str, object] = {}
 WAIT_POLL_S = 2.0  # how often a run waiting for the pool looks again
 WAIT_LOG_EVERY_S = 60.0
