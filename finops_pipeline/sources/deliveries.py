@@ -31,6 +31,10 @@ from pathlib import Path
 SKETCH_SIZE = 64  # bottom-k row hashes kept per file and period: enough to tell parts from versions
 VERSION_OVERLAP = 0.5  # share of the smaller file's line items two versions of a period have in common
 
+# How fingerprints are made, the prefix of each: a ledger entry made another way is computed again
+# (v2: a file's own columns only, not ``key=value`` folder names).
+FINGERPRINT_VERSION = "v2"
+
 COUNTED, DUPLICATE, SUPERSEDED, UNLISTED = "counted", "duplicate", "superseded", "unlisted"
 
 
@@ -41,7 +45,7 @@ class FilePeriod:
     file: Path
     period: date  # first day of the billing month
     line_items: int
-    fingerprint: str  # count and sum of the rows' hashes: equal for equal rows in any order
+    fingerprint: str  # version, count and sum of the rows' hashes: equal for equal rows in any order
     sketch: tuple[int, ...]  # the SKETCH_SIZE smallest row hashes
     modified: datetime
     size: int

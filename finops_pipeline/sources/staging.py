@@ -25,7 +25,7 @@ from finops_pipeline.errors import BillingDataError
 from finops_pipeline.grain import DAILY
 from finops_pipeline.sources import deliveries, ledger
 from finops_pipeline.sources.base import ExportFiles
-from finops_pipeline.sources.deliveries import SKETCH_SIZE, FilePeriod, is_manifest, read_manifest
+from finops_pipeline.sources.deliveries import FINGERPRINT_VERSION, SKETCH_SIZE, FilePeriod, is_manifest, read_manifest
 from finops_pipeline.sources.focus import FOCUS_COLUMNS, NUMERIC_COLUMNS as _NUMERIC, REQUIRED_COLUMNS
 from finops_pipeline.sources.validation import (
     BILLING_MONTH,
@@ -44,6 +44,8 @@ from finops_pipeline.warehouse import utc_bounds
 RENAMES = {"ServiceProviderName": "ProviderName"}
 
 EXTENSIONS = (".csv", ".csv.gz", ".parquet")
+# Columns the readers add: the file a row came from and its row number within it (Parquet).
+_LINEAGE = ("x_SourceFile", "file_row_number")
 
 
 def _iso_timestamp(text: str) -> str:
@@ -80,21 +82,54 @@ def _literal(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def _reader(path: Path, columns: list[str] | None = None) -> str:
-    """The DuckDB table function reading ``path``. For CSV, every column is text, except that
-    given ``columns`` (the file's header) the FOCUS cost columns are read as DECIMAL: the reader
-    then parses them itself, and fails on the first value that is not a number."""
-    literal = _literal(path)
-    if path.name.lower().endswith(".parquet"):
-        return f"read_parquet({literal}, file_row_number = true)"
+def _files(paths: list[Path]) -> str:
+    return "[" + ", ".join(_literal(p) for p in paths) + "]"
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith(".parquet")
+
+
+def _reader(paths: list[Path], columns: list[str] | None = None) -> str:
+    """The DuckDB table function reading ``paths`` (files of one kind and header) in one scan,
+    with each row's file as ``x_SourceFile``. For CSV, every column is text, except that given
+    ``columns`` (the files' header) the FOCUS cost columns are read as DECIMAL: the reader then
+    parses them itself, and fails on the first value that is not a number. Folder names such as
+    ``day=2025-01-01`` are not read as columns: a file's rows are what it holds."""
+    common = f"{_files(paths)}, filename = 'x_SourceFile', hive_partitioning = false"
+    if _is_parquet(paths[0]):
+        return f"read_parquet({common}, file_row_number = true)"
     if columns is None:
         # Every column as text: identifiers keep their leading zeros, and nothing is silently coerced.
-        return f"read_csv({literal}, header = true, all_varchar = true, compression = 'auto')"
+        return f"read_csv({common}, header = true, all_varchar = true, compression = 'auto')"
     types = ", ".join(
         f"{_literal(c)}: '{FOCUS_COLUMNS[RENAMES.get(c, c)] if RENAMES.get(c, c) in _NUMERIC else 'VARCHAR'}'"
         for c in columns
     )
-    return f"read_csv({literal}, header = true, types = {{{types}}}, compression = 'auto')"
+    return f"read_csv({common}, header = true, types = {{{types}}}, compression = 'auto')"
+
+
+def _by_schema(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> tuple[dict[tuple, list[Path]], dict[Path, str]]:
+    """``paths`` grouped by kind (Parquet or CSV) and columns with their types, so that each
+    group is read in one scan (one scan of 90 files takes half the time of 90 scans); and the
+    files that cannot be read, with why."""
+    groups: dict[tuple, list[Path]] = {}
+    unreadable: dict[Path, str] = {}
+    for path in paths:
+        try:
+            described = con.execute(f"DESCRIBE SELECT * FROM {_reader([path])}").fetchall()
+        except duckdb.Error as exc:
+            unreadable[path] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            continue
+        columns = tuple((c, t) for c, t, *_ in described if c not in _LINEAGE)
+        groups.setdefault((_is_parquet(path), columns), []).append(path)
+    return groups, unreadable
+
+
+def _named(paths: list[Path]) -> str:
+    """Files for a message: all of a few, the first of many."""
+    names = ", ".join(str(p) for p in paths[:3])
+    return names if len(paths) <= 3 else f"{names} and {len(paths) - 3} more file(s)"
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -127,33 +162,41 @@ def _raise_if_malformed(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             "nothing loaded from it (re-deliver or remove the file)") from None
 
 
-def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str, strict: bool = False,
-                 numbered: bool = True) -> str:
-    """A SELECT of ``path``'s line items as the FOCUS columns plus lineage.
+def _select(con: duckdb.DuckDBPyConnection, paths: list[Path], source: str, strict: bool = False) -> str:
+    """A SELECT of the line items of ``paths`` (files with one header, see ``_by_schema``) as the
+    FOCUS columns plus lineage, in one scan.
 
-    Lenient (the default): each column parsed with TRY_CAST next to its text in ``raw__<column>``,
-    so the validator can name every row that does not parse. Strict: typed columns only, and the
-    query fails on the first value that does not parse; CSV rows are not numbered (a window over
-    the whole file costs a third of the load). The fast path of ``load_files``.
+    Lenient (the default; one file at a time): each column parsed with TRY_CAST next to its text
+    in ``raw__<column>``, so the validator can name every row that does not parse. Strict: typed
+    columns only, and the query fails on the first value that does not parse; CSV rows are not
+    numbered (a window over the whole file costs a third of the load). The fast path of
+    ``load_files``.
     """
+    if not strict and len(paths) > 1:
+        raise ValueError("a lenient select reads one file: its CSV rows are numbered by a window over the file")
     # Naive timestamps are UTC (FOCUS says so), not the host's zone: the loader and the
     # restatement sensor must put every row on the same day.
     con.execute("SET TimeZone = 'UTC'")
-    reader = _reader(path)
+    reader = _reader(paths)
     try:
-        types = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
-        columns = list(types)
+        types = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+                 if row[0] not in _LINEAGE}
     except duckdb.Error as exc:
-        raise BillingDataError(f"{path}: cannot be read as FOCUS ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+        raise BillingDataError(f"{_named(paths)}: cannot be read as FOCUS ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0]})") from exc
+    columns = list(types)
+    parquet = _is_parquet(paths[0])
     present = {RENAMES.get(c, c): c for c in columns}
     missing = [c for c in REQUIRED_COLUMNS if c not in present]
-    if missing and "file_row_number" not in columns:
-        _raise_if_malformed(con, path)
+    if missing and not parquet:
+        for path in paths:
+            _raise_if_malformed(con, path)
     if missing:
         rows = con.execute(f"SELECT count(*) FROM {reader}").fetchone()[0]
-        raise BillingDataError(f"{path}: missing mandatory FOCUS column(s) {', '.join(missing)} ({rows} rows, nothing loaded)")
-    if strict and "file_row_number" not in columns:
-        reader = _reader(path, columns)
+        raise BillingDataError(f"{_named(paths)}: missing mandatory FOCUS column(s) {', '.join(missing)} "
+                               f"({rows} rows, nothing loaded)")
+    if strict and not parquet:
+        reader = _reader(paths, columns)
         types |= {present[c]: FOCUS_COLUMNS[c] for c in _NUMERIC if c in present}
     parts = []
     for name, dtype in FOCUS_COLUMNS.items():
@@ -181,11 +224,11 @@ def _file_select(con: duckdb.DuckDBPyConnection, path: Path, source: str, strict
     packed = ", ".join(f"{_quote(c)} := {_quote(c)}" for c in extras)
     parts.append(f"to_json(struct_pack({packed})) AS x_ProviderColumns" if extras else "CAST(NULL AS JSON) AS x_ProviderColumns")
     # Parquet numbers its rows for free; for CSV a window over the file is the only way, and costs.
-    if "file_row_number" in columns:
+    if parquet:
         row = "file_row_number + 1"
     else:
-        row = "CAST(NULL AS BIGINT)" if strict or not numbered else "row_number() OVER ()"
-    parts += [f"'{source}' AS x_Source", f"{_literal(path)} AS x_SourceFile", f"{row} AS x_SourceRow"]
+        row = "CAST(NULL AS BIGINT)" if strict else "row_number() OVER ()"
+    parts += [f"'{source}' AS x_Source", "x_SourceFile", f"{row} AS x_SourceRow"]
     return f"SELECT {', '.join(parts)} FROM {reader}"
 
 
@@ -196,15 +239,20 @@ def stage_files(
     """Create the temp view ``_incoming`` over the rows of ``files`` whose charge period starts in
     ``[start, end)``, plus every row whose start is missing or does not parse (the validator
     reports those), less each file's billing months in ``exclude`` (another file counts for
-    them). ``strict``: see ``_file_select``."""
+    them). ``strict``: see ``_select``; strictly, files with one header are read in one scan."""
     if not files:
         raise BillingDataError(f"{source} source: no .csv, .csv.gz or .parquet files found ({origin})")
+    groups, unreadable = _by_schema(con, files)
+    if unreadable:
+        path, why = next(iter(unreadable.items()))
+        raise BillingDataError(f"{path}: cannot be read as FOCUS ({why})")
     selects = []
-    for f in files:
-        select = f"({_file_select(con, f, source, strict)})"
-        if (exclude or {}).get(f):
-            select = f"(SELECT * FROM {select} WHERE {BILLING_MONTH} IS NULL OR {outside_months(BILLING_MONTH, exclude[f])})"
-        selects.append(select)
+    for group in groups.values():
+        for paths in [group] if strict else [[f] for f in group]:
+            select = f"({_select(con, paths, source, strict)})"
+            kept = [f"(x_SourceFile <> {_literal(f)} OR {BILLING_MONTH} IS NULL OR "
+                    f"{outside_months(BILLING_MONTH, (exclude or {})[f])})" for f in paths if (exclude or {}).get(f)]
+            selects.append(f"(SELECT * FROM {select} WHERE {' AND '.join(kept)})" if kept else select)
     union = " UNION ALL BY NAME ".join(selects)
     # A view, not a table: validation and the insert stream from the files, so memory stays flat
     # however large the month is. Views cannot bind parameters; the bounds are dates formatted
@@ -224,16 +272,9 @@ def fingerprint(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> list[FileP
     a bottom-k sketch of the row hashes. Values are hashed as read, uncast, and files with the
     same columns are read in one query: this pass costs a fraction of the load."""
     con.execute("SET TimeZone = 'UTC'")
-    by_schema: dict[tuple, list[Path]] = {}
-    for path in paths:
-        try:
-            described = con.execute(f"DESCRIBE SELECT * FROM {_reader(path)}").fetchall()
-        except duckdb.Error:
-            continue  # the load names the file and what is wrong with it
-        kind = path.name.lower().endswith(".parquet")
-        by_schema.setdefault((kind, tuple((c, t) for c, t, *_ in described if c != "file_row_number")), []).append(path)
+    groups, _ = _by_schema(con, paths)  # an unreadable file: the load names it and what is wrong
     parts = []
-    for (parquet, columns), group in by_schema.items():
+    for (parquet, columns), group in groups.items():
         types = dict(columns)
         present = {RENAMES.get(c, c): c for c in types}
 
@@ -243,20 +284,18 @@ def fingerprint(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> list[FileP
             quoted = _quote(present[column])
             return quoted if types[present[column]].startswith("TIMESTAMP") else _iso_timestamp(f"CAST({quoted} AS VARCHAR)")
 
-        files = "[" + ", ".join(_literal(p) for p in group) + "]"
-        reader = (f"read_parquet({files}, filename = true)" if parquet else
-                  f"read_csv({files}, header = true, all_varchar = true, compression = 'auto', filename = true)")
+        reader = _reader(group)
         month = (f"date_trunc('month', timezone('UTC', coalesce({timestamp('ChargePeriodStart')}, "
                  f"{timestamp('BillingPeriodStart')})))::DATE")
         values = ", ".join(_quote(c) for c in types)
         rows = con.execute(
-            f"""SELECT filename, month, count(*), sum(h::HUGEINT)::VARCHAR, min(h, {SKETCH_SIZE})
-                FROM (SELECT filename, {month} AS month, hash({values}) AS h FROM {reader})
+            f"""SELECT x_SourceFile, month, count(*), sum(h::HUGEINT)::VARCHAR, min(h, {SKETCH_SIZE})
+                FROM (SELECT x_SourceFile, {month} AS month, hash({values}) AS h FROM {reader})
                 WHERE month IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"""
         ).fetchall()
         for filename, month, n, total, sketch in rows:
             path = Path(filename)
-            parts.append(FilePeriod(path, month, n, f"{n}:{total}", tuple(sketch), ledger.modified_at(path),
+            parts.append(FilePeriod(path, month, n, f"{FINGERPRINT_VERSION}:{n}:{total}", tuple(sketch), ledger.modified_at(path),
                                     path.stat().st_size))
     return parts
 
@@ -331,7 +370,7 @@ def day_fingerprints(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, st
     rows = con.execute(
         f"""SELECT CAST(timezone('UTC', ChargePeriodStart) AS DATE)::VARCHAR AS day, count(*),
                    sum(hash(concat_ws('|', *COLUMNS('^raw__'))))
-            FROM ({_file_select(con, path, 'focus')}) WHERE ChargePeriodStart IS NOT NULL GROUP BY 1"""
+            FROM ({_select(con, [path], 'focus')}) WHERE ChargePeriodStart IS NOT NULL GROUP BY 1"""
     ).fetchall()
     return {day: f"{n}:{h}" for day, n, h in rows}
 
