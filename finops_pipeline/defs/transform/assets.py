@@ -1,17 +1,19 @@
 """Transform: the dbt models on DuckDB, staging → marts, each partition window passed as vars."""
 
+import importlib.metadata
 import json
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetsDefinition
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from packaging import version
 
 from finops_pipeline.defs.partitions import WAREHOUSE_POOL, billing_partitions
 from finops_pipeline.defs.pipeline.recovery import DBT_PID_TAG
@@ -28,8 +30,24 @@ DBT_EXECUTABLE = shutil.which("dbt") or str(Path(sys.executable).with_name("dbt"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
+class FinopsDbtCliResource(DbtCliResource):
+    """dagster-dbt's resource, without two steps of every invocation this project has no use for,
+    3 s of each run: asking the dbt executable its version (``dbt --version`` also asks PyPI for
+    the latest release, dbt-labs/dbt-core#6085), when the dbt beside this interpreter is the
+    dbt-core the project pins; and opening a dbt adapter inside Dagster's process, which
+    dagster-dbt does only to fetch column metadata or row counts, never asked for here.
+    test_dbt_resource.py checks both against dagster-dbt."""
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+        return None
+
+
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+    return FinopsDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
 
 
 def _manifest_is_stale() -> bool:
