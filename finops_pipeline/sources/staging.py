@@ -37,7 +37,7 @@ from finops_pipeline.sources.validation import (
     outside_months,
     write_staged,
 )
-from finops_pipeline.warehouse import utc_bounds
+from finops_pipeline.warehouse import unordered, utc_bounds
 
 # FOCUS 1.3 renamed ProviderName to ServiceProviderName (and added HostProviderName); 1.0 and 1.2
 # files carry ProviderName. Map newer names onto the 1.2 column the pipeline stores.
@@ -336,8 +336,9 @@ def load_files(con: duckdb.DuckDBPyConnection, export: ExportFiles, source: str,
                if d.status != deliveries.COUNTED and first <= d.period < last]
     try:
         stage_files(con, read, start, end, source, strict=True, origin=export.origin, exclude=excluded)
-        rows = write_staged(con, source, start, end, check=lambda: check_written(con, source, start, end),
-                            allow_deletes=allow_deletes, complete_months=plan.complete_periods)
+        with unordered(con):  # rows read strictly carry their file (and Parquet row number)
+            rows = write_staged(con, source, start, end, check=lambda: check_written(con, source, start, end),
+                                allow_deletes=allow_deletes, complete_months=plan.complete_periods)
         loaded = Loaded(rows)
         clear_quarantine(con, start, end, source)
     except (duckdb.Error, RuleViolation):

@@ -28,6 +28,20 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Let DuckDB store the rows of the block's writes in any order. Kept in order, a large insert
+    from several files leaves row groups that the checkpoint at close rewrites: 4–8 s more per
+    10 M line items read from monthly files. Only for writes whose rows carry their own order
+    (a file and row number), never for a query that numbers rows as they come."""
+    previous = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if previous else 'false'}")
+
+
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     """The table's columns, in order."""
     return [r[0] for r in con.execute(
