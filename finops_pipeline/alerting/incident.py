@@ -63,7 +63,7 @@ class Incident:
     severity: str  # the incident's highest
     direction: str  # spike or drop
     series_level: str
-    provider: str | None  # None (or NaN, as DuckDB returns a missing value) above the provider level
+    provider: str | None  # None where the series has none (above the provider level), never NaN
     sub_account: str | None
     sub_account_id: str | None
     service: str | None
@@ -106,11 +106,11 @@ class Incident:
             severity=row.severity,
             direction=row.direction,
             series_level=row.series_level,
-            provider=row.provider,
-            sub_account=row.sub_account_name,
-            sub_account_id=row.sub_account_id,
-            service=row.service_name,
-            team=row.team,
+            provider=_text(row.provider),
+            sub_account=_text(row.sub_account_name),
+            sub_account_id=_text(row.sub_account_id),
+            service=_text(row.service_name),
+            team=_text(row.team),
             actual_usd=row.actual_cost,
             expected_usd=row.expected_cost,
             band=Band(row.lower_bound, row.upper_bound),
@@ -181,11 +181,11 @@ class Incident:
             severity=record["severity"],
             direction=record["direction"],
             series_level=record["series_level"],
-            provider=record["provider"],
-            sub_account=record["sub_account"],
-            sub_account_id=record["sub_account_id"],
-            service=record["service"],
-            team=record["team"],
+            provider=_text(record["provider"]),
+            sub_account=_text(record["sub_account"]),
+            sub_account_id=_text(record["sub_account_id"]),
+            service=_text(record["service"]),
+            team=_text(record["team"]),
             actual_usd=record["actual_usd"],
             expected_usd=record["expected_usd"],
             band=Band(*record["band_usd"]),
@@ -198,9 +198,24 @@ class Incident:
 
     @property
     def series_description(self) -> str:
-        if self.series_level == "total":
-            return "Total usage (all accounts)"
-        return f"{self.service} in {self.sub_account} ({self.provider})"
+        """The series in words, one wording per level. A name the bill did not give falls back to
+        what is known (an account's id), never to "None" or "nan"."""
+        provider = self.provider or "unnamed provider"
+        account = self.sub_account or self.sub_account_id or "unnamed account"
+        service = self.service or "unnamed service"
+        match self.series_level:
+            case "total":
+                return "Total usage (all accounts)"
+            case "provider":
+                return f"All {provider} usage"
+            case "sub_account":
+                return f"Account {account} ({provider}, all services)"
+            case "service":
+                return f"{service} ({provider}, all accounts)"
+            case "team":
+                return f"Team {self.team or 'untagged'} (all accounts)"
+            case _:
+                return f"{service} in {account} ({provider})"
 
     @property
     def grain(self) -> Grain:
@@ -216,6 +231,13 @@ def incidents_from_rows(anomalies: pd.DataFrame) -> list[Incident]:
     """``Incident.from_row`` of each row of ``anomalies``, most expensive first."""
     return [Incident.from_row(row) for row in
             anomalies.sort_values("impact_usd", key=abs, ascending=False).itertuples(index=False)]
+
+
+def _text(value) -> str | None:
+    """A name as stored: None for a missing one (DuckDB and pandas give NaN; JSON may hold NaN)."""
+    if value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not value.strip()):
+        return None
+    return str(value)
 
 
 def _utc(value) -> pd.Timestamp:

@@ -112,7 +112,7 @@ def _template_incident(incident: Incident, history: list[dict] | None) -> Incide
     impact, actual, expected = float(incident.impact_usd), float(incident.actual_usd), float(incident.expected_usd)
     lo, hi = (float(b) for b in incident.band)
     spike = incident.direction != "drop" and impact >= 0
-    where = f"{incident.service or 'total usage'} in {incident.sub_account or 'all accounts'}"
+    where = incident.series_description
     contributors = [c for c in incident.top_contributors if (float(c.delta) > 0) == spike][:3]
     hypotheses = []
     for i, c in enumerate(contributors):

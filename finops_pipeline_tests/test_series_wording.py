@@ -1,0 +1,82 @@
+"""Every series level has its own wording, and no message shows "nan" or "None": an incident of
+each level, with the names a bill may lack missing (as DuckDB returns them: NaN), rendered
+through every format an alert, a report or a thread reply takes, and again after the ledger's
+JSON round trip."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pandas as pd
+import pytest
+
+from finops_pipeline.alerting.facts import figures_table
+from finops_pipeline.alerting.incident import Incident
+from finops_pipeline.alerting.messages import markdown_message, slack_message, thread_reply
+from finops_pipeline.alerting.report import template_analysis, template_summary
+
+NAN = math.nan
+# Level, then the names its series has (NaN where the level has none or the bill gave none).
+LEVELS = {
+    "total": (NAN, NAN, NAN, NAN, NAN),
+    "provider": ("AWS", NAN, NAN, NAN, NAN),
+    "sub_account": ("AWS", NAN, "123456789012", NAN, NAN),  # an account without a name
+    "service": ("Google Cloud", NAN, NAN, "BigQuery", NAN),
+    "team": (NAN, NAN, NAN, NAN, "ml-platform"),
+    "sub_account_service": ("Microsoft", NAN, NAN, "Virtual Machines", NAN),  # neither name nor id
+}
+WORDING = {
+    "total": "Total usage (all accounts)",
+    "provider": "All AWS usage",
+    "sub_account": "Account 123456789012 (AWS, all services)",
+    "service": "BigQuery (Google Cloud, all accounts)",
+    "team": "Team ml-platform (all accounts)",
+    "sub_account_service": "Virtual Machines in unnamed account (Microsoft)",
+}
+MISSING = re.compile(r"\bnan\b|\bNone\b|\bnull\b", re.IGNORECASE)
+
+
+def _incident(level: str) -> Incident:
+    provider, account, account_id, service, team = LEVELS[level]
+    row = pd.DataFrame([{
+        "anomaly_id": f"a-{level}", "series_key": f"{level}:x", "granularity": "daily",
+        "period_start": pd.Timestamp("2025-07-19", tz="UTC"), "severity": "warning", "direction": "spike",
+        "series_level": level, "provider": provider, "sub_account_name": account, "sub_account_id": account_id,
+        "service_name": service, "team": team, "actual_cost": 840.0, "expected_cost": 120.0, "lower_bound": 90.0,
+        "upper_bound": 150.0, "impact_usd": 720.0, "deviation_pct": 600.0, "detectors": "prophet",
+        "top_contributors": json.dumps([{"dimension": "resource", "name": "i-0abc", "actual": 800.0, "expected": 80.0,
+                                         "delta": 720.0}]),
+    }])
+    return Incident.from_row(next(row.itertuples(index=False)))
+
+
+def _rendered(incident: Incident) -> dict[str, str]:
+    analysis = template_analysis(incident, None, "no LLM configured")
+    return {
+        "slack": json.dumps(slack_message(incident, "http://localhost:3000", "report-1", note="Escalated.",
+                                          analysis=analysis.markdown)),
+        "markdown": markdown_message(incident, "http://localhost:3000", "report-1", note="Escalated."),
+        "thread": json.dumps(thread_reply(incident, "Escalated.")),
+        "report": analysis.markdown,
+        "summary": template_summary([incident], "no LLM configured").markdown,
+        "figures": figures_table([incident]),
+    }
+
+
+@pytest.mark.parametrize("level", list(LEVELS))
+def test_each_level_reads_as_itself_and_never_as_nan_or_none(level):
+    incident = _incident(level)
+    assert incident.series_description == WORDING[level]
+    stored = Incident.from_record(json.loads(json.dumps(incident.to_record(), default=str)))
+    for name, text in [*_rendered(incident).items(), *(("stored " + k, v) for k, v in _rendered(stored).items())]:
+        assert not MISSING.search(text), f"{level} in {name}: {MISSING.search(text).group()!r} in {text[:300]!r}"
+        assert WORDING[level] in text or name.endswith("thread"), f"{level} in {name} lacks its wording"
+
+
+def test_a_record_holding_nan_names_reads_as_missing():
+    """Records written before names were cleaned hold NaN (json.dumps writes it, json.loads reads it)."""
+    record = _incident("team").to_record() | {"provider": NAN, "sub_account": NAN, "service": NAN}
+    stored = Incident.from_record(json.loads(json.dumps(record, default=str)))
+    assert (stored.provider, stored.sub_account, stored.service, stored.team) == (None, None, None, "ml-platform")
