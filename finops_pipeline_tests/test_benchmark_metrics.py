@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import detection_metrics as metrics
-from benchmarks import labelled_bill, seed_detectors
+from benchmarks import bursty_bill, labelled_bill, seed_detectors
 from finops_pipeline.sources import demo
 from finops_pipeline.sources.focus import CHARGE_CATEGORIES, FOCUS_COLUMNS
 
@@ -153,3 +153,31 @@ def test_a_flag_far_from_any_label_is_a_false_alarm():
 ])
 def test_coarse_keys_match_the_fine_labels_they_contain(key, matches):
     assert [metrics.covers(key, label) for _, label in LABELS.iloc[:2].iterrows()] == matches
+
+
+@pytest.fixture(scope="module")
+def bursty():
+    return bursty_bill.generate(date(2024, 1, 1), date(2025, 1, 1), seed=5)
+
+
+def test_the_second_bill_is_deterministic_and_labels_what_it_holds(bursty):
+    items, labels = bursty
+    again, labels_again = bursty_bill.generate(date(2024, 1, 1), date(2025, 1, 1), seed=5)
+    pd.testing.assert_frame_equal(items, again)
+    pd.testing.assert_frame_equal(labels, labels_again)
+    assert list(items.columns) == list(FOCUS_COLUMNS)
+    text = items.select_dtypes(include="object").astype(str)
+    assert not text.isin(["nan", "None", "NaT"]).any().any()  # a missing value is null, not text
+    anomalies = labels[~labels.benign]
+    assert anomalies.expected_impact_usd.abs().between(*bursty_bill.IMPACT_USD).all()
+    assert set(anomalies.kind) >= {"spike", "sustained_shift", "compounding_ramp", "partial_drop", "lost_export"}
+    usage = daily_usage(items)
+    for label in anomalies.itertuples():
+        window = usage[(usage.day >= label.start) & (usage.day <= label.end)]
+        rows = window[window.series_key == label.series_key]
+        if label.kind == "lost_export":  # the series is missing while the rest of the bill arrives
+            assert rows.empty and window.day.nunique() == (label.end - label.start).days + 1
+        else:  # what it billed is its normal cost plus the labelled excess (minus, for a drop)
+            days = (label.end - label.start).days + 1
+            expected = label.baseline_usd_per_day * days + label.expected_impact_usd
+            assert rows.cost.sum() == pytest.approx(expected, rel=1e-3, abs=1.0), label.label_id
