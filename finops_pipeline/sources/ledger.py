@@ -28,8 +28,8 @@ def fingerprints(con: duckdb.DuckDBPyConnection, source: str, files: list[Path],
                  compute: Callable[[duckdb.DuckDBPyConnection, list[Path]], list[FilePeriod]]
                  ) -> tuple[list[FilePeriod], list[Path]]:
     """Every file's line items per billing period: from the ledger while the file's size and
-    modification time are what they were (and its fingerprint is of the current version), else ``compute``d (one read of the new or changed
-    files); and those new or changed files."""
+    modification time are what they were and its fingerprint is of the current version, else
+    ``compute``d (one read of the new or changed files); and those new or changed files."""
     cached: dict[str, list[FilePeriod]] = {}
     for file, period, size, modified, n, fp, sketch in con.execute(_sql("cached_fingerprints"), [source]).fetchall():
         cached.setdefault(file, []).append(FilePeriod(Path(file), period, n, fp, tuple(sketch or ()), modified, size))
@@ -37,8 +37,8 @@ def fingerprints(con: duckdb.DuckDBPyConnection, source: str, files: list[Path],
     for f in files:
         size, modified = f.stat().st_size, modified_at(f)
         known = cached.get(str(f))
-        if known and all(p.size == size and p.modified == modified and p.fingerprint.startswith(f"{FINGERPRINT_VERSION}:")
-                         for p in known):
+        current = f"{FINGERPRINT_VERSION}:"
+        if known and all(p.size == size and p.modified == modified and p.fingerprint.startswith(current) for p in known):
             parts += [FilePeriod(f, p.period, p.line_items, p.fingerprint, p.sketch, p.modified, p.size) for p in known]
         else:
             changed.append(f)

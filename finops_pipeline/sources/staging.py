@@ -295,8 +295,8 @@ def fingerprint(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> list[FileP
         ).fetchall()
         for filename, month, n, total, sketch in rows:
             path = Path(filename)
-            parts.append(FilePeriod(path, month, n, f"{FINGERPRINT_VERSION}:{n}:{total}", tuple(sketch), ledger.modified_at(path),
-                                    path.stat().st_size))
+            parts.append(FilePeriod(path, month, n, f"{FINGERPRINT_VERSION}:{n}:{total}", tuple(sketch),
+                                    ledger.modified_at(path), path.stat().st_size))
     return parts
 
 
