@@ -294,10 +294,11 @@ def test_detect_scores_each_series_and_flags_a_spike_and_a_stopped_service(cost_
     assert by_key.loc[("total", spike_day), "explained_by"] == ec2.anomaly_id and pd.isna(ec2.explained_by)
 
 
-def _flagged(days: list[tuple[str, str, float, str]], key: str = "s") -> pd.DataFrame:
-    """Anomaly rows (day, direction, impact, severity) of one daily series."""
+def _flagged(days: list[tuple[str, str, float, str]], key: str = "s", expected: float = 1000.0) -> pd.DataFrame:
+    """Anomaly rows (day, direction, impact, severity) of one daily series expected to cost ``expected`` a day."""
     return pd.DataFrame([{"anomaly_id": f"{key}-{d}", "series_key": key, "granularity": "daily", "direction": way,
                           "period_start": pd.Timestamp(d, tz="UTC"), "impact_usd": impact, "severity": severity,
+                          "expected_cost": expected,
                           "series_level": "sub_account_service", "provider": "AWS", "sub_account_id": "1",
                           "sub_account_name": "prod", "service_name": "EC2", "team": "web"}
                          for d, way, impact, severity in days])
@@ -321,6 +322,22 @@ def test_a_level_shift_is_one_incident_and_a_break_starts_another():
     assert gpu.peak_period == pd.Timestamp("2025-10-19", tz="UTC") and gpu.latest_period == gpu.peak_period
     assert incidents.loc["s-2025-10-23", "status"] == "open"  # nothing scored after it yet
     assert incidents.loc["other-2025-10-07", "severity"] == "critical"
+
+
+def test_a_sustained_change_pages_on_the_day_its_total_crosses_the_floor():
+    """Each day of a +60 % shift worth $60 is info on its own; the incident pages (warning) once it
+    has lasted three days and cost $250 in all. Two such days, or a drop of a third, stay info."""
+    from finops_pipeline.detection.incidents import assign_incidents, summarize
+
+    def severity_after(days: int, impact: float = 60.0, expected: float = 100.0, way: str = "spike") -> str:
+        frame = _flagged([(f"2025-10-{d:02d}", way, impact, "info") for d in range(6, 6 + days)], expected=expected)
+        frame["incident_id"] = assign_incidents(frame)
+        return summarize(frame, pd.Series(dtype="object")).iloc[0].severity
+
+    assert [severity_after(n) for n in (2, 3, 4, 5)] == ["info", "info", "info", "warning"]  # $240 after 4 days, $300 after 5
+    assert severity_after(14, impact=160.0, expected=150.0) == "critical"  # $2,240 over 14 days, +107 %
+    assert severity_after(9, impact=-30.0, way="drop") == "info"  # a third less: thinner, not stopped
+    assert severity_after(9, impact=-98.0, way="drop") == "warning"  # 98 % gone for 9 days: $882
 
 
 def test_a_level_marked_expected_becomes_the_baseline_at_the_next_refit():

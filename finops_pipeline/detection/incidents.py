@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from finops_pipeline.grain import GRAINS
-from finops_pipeline.detection.scoring import SEVERITIES
+from finops_pipeline.detection.scoring import SEVERITIES, Thresholds, incident_severity
 
 
 def assign_incidents(anomalies: pd.DataFrame) -> pd.Series:
@@ -31,9 +31,11 @@ def assign_incidents(anomalies: pd.DataFrame) -> pd.Series:
     return first.reindex(anomalies.index)
 
 
-def summarize(anomalies: pd.DataFrame, last_scored: pd.Series) -> pd.DataFrame:
+def summarize(anomalies: pd.DataFrame, last_scored: pd.Series, thresholds: Thresholds | None = None) -> pd.DataFrame:
     """One row per incident: its series, start, peak (the period with the largest $ excess),
-    latest, number of periods, total excess, highest severity and status. ``anomalies`` carries
+    latest, number of periods, total excess, severity and status. Its severity is its highest
+    period's, or what its totals earn (``incident_severity``) when that is higher: a sustained
+    change pages on the period its cost crosses the floor. ``anomalies`` carries
     ``incident_id`` (and ``explained_by``: an incident whose peak a finer anomaly explains is
     explained by that anomaly's incident); ``last_scored`` maps each series_key to the latest period it was scored."""
     columns = ["incident_id", "granularity", "series_level", "series_key", "provider", "sub_account_id",
@@ -42,6 +44,7 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series) -> pd.DataFrame:
                "explained_by"]
     if anomalies.empty:
         return pd.DataFrame(columns=columns)
+    t = thresholds or Thresholds()
     frame = anomalies.assign(magnitude=anomalies["impact_usd"].abs(),
                              rank=anomalies["severity"].map(SEVERITIES.index))
     incident_of = dict(zip(frame["anomaly_id"], frame["incident_id"]))
@@ -60,7 +63,8 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series) -> pd.DataFrame:
             "periods": len(group),
             "total_excess_usd": round(float(group["impact_usd"].sum()), 2),
             "peak_anomaly_id": peak["anomaly_id"],
-            "severity": SEVERITIES[int(group["rank"].max())],
+            "severity": SEVERITIES[max(int(group["rank"].max()), SEVERITIES.index(incident_severity(
+                float(group["impact_usd"].sum()), float(group["expected_cost"].sum()), len(group), t)))],
             "status": "resolved" if scored_after is not None and scored_after > latest else "open",
             # A person's answer on it, which its anomalies carry as their status.
             "feedback": group["status"].dropna().iloc[-1] if "status" in group and group["status"].notna().any() else None,

@@ -73,6 +73,13 @@ class Thresholds:
     # A step up a week long (``rules.level_shift``) needs its median day this many standard errors
     # above the level before it: over a week, with six of seven days up, 3 is rare by chance.
     level_shift_sigmas: float = 3.0
+    # An incident of at least this many periods is also judged on what it costs in all: its summed
+    # excess against the incident floors below (USD, whatever the grain) and its summed expected
+    # cost against the % floors, so a shift of $60 a day pages once it has cost $250. Three
+    # periods: chosen on the tuning bill (two let pairs of noisy days page).
+    incident_min_periods: int = 3
+    incident_warning_total: float = 250.0
+    incident_critical_total: float = 2000.0
 
     @classmethod
     def for_granularity(cls, granularity: str) -> Thresholds:
@@ -138,6 +145,22 @@ def severity(impact_usd: float, deviation: float, t: Thresholds, noise_sigmas: f
         return "critical"
     warning_usd = min(t.warning_impact_usd, t.caused_warning_impact_usd) if caused else t.warning_impact_usd
     if (impact >= warning_usd and dev >= t.warning_deviation_pct) or impact >= t.critical_impact_usd:
+        return "warning"
+    return "info"
+
+
+def incident_severity(total_excess_usd: float, total_expected_usd: float, periods: int, t: Thresholds) -> str:
+    """The severity an incident earns by its totals (``Thresholds.incident_min_periods`` and the
+    incident floors): a drop only when at least ``alert_drop_pct`` of what was expected is gone."""
+    if periods < t.incident_min_periods:
+        return "info"
+    impact = abs(total_excess_usd)
+    dev = 100.0 * impact / total_expected_usd if total_expected_usd > 0 else 999.0
+    if total_excess_usd < 0 and dev < t.alert_drop_pct:
+        return "info"
+    if impact >= t.incident_critical_total and dev >= t.critical_deviation_pct:
+        return "critical"
+    if impact >= t.incident_warning_total and dev >= t.warning_deviation_pct:
         return "warning"
     return "info"
 

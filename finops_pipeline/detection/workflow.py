@@ -93,6 +93,6 @@ def roll_up_incidents(con: duckdb.DuckDBPyConnection, grain: Grain) -> pd.DataFr
         "SELECT series_key, max(target_period) FROM cost_forecasts WHERE horizon = 0 AND granularity = ? GROUP BY 1",
         [grain.name],
     ).fetchall()
-    table = summarize(found, pd.Series(dict(last_scored), dtype="object"))
+    table = summarize(found, pd.Series(dict(last_scored), dtype="object"), Thresholds.for_granularity(grain.name))
     replace_window(con, "incidents", table, "granularity = ?", [grain.name])
     return table
