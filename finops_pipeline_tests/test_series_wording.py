@@ -80,3 +80,15 @@ def test_a_record_holding_nan_names_reads_as_missing():
     record = _incident("team").to_record() | {"provider": NAN, "sub_account": NAN, "service": NAN}
     stored = Incident.from_record(json.loads(json.dumps(record, default=str)))
     assert (stored.provider, stored.sub_account, stored.service, stored.team) == (None, None, None, "ml-platform")
+
+
+def test_an_incident_of_several_periods_says_what_it_cost_in_all():
+    """It may page on its total rather than on its peak day: the headline gives both."""
+    import dataclasses
+
+    incident = dataclasses.replace(_incident("sub_account_service"), periods=5, total_excess_usd=620.0,
+                                   start_label="2025-07-15")
+    assert "+$620.00 over 5 periods since 2025-07-15" in slack_message(incident, "http://localhost:3000", None)["text"]
+    assert "5 periods from 2025-07-15 to 2025-07-19, +$620.00 against expected in all" in \
+        markdown_message(incident, "http://localhost:3000", None)
+    assert "over 1 periods" not in slack_message(_incident("team"), "http://localhost:3000", None)["text"]

@@ -53,10 +53,13 @@ def slack_message(incident: Incident, dagster_url: str, report_ref: str | None, 
     a model can echo what the bill said."""
     i = incident
     series = escape_mrkdwn(i.series_description)
+    # An incident of several periods may page on its total rather than its peak: say both.
+    so_far = (f"; {money(i.total_excess_usd, signed=True)} over {i.periods} periods since {i.start_label}"
+              if i.periods > 1 else "")
     headline = (
         f"{'WITHDRAWN ' if withdrawn else ''}{i.severity.upper()}: {series} {'spiked' if i.direction == 'spike' else 'dropped'} to "
         f"{money(i.actual_usd)} on {i.peak_label} (expected {money(i.expected_usd)}, "
-        f"impact {money(i.impact_usd, signed=True)}, {i.deviation_pct:+.1f}%)"
+        f"impact {money(i.impact_usd, signed=True)}, {i.deviation_pct:+.1f}%){so_far}"
     )
     fields = [
         ("Actual", money(i.actual_usd)),
