@@ -86,13 +86,15 @@ def score_window(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, en
     return Scored(found, [i for i in found["anomaly_id"] if i not in known], [p for p in periods if p not in billed], panels)
 
 
-def roll_up_incidents(con: duckdb.DuckDBPyConnection, grain: Grain) -> pd.DataFrame:
-    """Replace the grain's rows of `incidents` with the roll-up of its anomalies; returns them."""
+def roll_up_incidents(con: duckdb.DuckDBPyConnection, grain: Grain, thresholds: Thresholds | None = None) -> pd.DataFrame:
+    """Replace the grain's rows of `incidents` with the roll-up of its anomalies (severity by
+    ``thresholds``, default the grain's); returns them."""
     found = con.execute("SELECT * FROM anomalies WHERE granularity = ?", [grain.name]).df()
     last_scored = con.execute(
         "SELECT series_key, max(target_period) FROM cost_forecasts WHERE horizon = 0 AND granularity = ? GROUP BY 1",
         [grain.name],
     ).fetchall()
-    table = summarize(found, pd.Series(dict(last_scored), dtype="object"), Thresholds.for_granularity(grain.name))
+    table = summarize(found, pd.Series(dict(last_scored), dtype="object"),
+                      thresholds or Thresholds.for_granularity(grain.name))
     replace_window(con, "incidents", table, "granularity = ?", [grain.name])
     return table

@@ -131,13 +131,14 @@ def build_detect_assets(settings: Settings) -> list[AssetsDefinition]:
         pool=WAREHOUSE_POOL,
         metadata={"dagster/table_name": "main.incidents"},
     )
-    def incidents(warehouse: WarehouseResource) -> MaterializeResult:
+    def incidents(config: DetectionSettings, warehouse: WarehouseResource) -> MaterializeResult:
         """The anomalous periods of a series that follow each other, rolled up as one incident:
-        start, peak, latest, number of periods, total $ excess, highest severity, and status (open,
-        or resolved once a later period was scored back in its band). A level shift is one
-        incident. Alerts are sent per incident."""
+        start, peak, latest, number of periods, total $ excess, severity (its highest period's, or
+        what its totals earn: the `incident_*` thresholds), and status (open, or resolved once a
+        later period was scored back in its band). A level shift is one incident. Alerts are sent
+        per incident."""
         with warehouse.connect() as con:
-            table = roll_up_incidents(con, grain)
+            table = roll_up_incidents(con, grain, from_run_config(threshold_defaults, config))
         return MaterializeResult(
             metadata={
                 "dagster/row_count": len(table),
