@@ -28,8 +28,8 @@ bills alike. One seed gives one bill. Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 import zlib
 from dataclasses import dataclass, field
 from datetime import date
@@ -38,8 +38,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.labelled_bill import LABEL_COLUMNS, _timestamps, series_key, write_focus
-from finops_pipeline.sources.focus import FOCUS_COLUMNS, TIMESTAMP_COLUMNS, billing_period
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for `benchmarks.*`
+
+from benchmarks.labelled_bill import _timestamps, in_order, run, series_key  # noqa: E402
+from finops_pipeline.sources.focus import FOCUS_COLUMNS, TIMESTAMP_COLUMNS, billing_period  # noqa: E402
 
 WARM_UP_DAYS = 120  # no event before: every detector has four months of history
 QUIET_DAYS = 21  # around each anomaly, no other event on its series
@@ -392,30 +394,8 @@ def generate(start: date, end: date, seed: int = 11) -> tuple[pd.DataFrame, pd.D
             while made[kind] < quota and getattr(bill, kind)():
                 made[kind] += 1
     usage = _line_items(bill)
-    items = _focus(pd.concat([usage, _purchases(bill)], ignore_index=True))
-    items = items.sort_values(["ChargePeriodStart", "SubAccountId", "ServiceName", "ChargeCategory"], kind="stable",
-                              ignore_index=True)
-    labels = pd.DataFrame(bill.labels, columns=LABEL_COLUMNS[1:])
-    labels = labels.sort_values(["start", "benign", "kind", "series_key"], kind="stable", ignore_index=True)
-    labels.insert(0, "label_id", [f"{k}-{n:03d}" for n, k in enumerate(labels["kind"], 1)])
-    return items, labels[LABEL_COLUMNS]
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
-    parser.add_argument("--end", type=date.fromisoformat, default=date(2026, 1, 1), help="exclusive")
-    parser.add_argument("--seed", type=int, default=11)
-    args = parser.parse_args()
-    items, labels = generate(args.start, args.end, args.seed)
-    paths = write_focus(items, args.out_dir / "focus")
-    labels.to_csv(args.out_dir / "labels.csv", index=False)
-    usage = items[items.ChargeCategory == "Usage"]
-    print(f"{len(items):,} line items, {usage.groupby(['ProviderName', 'SubAccountId', 'ServiceName']).ngroups} series; "
-          f"{len(paths)} Parquet files in {args.out_dir / 'focus'}")
-    print(labels.groupby(["benign", "kind"]).size().rename("labels").to_string())
+    return in_order(_focus(pd.concat([usage, _purchases(bill)], ignore_index=True)), bill.labels)
 
 
 if __name__ == "__main__":
-    main()
+    run(__doc__, generate, seed=11)

@@ -764,13 +764,18 @@ def generate(start: date, end: date, seed: int = 7) -> tuple[pd.DataFrame, pd.Da
     _schedule(bill)
     usage = _usage_rows(bill)
     other = pd.DataFrame(_other_charges(bill, usage))
-    items = _as_focus(pd.concat([usage, other], ignore_index=True))
+    return in_order(_as_focus(pd.concat([usage, other], ignore_index=True)), bill.labels)
+
+
+def in_order(items: pd.DataFrame, labels: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A generated bill as ``generate`` returns it: line items by day, sub-account, service and
+    category; labels (``LABEL_COLUMNS`` but the id) by start, numbered in that order."""
     items = items.sort_values(["ChargePeriodStart", "SubAccountId", "ServiceName", "ChargeCategory"], kind="stable",
                               ignore_index=True)
-    labels = pd.DataFrame(bill.labels, columns=LABEL_COLUMNS[1:])
-    labels = labels.sort_values(["start", "benign", "kind", "series_key"], kind="stable", ignore_index=True)
-    labels.insert(0, "label_id", [f"{k}-{n:03d}" for n, k in enumerate(labels["kind"], 1)])
-    return items, labels[LABEL_COLUMNS]
+    frame = pd.DataFrame(labels, columns=LABEL_COLUMNS[1:])
+    frame = frame.sort_values(["start", "benign", "kind", "series_key"], kind="stable", ignore_index=True)
+    frame.insert(0, "label_id", [f"{k}-{n:03d}" for n, k in enumerate(frame["kind"], 1)])
+    return items, frame[LABEL_COLUMNS]
 
 
 def write_focus(line_items: pd.DataFrame, folder: Path) -> list[Path]:
@@ -787,15 +792,17 @@ def write_focus(line_items: pd.DataFrame, folder: Path) -> list[Path]:
     return paths
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run(description: str, make, seed: int) -> None:
+    """The command line of a bill generator: ``make(start, end, seed)`` written to OUT_DIR as
+    monthly Parquet exports under ``focus/`` and ``labels.csv``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
     parser.add_argument("--end", type=date.fromisoformat, default=date(2026, 1, 1), help="exclusive")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=seed)
     args = parser.parse_args()
     began = time.perf_counter()
-    items, labels = generate(args.start, args.end, args.seed)
+    items, labels = make(args.start, args.end, args.seed)
     generated = time.perf_counter() - began
     paths = write_focus(items, args.out_dir / "focus")
     labels.to_csv(args.out_dir / "labels.csv", index=False)
@@ -808,4 +815,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(__doc__, generate, seed=7)
