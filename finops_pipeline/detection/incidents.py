@@ -53,6 +53,8 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series, thresholds: Thres
         peak = group.loc[group["magnitude"].idxmax()]
         latest = group["period_start"].max()
         scored_after = last_scored.get(peak["series_key"])
+        total = float(group["impact_usd"].sum())
+        by_totals = incident_severity(total, float(group["expected_cost"].sum()), len(group), t)
         rows.append({
             **{c: peak[c] for c in ("series_key", "series_level", "granularity", "provider", "sub_account_id",
                                     "sub_account_name", "service_name", "team", "direction")},
@@ -61,10 +63,9 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series, thresholds: Thres
             "peak_period": peak["period_start"],
             "latest_period": latest,
             "periods": len(group),
-            "total_excess_usd": round(float(group["impact_usd"].sum()), 2),
+            "total_excess_usd": round(total, 2),
             "peak_anomaly_id": peak["anomaly_id"],
-            "severity": SEVERITIES[max(int(group["rank"].max()), SEVERITIES.index(incident_severity(
-                float(group["impact_usd"].sum()), float(group["expected_cost"].sum()), len(group), t)))],
+            "severity": SEVERITIES[max(int(group["rank"].max()), SEVERITIES.index(by_totals))],
             "status": "resolved" if scored_after is not None and scored_after > latest else "open",
             # A person's answer on it, which its anomalies carry as their status.
             "feedback": group["status"].dropna().iloc[-1] if "status" in group and group["status"].notna().any() else None,
