@@ -242,6 +242,7 @@ def stage_files(
     them). ``strict``: see ``_select``; strictly, files with one header are read in one scan."""
     if not files:
         raise BillingDataError(f"{source} source: no .csv, .csv.gz or .parquet files found ({origin})")
+    exclude = exclude or {}
     groups, unreadable = _by_schema(con, files)
     if unreadable:
         path, why = next(iter(unreadable.items()))
@@ -251,7 +252,7 @@ def stage_files(
         for paths in [group] if strict else [[f] for f in group]:
             select = f"({_select(con, paths, source, strict)})"
             kept = [f"(x_SourceFile <> {_literal(f)} OR {BILLING_MONTH} IS NULL OR "
-                    f"{outside_months(BILLING_MONTH, (exclude or {})[f])})" for f in paths if (exclude or {}).get(f)]
+                    f"{outside_months(BILLING_MONTH, exclude[f])})" for f in paths if exclude.get(f)]
             selects.append(f"(SELECT * FROM {select} WHERE {' AND '.join(kept)})" if kept else select)
     union = " UNION ALL BY NAME ".join(selects)
     # A view, not a table: validation and the insert stream from the files, so memory stays flat
