@@ -118,7 +118,7 @@ def con():
     """The anomalies and incidents tables as detection leaves them for _anomalies()."""
     with fresh_warehouse() as con:
         frame = _anomalies().assign(detected_at=pd.Timestamp("2025-07-21", tz="UTC"), robust_z=None, root_cause=None,
-                                    explained_by=None)
+                                    explained_by=None, profile=None, alert_lower=None, alert_upper=None, span_usual=None)
         frame["incident_id"] = assign_incidents(frame)
         replace_window(con, "anomalies", frame, "TRUE", [])
         last_scored = pd.Series({"total": pd.Timestamp("2025-07-20 16:00", tz="UTC")})

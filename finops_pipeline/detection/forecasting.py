@@ -72,6 +72,9 @@ class ForecastConfig:
     prophet_max_series: int = 300
     median_weeks: int = 8  # the weekday median's look-back
     median_band_sigmas: float = 3.0  # its band: median ± this many robust standard deviations
+    # The calibrated alert bounds stored with each period's forecast (``calibration``): how many
+    # false pages a series may raise a year in each direction, on its own out-of-sample errors.
+    false_pages_per_year: float = 0.5
 
     @classmethod
     def for_granularity(cls, granularity: str, **overrides) -> ForecastConfig:

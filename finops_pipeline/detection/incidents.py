@@ -54,7 +54,10 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series, thresholds: Thres
         latest = group["period_start"].max()
         scored_after = last_scored.get(peak["series_key"])
         total = float(group["impact_usd"].sum())
-        by_totals = incident_severity(total, float(group["expected_cost"].sum()), len(group), t)
+        # A run of periods each of whose span cost within its calibrated range is the series' usual
+        # (a training run of three days on a series that has them): its total earns nothing.
+        usual = "span_usual" in group and group["span_usual"].eq(True).all()
+        by_totals = "info" if usual else incident_severity(total, float(group["expected_cost"].sum()), len(group), t)
         rows.append({
             **{c: peak[c] for c in ("series_key", "series_level", "granularity", "provider", "sub_account_id",
                                     "sub_account_name", "service_name", "team", "direction")},

@@ -47,6 +47,13 @@ def new_skus(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: P
     return as_periods(grain, frame, "period")
 
 
+def past_expected(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: Period) -> pd.DataFrame:
+    """Every series' horizon-0 expected cost in ``[start, end)``: what calibration compares the
+    periods' costs with."""
+    frame = con.execute(sql("past_expected"), [grain.name, *utc_bounds(start, end)]).df()
+    return as_periods(grain, frame, "target_period")
+
+
 def window_forecasts(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: Period) -> pd.DataFrame:
     frame = con.execute(sql("window_forecasts"), [grain.name, *utc_bounds(start, end)]).df()
     return as_periods(grain, frame, "target_period")

@@ -18,7 +18,7 @@ import pandas as pd
 from finops_pipeline.detection.forecasting import row_medians
 from finops_pipeline.detection.scoring import Costs, Thresholds, deviation_pct, relative_noise, robust_z
 
-__all__ = ["Costs", "Hit", "level_shift", "new_series", "new_skus", "slow_ramp", "weekend_like_weekday"]
+__all__ = ["Costs", "Hit", "level_shift", "new_series", "new_skus", "slow_ramp", "unusual_span", "weekend_like_weekday"]
 
 
 @dataclass(frozen=True)
@@ -155,3 +155,37 @@ def weekend_like_weekday(costs: Costs, period: date, t: Thresholds) -> Hit | Non
         return None
     hit = Hit("weekend_like_weekday", costs.key, period, actual, weekend, float(weekends.min()), float(weekends.max()))
     return hit if hit.passes(t) else None
+
+
+def unusual_span(costs: Costs, period, step, span: int, expected: float, band: tuple[float, float],
+                 span_expected: float, span_range: tuple[float, float], t: Thresholds,
+                 jobs: tuple[float, float] = (np.nan, np.nan)) -> Hit | None:
+    """The ``span`` periods ending at ``period`` (a week of days) cost outside their calibrated
+    ``span_range`` (see ``calibration``) even without their single most unusual period, and this
+    period is off its ``expected`` in the same direction: jobs that run every day, a service a
+    third dearer for a week, each period ordinary on its own. On an intermittent series, ``jobs``
+    (the cost that makes a period a job, and the number of job periods in a span that is not the
+    series' habit) also makes a span unusual: jobs every day. The span's excess must clear the $
+    and % floors, the period's own deviation the % floor; the hit is the period's own cost against
+    its own forecast and ``band``."""
+    lower, upper = span_range
+    if pd.isna(span_expected):
+        return None
+    costs_span = costs.at(period - i * step for i in range(span))
+    total, usual = costs_span.sum(), span_expected / span
+    if total > span_expected:  # without its largest period, which pages (or not) on its own
+        beyond = not pd.isna(upper) and total - max(costs_span.max() - usual, 0.0) > upper
+    else:
+        beyond = not pd.isna(lower) and total + max(usual - costs_span.min(), 0.0) < lower
+    actual = costs.get(period)
+    job_cost, job_limit = jobs
+    if not pd.isna(job_limit) and not pd.isna(job_cost) and actual > job_cost and (costs_span > job_cost).sum() >= job_limit:
+        beyond = beyond or total > span_expected
+    if not beyond or (actual - expected) * (total - span_expected) <= 0:
+        return None
+    if abs(deviation_pct(actual, expected)) < t.min_deviation_pct:  # this period is not part of it
+        return None
+    if abs(total - span_expected) < t.min_impact_usd or abs(deviation_pct(total, span_expected)) < t.min_deviation_pct:
+        return None
+    return Hit("unusual_span", costs.key, period, actual, expected, *band,
+               f"{span} periods: {total:,.2f} against {span_expected:,.2f} expected")

@@ -247,10 +247,12 @@ def score(
     same_day_of_month: np.ndarray | None = None,
     noise: float | None = None,
     day_factor: float | None = None,
+    alert_bounds: tuple[float, float] | None = None,
 ) -> Score | None:
     """Score one period of one series against its ``band`` (the model that drew it); None when it
-    is not an anomaly. ``noise``: the series' ``relative_noise``, which a change must stand out from
-    to page anyone; ``day_factor``: its ``day_of_month_factor`` (see ``alert_sigmas``)."""
+    is not an anomaly. To page anyone a change must leave ``alert_bounds``, the series' calibrated
+    range (``calibration``), or, without one, stand out from ``noise``, its ``relative_noise``;
+    ``day_factor``: its ``day_of_month_factor`` (see ``alert_sigmas``)."""
     if lower <= actual <= upper:
         return None
     impact = actual - expected
@@ -271,14 +273,36 @@ def score(
         if abs(z) < t.min_robust_z or np.sign(z) != np.sign(impact):
             return None
         detectors.append("robust_zscore")
+    if within_calibration(actual, expected, alert_bounds, day_factor, t):
+        level = "info"
+    else:
+        sigmas = None if calibrated(alert_bounds) else alert_sigmas(actual, expected, noise, day_factor, t)
+        level = severity(impact, dev, t, sigmas)
     return Score(
         direction="spike" if impact > 0 else "drop",
         impact_usd=impact,
         deviation_pct=dev,
         robust_z=z,
-        severity=severity(impact, dev, t, alert_sigmas(actual, expected, noise, day_factor, t)),
+        severity=level,
         detectors=tuple(detectors),
     )
+
+
+def calibrated(bounds: tuple[float, float] | None) -> bool:
+    return bounds is not None and not any(pd.isna(b) for b in bounds)
+
+
+def within_calibration(actual: float, expected: float, bounds: tuple[float, float] | None, day_factor: float | None,
+          t: Thresholds) -> bool:
+    """Whether ``actual`` is within the series' calibrated ``bounds`` (lower, upper); the upper one
+    scaled by ``day_factor`` on a day of the month the series habitually runs high on (as in
+    ``alert_sigmas``). False without bounds."""
+    if not calibrated(bounds):
+        return False
+    lower, upper = bounds
+    if actual > expected and day_factor is not None and day_factor >= 1 + t.min_deviation_pct / 100:
+        upper *= day_factor
+    return lower <= actual <= upper
 
 
 def same_weekday_history(series: pd.Series | Costs, period: date, weeks: int = 8) -> np.ndarray:

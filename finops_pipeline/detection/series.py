@@ -28,7 +28,9 @@ from finops_pipeline.detection.scoring import (
     same_weekday_history,
     score,
     severity,
+    within_calibration,
 )
+from finops_pipeline.detection.calibration import Calibration
 
 # Coarse to fine. A change that cancels out in a sum (one account up, another down) is still seen
 # at the finer levels; one that spreads thinly over many services is seen at the coarser ones.
@@ -140,7 +142,8 @@ def detect(
         result = score(f.actual, f.expected_cost, f.lower_bound, f.upper_bound, same_weekday_history(values, f.target_period),
                        thresholds, band=f"{f.model}_interval",
                        same_day_of_month=same_day_of_month_history(values, f.target_period),
-                       noise=noise(f.series_key, f.target_period), day_factor=day_factor(f.series_key, f.target_period))
+                       noise=noise(f.series_key, f.target_period), day_factor=day_factor(f.series_key, f.target_period),
+                       alert_bounds=(getattr(f, "alert_lower", None), getattr(f, "alert_upper", None)))
         if result is not None:
             rows[f.series_key, f.target_period] = _row(f.series_key, meta.loc[f.series_key], f.target_period, f.actual,
                                                        f.expected_cost, f.lower_bound, f.upper_bound, result, grain)
@@ -158,6 +161,19 @@ def detect(
                 hits += filter(None, (rules.slow_ramp(values, period, thresholds),
                                       rules.level_shift(values, period, thresholds),
                                       rules.weekend_like_weekday(values, period, thresholds)))
+    calibrated = forecasts[forecasts["target_period"].isin(wanted)] if "span_expected" in forecasts else forecasts.iloc[:0]
+    span = calibration_span(grain)
+    spans = calibrated.dropna(subset=["span_expected"]) if len(calibrated) else []
+    for f in calibrated.iloc[:0].itertuples() if not len(calibrated) else spans.itertuples(index=False):
+        if f.series_key in history:
+            hit = rules.unusual_span(costs(f.series_key), f.target_period, grain.step, span, f.expected_cost,
+                                     (f.lower_bound, f.upper_bound), f.span_expected,
+                                     (f.span_alert_lower, f.span_alert_upper), thresholds,
+                                     (f.active_cost, f.span_active_limit))
+            if hit is not None:
+                hits.append(hit)
+    bounds = {(k, p): (lo, hi) for k, p, lo, hi in zip(calibrated.series_key, calibrated.target_period,
+                                                        calibrated.get("alert_lower", []), calibrated.get("alert_upper", []))}
     for hit in hits:
         known = rows.get((hit.series_key, hit.period))
         if known is not None:  # the band saw it too: name the rule that explains it
@@ -172,13 +188,47 @@ def detect(
         impact, dev = hit.actual - hit.expected, deviation_pct(hit.actual, hit.expected)
         level = severity(impact, dev, thresholds, sigmas(hit.series_key, hit.period, hit.actual, hit.expected),
                          caused=hit.rule in CAUSED_RULES)
+        if hit.rule == "unusual_span" and within_calibration(hit.actual, hit.expected, bounds.get((hit.series_key, hit.period)),
+                                                            None, thresholds):
+            level = "info"  # an ordinary period of an unusual span: the incident's totals page
         result = Score("spike" if impact > 0 else "drop", impact, dev, None, level, (hit.rule,))
         rows[hit.series_key, hit.period] = _row(hit.series_key, meta.loc[hit.series_key], hit.period, hit.actual,
                                                 hit.expected, hit.lower, hit.upper, result, grain)
     out = pd.DataFrame(list(rows.values()), columns=DETECTED_COLUMNS)
+    out = _with_calibration(out, calibrated, costs, grain)
     out["explained_by"] = explained_by(out)
     out["period_start"] = pd.to_datetime(out["period_start"], utc=True)
     return out.sort_values(["period_start", "impact_usd"], ascending=[True, False], ignore_index=True)
+
+
+def calibration_span(grain: Grain) -> int:
+    return max(int(round(Calibration.for_granularity(grain.name).span_days * grain.periods_per_day)), 1)
+
+
+def _with_calibration(found: pd.DataFrame, calibrated: pd.DataFrame, costs, grain: Grain) -> pd.DataFrame:
+    """Each anomaly with its series' profile and calibrated range (``alert_lower``, ``alert_upper``)
+    and ``span_usual``: whether the span ending at it cost within its calibrated range (None when
+    unknown). An incident made of periods whose spans are all usual pages by no total. ``costs``:
+    a series' ``rules.Costs`` by key."""
+    columns = ["profile", "alert_lower", "alert_upper", "span_expected", "span_alert_lower", "span_alert_upper"]
+    if calibrated.empty or "profile" not in calibrated:
+        return found.assign(**{c: None for c in ("profile", "alert_lower", "alert_upper", "span_usual")})
+    lookup = calibrated.set_index(["series_key", "target_period"])[columns]
+    keys = pd.MultiIndex.from_arrays([found["series_key"], [grain.period(p) for p in found["period_start"]]])
+    cal = lookup.reindex(keys)
+    span = calibration_span(grain)
+    usual = []
+    for key, period, lo, hi, rules_hit in zip(found["series_key"], keys.get_level_values(1), cal["span_alert_lower"],
+                                              cal["span_alert_upper"], found["detectors"]):
+        if "unusual_span" in rules_hit.split(","):  # its span is unusual by the rule (jobs every day)
+            usual.append(False)
+        elif pd.isna(lo) or pd.isna(hi):
+            usual.append(None)
+        else:
+            total = float(costs(key).at(period - i * grain.step for i in range(span)).sum())
+            usual.append(bool(lo <= total <= hi))
+    return found.assign(profile=cal["profile"].to_numpy(), alert_lower=cal["alert_lower"].round(2).to_numpy(),
+                        alert_upper=cal["alert_upper"].round(2).to_numpy(), span_usual=usual)
 
 
 def _outside_band(forecasts: pd.DataFrame, series: pd.DataFrame, wanted: set, t: Thresholds) -> pd.DataFrame:

@@ -9,10 +9,12 @@ from datetime import datetime, timezone
 import duckdb
 import pandas as pd
 
+from finops_pipeline.detection.calibration import Calibration, calibrate
 from finops_pipeline.detection.fit_store import load_fits, store_fits
 from finops_pipeline.detection.forecasting import Fits, ForecastConfig, forecast, refit_anchor
 from finops_pipeline.detection.incidents import name_incidents, summarize
-from finops_pipeline.detection.queries import chart_panels, new_skus, root_causes, usage_series, window_forecasts
+from finops_pipeline.detection.queries import (chart_panels, new_skus, past_expected, root_causes, usage_series,
+                                               window_forecasts)
 from finops_pipeline.detection.scoring import Thresholds
 from finops_pipeline.detection.series import billed_periods, detect, history_by_series, series_metadata
 from finops_pipeline.feedback import accepted_levels, mark_anomalies
@@ -42,7 +44,9 @@ def forecast_window(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period,
     series = usage_series(con, grain, end)
     accepted = {key: grain.period(p) for key, p in accepted_levels(con).items()}
     fits = load_fits(con, grain, anchors)
-    predicted = forecast(history_by_series(series), grain.periods(start, end), config, accepted, fits)
+    history = history_by_series(series)
+    predicted = forecast(history, grain.periods(start, end), config, accepted, fits)
+    predicted = _calibrated(con, grain, start, end, history, predicted, config)
     if len(predicted):
         meta = series_metadata(series)
         predicted = predicted.join(meta[["series_level", "provider", "sub_account_id", "service_name"]], on="series_key")
@@ -51,6 +55,18 @@ def forecast_window(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period,
     replace_window(con, "cost_forecasts", predicted, "forecast_period >= ?::TIMESTAMPTZ AND forecast_period < ?::TIMESTAMPTZ",
                    utc_bounds(start, end), before_commit=lambda: store_fits(con, grain, fits, anchors))
     return Forecasted(predicted, fits)
+
+
+def _calibrated(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: Period, history: dict,
+                predicted: pd.DataFrame, config: ForecastConfig) -> pd.DataFrame:
+    """``predicted`` with each horizon-0 row's calibrated bounds and profile, calibrated on the
+    stored forecasts before the window and the window's own."""
+    calibration = Calibration.for_granularity(grain.name, false_pages_per_year=config.false_pages_per_year)
+    now = predicted.loc[predicted["horizon"] == 0, ["series_key", "target_period", "expected_cost"]]
+    before = past_expected(con, grain, grain.period(start - calibration.lookback()), start)
+    bounds = calibrate(history, pd.concat([before, now], ignore_index=True), grain.periods(start, end), grain.name,
+                       calibration)
+    return predicted.merge(bounds.assign(horizon=0), on=["series_key", "target_period", "horizon"], how="left")
 
 
 def score_window(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: Period, thresholds: Thresholds,

@@ -1,0 +1,193 @@
+"""How unusual a period is for its own series: alert bounds calibrated on the series' own errors.
+
+A band drawn from a noise model (Prophet's Gaussian noise, the weekday median's MAD) is wrong in
+the tail on heavy-tailed and intermittent series: a training run or a batch job is a "6 σ" day
+every few weeks. Here each series is judged by the errors its own model made out of sample: the
+horizon-0 forecasts of the ``days`` before a period (each made without the day it forecast, as
+the forecasts are rolling-origin) against what those days cost, as log ratios
+``log((actual + c) / (expected + c))``, with ``c`` 5 % of the series' usual cost so that a
+zero on a near-idle series is a finite step.
+
+The bound is the residual its series exceeds once in ``1 / rate`` periods: its ``k`` largest
+residuals (10 %, at least five) are a peaks-over-threshold sample, the tail beyond the threshold
+taken as exponential, its scale estimated from the *median* excess so that one past incident in
+the window does not widen it for half a year. ``rate`` follows from a setting a user can read:
+how many false pages a series may raise a year.
+
+The same is done for the sum of the last ``span`` periods (a week of days, a day of hours): jobs
+that run every day, or each twice their size, are normal days one at a time and not a normal week.
+
+Each series also gets a profile, to say in words what kind of series it is: ``sparse`` (cost on
+under a third of its periods), ``intermittent`` (idle on at least a third, the rest jobs),
+``bursty`` (a day at twice the expected cost is within its once-a-year range), ``weekly``
+(weekends differ by a quarter or more; daily series) or ``steady``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+import math
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from finops_pipeline.detection.forecasting import row_medians
+from finops_pipeline.grain import GRAINS
+
+PROFILES = ("steady", "weekly", "bursty", "intermittent", "sparse")
+CALIBRATION_COLUMNS = ["profile", "alert_lower", "alert_upper", "span_expected", "span_alert_lower", "span_alert_upper",
+                       "active_cost", "span_active_limit"]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    days: int = 182  # the errors a bound is calibrated on: the periods of these days before it
+    false_pages_per_year: float = 0.5  # per series and direction: one false page per series per two years
+    min_residuals_days: int = 56  # fewer days of errors than this: no bound (the noise gate decides)
+    tail_share: float = 0.2  # the largest residuals that make the tail sample (chosen on the tuning bill)
+    offset_share: float = 0.05  # c, as a share of the series' mean expected cost
+    span_days: float = 7.0  # the sum's span: a week (an hourly series: see ``for_granularity``)
+
+    @classmethod
+    def for_granularity(cls, granularity: str, **overrides) -> Calibration:
+        """Hours: four weeks of errors (a fit sees six) and a day's sum."""
+        hourly = {} if granularity == "daily" else {"days": 28, "min_residuals_days": 14, "span_days": 1.0}
+        return cls(**{**hourly, **overrides})
+
+    def lookback(self) -> timedelta:
+        """How far before a window the forecasts it is calibrated on go."""
+        return timedelta(days=self.days + self.span_days)
+
+
+def tail_quantile(residuals: np.ndarray, rate: float, tail_share: float = 0.1) -> np.ndarray:
+    """For each row of ``residuals`` (NaN: none), the value exceeded with probability ``rate``:
+    the exponential tail fitted beyond its ``k`` largest values (``tail_share`` of the row, at
+    least five), scale from their median excess. NaN for a row of fewer than 20 values."""
+    n = (~np.isnan(residuals)).sum(axis=1)
+    x = np.sort(np.where(np.isnan(residuals), -np.inf, residuals), axis=1)[:, ::-1]  # largest first
+    k = np.maximum(np.round(tail_share * n).astype(int), 5)
+    rows = np.arange(len(x))
+    threshold = x[rows, np.minimum(k, x.shape[1] - 1)]  # the (k+1)-th largest
+    cols = np.arange(x.shape[1])[None, :]
+    excess = np.where(cols < k[:, None], x - threshold[:, None], np.nan)
+    scale = row_medians(np.where(np.isfinite(excess), excess, np.nan)) / np.log(2)
+    q = threshold + np.maximum(scale, 0.0) * np.log(np.maximum(k / np.maximum(n, 1) / rate, 1.0))
+    return np.where(n >= 20, q, np.nan)
+
+
+def active_limit(p: np.ndarray, span: int, rate: float) -> np.ndarray:
+    """For each active share ``p``, the fewest active periods out of ``span`` whose binomial tail
+    probability is at most ``rate``: jobs on more periods than that are not the series' habit.
+    NaN when even all ``span`` are more likely than that."""
+    k = np.arange(span + 1)
+    comb = np.array([math.comb(span, i) for i in k], dtype=float)
+    pmf = comb[None, :] * p[:, None] ** k[None, :] * (1 - p[:, None]) ** (span - k)[None, :]
+    tail = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]  # P(X >= k)
+    ok = tail <= rate
+    return np.where(ok.any(axis=1), np.argmax(ok, axis=1), np.nan)
+
+
+def _profile(actual: np.ndarray, weekend: np.ndarray | None, upper_ratio: float) -> str:
+    if not len(actual):
+        return "steady"
+    if (actual > 0).mean() < 1 / 3:
+        return "sparse"
+    if (actual < 0.25 * np.quantile(actual, 0.9)).mean() >= 1 / 3:
+        return "intermittent"
+    if np.isfinite(upper_ratio) and upper_ratio >= 2.0:
+        return "bursty"
+    if weekend is not None and weekend.any() and (~weekend).any():
+        days, ends = np.median(actual[~weekend]), np.median(actual[weekend])
+        if days > 0 and not 0.75 <= ends / days <= 1.33:
+            return "weekly"
+    return "steady"
+
+
+def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods: Iterable, granularity: str = "daily",
+              config: Calibration = Calibration()) -> pd.DataFrame:
+    """The alert bounds and profile of each series in each of ``periods``: ``series_key,
+    target_period`` and ``CALIBRATION_COLUMNS``; the bounds in dollars, for the period's cost
+    and for the sum of the ``span`` periods ending at it, NaN without enough errors to go on.
+    ``span_expected`` is the expected cost of the span (NaN where a period of it has no forecast).
+    ``forecasts``: horizon-0 forecasts (``series_key, target_period, expected_cost``) of the
+    periods to score and of the ``days`` before them."""
+    grain = GRAINS[granularity]
+    wanted = sorted(set(periods))
+    out = []
+    if not wanted or forecasts.empty:
+        return pd.DataFrame(columns=["series_key", "target_period", *CALIBRATION_COLUMNS])
+    window = int(round(config.days * grain.periods_per_day))
+    span = max(int(round(config.span_days * grain.periods_per_day)), 1)
+    rate = config.false_pages_per_year / (365.0 * grain.periods_per_day)
+    least = int(config.min_residuals_days * grain.periods_per_day)
+    first, last = wanted[0] - (window + span) * grain.step, wanted[-1]
+    axis = grain.periods(first, last + grain.step)
+    position = {p: i for i, p in enumerate(axis)}
+    targets = np.array([position[p] for p in wanted])
+    weekend = np.array([p.weekday() >= 5 for p in axis]) if grain.calendar_rules else None
+    f = forecasts[forecasts["target_period"].isin(position)]
+    for key, rows in f.groupby("series_key", sort=True):
+        expected = np.full(len(axis), np.nan)
+        expected[[position[p] for p in rows["target_period"]]] = rows["expected_cost"].to_numpy(dtype=float)
+        values = history.get(key)
+        actual = np.zeros(len(axis)) if values is None else values.reindex(axis, fill_value=0.0).to_numpy(dtype=float)
+        known = ~np.isnan(expected)
+        actual = np.where(known, actual, np.nan)
+        # Each target's residual window: the ``window`` periods before it.
+        lagged = lambda a: sliding_window_view(a, window)[targets - window]  # noqa: E731
+        exp_w, act_w = lagged(expected), lagged(actual)
+        # c: a share of the mean expected cost of the window before each period.
+        c_all = config.offset_share * pd.Series(expected).shift(1).rolling(window, min_periods=1).mean().to_numpy()
+        c_all = np.nan_to_num(c_all, nan=0.0) + 0.01
+        enough = (~np.isnan(exp_w)).sum(axis=1) >= least
+        # Each residual less the median of the week of residuals up to it: a spike keeps all of its
+        # size, a change that lasts keeps its first days only, so a past incident of three weeks
+        # does not pass for the series' noise for half a year (the span test sees it).
+        r_all = np.log((actual + c_all) / (expected + c_all))
+        r_all = r_all - np.nan_to_num(pd.Series(r_all).rolling(7, min_periods=4).median().to_numpy(), nan=0.0)
+        r = lagged(r_all)
+        c = c_all[targets][:, None]
+        upper_q = tail_quantile(r, rate, config.tail_share)
+        lower_q = -tail_quantile(-r, rate, config.tail_share)
+        # The span's sums, ending at each period of the window.
+        exp_s = np.concatenate([np.full(span - 1, np.nan), sliding_window_view(expected, span).sum(axis=1)])
+        act_s = np.concatenate([np.full(span - 1, np.nan), sliding_window_view(actual, span).sum(axis=1)])
+        exp_sw, act_sw = lagged(exp_s), lagged(act_s)
+        rs = np.log((act_sw + span * c) / (exp_sw + span * c))
+        span_upper_q = tail_quantile(rs, rate * span, config.tail_share)
+        span_lower_q = -tail_quantile(-rs, rate * span, config.tail_share)
+        e_now, c_now = expected[targets], c[:, 0]
+        exp_span_now = exp_s[targets]
+
+        def bound(base, q, cc):
+            return np.where(enough & ~np.isnan(q) & ~np.isnan(base), np.maximum((base + cc) * np.exp(q) - cc, 0.0), np.nan)
+
+        # Intermittent series: how often a job (a period above a quarter of the 90th percentile) runs.
+        q90 = np.array([np.quantile(a[~np.isnan(a)], 0.9) if (~np.isnan(a)).any() else np.nan for a in act_w])
+        active_cost = 0.25 * q90
+        active = np.where(np.isnan(act_w), np.nan, act_w > active_cost[:, None])
+        share = np.nan_to_num(np.nanmean(active, axis=1), nan=1.0)
+        limit = active_limit(np.clip(share, 0.0, 1.0), span, rate * span)
+        frame = pd.DataFrame({
+            "series_key": key,
+            "target_period": wanted,
+            "alert_lower": bound(e_now, lower_q, c_now),
+            "alert_upper": bound(e_now, upper_q, c_now),
+            "span_expected": exp_span_now,
+            "span_alert_lower": bound(exp_span_now, span_lower_q, span * c_now),
+            "span_alert_upper": bound(exp_span_now, span_upper_q, span * c_now),
+            "active_cost": np.where(enough, active_cost, np.nan),
+            "span_active_limit": pd.array(np.where(enough & (span > 1), limit, np.nan), dtype="Int64"),
+        })
+        frame["profile"] = [
+            _profile(a[~np.isnan(a)], None if weekend is None else weekend[t - window:t][~np.isnan(a)], np.exp(q))
+            for a, t, q in zip(act_w, targets, np.nan_to_num(upper_q, nan=-np.inf))
+        ]
+        out.append(frame[frame["target_period"].isin(set(rows["target_period"]))])
+    if not out:
+        return pd.DataFrame(columns=["series_key", "target_period", *CALIBRATION_COLUMNS])
+    return pd.concat(out, ignore_index=True)[["series_key", "target_period", *CALIBRATION_COLUMNS]]
