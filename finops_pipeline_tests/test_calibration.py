@@ -1,0 +1,115 @@
+"""Alert bounds calibrated on each series' own errors: a bursty service's ordinary days do not
+page, a steady one's unusual day does, and jobs that run every day are not a job series' habit."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from finops_pipeline.detection import rules
+from finops_pipeline.detection.calibration import calibrate, tail_quantile
+from finops_pipeline.detection.scoring import Thresholds
+
+START = date(2023, 1, 2)
+DAYS = 3 * 365
+
+
+def _days(n: int = DAYS) -> list[date]:
+    return [START + timedelta(days=i) for i in range(n)]
+
+
+def _steady(rng, level=400.0) -> np.ndarray:
+    return level * np.exp(0.05 * rng.standard_normal(DAYS))
+
+
+def _bursty(rng, level=400.0) -> np.ndarray:  # heavy tails: log-Student-t with 3 degrees of freedom
+    return level * np.exp(0.35 * rng.standard_t(3, DAYS))
+
+
+def _jobs(rng, level=20.0, job=600.0, share=0.25) -> np.ndarray:  # near idle, a training run on a quarter of days
+    runs = rng.random(DAYS) < share
+    return np.where(runs, job * np.exp(0.2 * rng.standard_normal(DAYS)), level * (1 + 0.02 * rng.standard_normal(DAYS)))
+
+
+def _calibrated(values: np.ndarray, expected: float | np.ndarray, periods=None) -> pd.DataFrame:
+    days = _days(len(values))
+    history = {"s": pd.Series(values, index=days)}
+    forecasts = pd.DataFrame({"series_key": "s", "target_period": days,
+                              "expected_cost": np.broadcast_to(expected, len(days)).astype(float)})
+    return calibrate(history, forecasts, periods or days[200:]).set_index("target_period")
+
+
+# Out of ~900 ordinary days (2.5 years), how many may leave the bounds. The setting is half a
+# false page a series a year each way (about 2.5 here). Log-Student-t noise has a heavier tail
+# than the exponential one fitted to its 36 largest errors: about 2 a year each way, where a
+# log-normal band at 3 robust σ leaves ~40 (see docs/detection.md).
+@pytest.mark.parametrize("make, allowed", [(_steady, 4), (_bursty, 16), (_jobs, 4)], ids=["steady", "bursty", "intermittent"])
+def test_out_of_sample_pages_stay_near_the_setting(make, allowed):
+    """The default is half a false page a series a year in each direction: over 2.5 years of a
+    series' ordinary days, few leave the bounds, whatever its profile."""
+    rng = np.random.default_rng(3)
+    values = make(rng)
+    expected = float(np.median(values))  # the model: the series' typical day
+    bounds = _calibrated(values, expected)
+    actual = pd.Series(values, index=_days()).reindex(bounds.index)
+    outside = ((actual > bounds.alert_upper) | (actual < bounds.alert_lower)).sum()
+    assert bounds.alert_upper.notna().all()
+    assert outside <= allowed, f"{outside} of {len(bounds)} ordinary days outside the bounds"
+
+
+def test_a_steady_series_pages_on_a_day_a_bursty_one_has_every_month():
+    rng = np.random.default_rng(5)
+    steady = _calibrated(_steady(rng), 400.0).iloc[-1]
+    bursty = _calibrated(_bursty(rng), 400.0).iloc[-1]
+    assert steady.alert_upper < 1.5 * 400 < 2.5 * 400 < bursty.alert_upper
+    assert steady.profile == "steady" and bursty.profile == "bursty"
+
+
+def test_a_past_incident_does_not_pass_for_noise():
+    """Three weeks at twice the cost, two months back, leave a steady series' bound where it was."""
+    rng = np.random.default_rng(7)
+    values = _steady(rng)
+    clean = _calibrated(values, 400.0).iloc[-1].alert_upper
+    values[DAYS - 80:DAYS - 59] *= 2.0
+    assert _calibrated(values, 400.0).iloc[-1].alert_upper < 1.1 * clean
+
+
+def test_jobs_every_day_are_not_a_job_series_habit():
+    rng = np.random.default_rng(11)
+    values = _jobs(rng)
+    days = _days()
+    last = days[-1]
+    # Its ordinary weeks: a job on some days, never an unusual span.
+    bounds = _calibrated(values, 20.0, periods=days[-120:])
+    assert bounds.profile.iloc[-1] == "intermittent"
+
+    def hits(v: np.ndarray, bounds: pd.DataFrame) -> list:
+        costs = rules.Costs(pd.Series(v, index=days, name="s"))
+        found = []
+        for day, b in bounds.iterrows():
+            hit = rules.unusual_span(costs, day, timedelta(days=1), 7, 20.0, (0.0, 30.0), b.span_expected,
+                                     (b.span_alert_lower, b.span_alert_upper), Thresholds(),
+                                     (b.active_cost, b.span_active_limit))
+            found += [day] if hit else []
+        return found
+
+    assert hits(values, bounds) == []
+    # The same job every day of the last ten: the span is unusual from its fifth day or so.
+    values = values.copy()
+    values[-10:] = 600.0
+    bounds = _calibrated(values, 20.0, periods=days[-10:])
+    found = hits(values, bounds)
+    assert found and found[0] <= last - timedelta(days=3) and found[-1] == last
+    # Each of those days is an ordinary job day on its own.
+    assert (bounds.alert_upper > 600.0).all()
+
+
+def test_tail_quantile_needs_twenty_errors_and_extrapolates_the_exponential_tail():
+    rng = np.random.default_rng(1)
+    sample = rng.exponential(1.0, size=(1, 5000))
+    # P(X > q) = 0.001 for a unit exponential: q = ln(1000) = 6.9.
+    assert tail_quantile(sample, 0.001)[0] == pytest.approx(np.log(1000), abs=0.4)
+    assert np.isnan(tail_quantile(sample[:, :19], 0.001)[0])
