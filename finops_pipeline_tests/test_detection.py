@@ -398,3 +398,35 @@ def test_the_series_view_names_every_series_as_detection_does(cost_series):
         assert row.series_key == series_key(row.series_level, *parts)
     assert series.groupby(["period", "series_level"]).cost.sum().round(4).groupby("period").nunique().eq(1).all()
     assert len(series.series_key.unique()) == 12
+
+
+def test_an_account_whose_rows_stop_arriving_is_a_data_gap_told_once_for_the_account(cost_series):
+    """prod's line items stop for three days while staging's keep arriving: a data gap on the
+    account (its service's gap is explained by it), a warning from its second day, not a cost
+    drop; the service across both accounts still has rows and only cost less."""
+    from finops_pipeline.detection.incidents import assign_incidents, summarize
+
+    usage = _usage(70)
+    gap = [date(2025, 3, 14), date(2025, 3, 15), date(2025, 3, 16)]
+    staging = usage.drop_duplicates("period").assign(sub_account_id="0456", sub_account_name="staging", effective_cost=300.0)
+    series = cost_series(pd.concat([usage[~usage.period.isin(gap)], staging], ignore_index=True))
+    days = sorted(series.period.unique())
+    history = series.groupby("series_key").cost.median()
+    forecasts = pd.DataFrame([{"target_period": d, "series_key": k, "expected_cost": float(history[k]),
+                               "lower_bound": 0.8 * history[k], "upper_bound": 1.2 * history[k]}
+                              for d in days[-5:] for k in history.index])
+    found = detect(series, forecasts, days[-5:])
+    gaps = found[found.detectors.str.contains("no_line_items")]
+    assert set(gaps.series_key) == {"sub_account:AWS/0123", "sub_account_service:AWS/0123/EC2"}
+    assert set(gaps.period_start.dt.date) == set(gap)
+    by_day = gaps.assign(day=gaps.period_start.dt.date)
+    account = by_day[by_day.series_level == "sub_account"].set_index("day")
+    service = by_day[by_day.series_level == "sub_account_service"].set_index("day")
+    assert (service.explained_by == account.anomaly_id).all() and account.explained_by.isna().all()
+    found["incident_id"] = assign_incidents(found)
+    first_day = summarize(found[found.period_start.dt.date <= gap[0]], pd.Series(dtype="object"))
+    all_days = summarize(found, pd.Series(dtype="object"))
+    for table, severity in ((first_day, "info"), (all_days, "warning")):
+        row = table.set_index("series_key").loc["sub_account:AWS/0123"]
+        assert (row.signal, row.severity) == ("data_gap", severity)
+    assert set(all_days.loc[all_days.signal == "data_gap", "series_key"]) == set(gaps.series_key)

@@ -100,10 +100,11 @@ def _anomalies() -> pd.DataFrame:
 
 def written_back(announced: str) -> str:
     """A stored record as today's code writes it back: a missing name is null, not NaN (which
-    JSON does not have); nothing else changes, and no name is in the fingerprint."""
+    JSON does not have), and a record from before data gaps is a cost incident; nothing else
+    changes, and neither is in the fingerprint."""
     record = json.loads(announced)
     names = ("provider", "sub_account", "sub_account_id", "service", "team")
-    return json.dumps({**record, **{k: None for k in names if record[k] != record[k]}}, default=str)
+    return json.dumps({**record, **{k: None for k in names if record[k] != record[k]}, "signal": "cost"}, default=str)
 
 
 def rebuilt_today(announced: str) -> str:

@@ -92,3 +92,28 @@ def test_an_incident_of_several_periods_says_what_it_cost_in_all():
     assert "5 periods from 2025-07-15 to 2025-07-19, +$620.00 against expected in all" in \
         markdown_message(incident, "http://localhost:3000", None)
     assert "over 1 periods" not in slack_message(_incident("team"), "http://localhost:3000", None)["text"]
+
+
+@pytest.mark.parametrize("level", ["provider", "sub_account", "sub_account_service"])
+def test_a_data_gap_says_what_stopped_arriving_and_goes_to_the_pipeline_owner(level):
+    import dataclasses
+
+    from finops_pipeline.alerting.routing import parse_routes
+
+    incident = dataclasses.replace(_incident(level), signal="data_gap", direction="drop", periods=3,
+                                   total_excess_usd=-360.0, start_label="2025-07-17")
+    slack = slack_message(incident, "http://localhost:3000", None)
+    assert slack["text"].startswith(f"WARNING: DATA GAP: no line items for {WORDING[level]} since 2025-07-17 "
+                                    f"(3 periods, $360.00 expected in that time)")
+    rest = "the other providers' bills are arriving" if level == "provider" else f"the rest of {LEVELS[level][0]}'s bill is arriving"
+    assert slack["text"].endswith(rest)
+    assert "data gap" in slack["blocks"][0]["text"]["text"] and "cost anomaly" not in json.dumps(slack)
+    assert f"**Data gap**: no line items for {WORDING[level]}" in markdown_message(incident, "http://localhost:3000", None)
+    for text in _rendered(incident).values():
+        assert not MISSING.search(text)
+    stored = Incident.from_record(json.loads(json.dumps(incident.to_record(), default=str)))
+    assert stored.is_data_gap
+    routes = parse_routes("ml-platform=#ml,pipeline=#finops-pipeline", "#finops-alerts")
+    assert routes.channel_for(incident.team, incident.signal) == "#finops-pipeline"
+    assert routes.channel_for("ml-platform") == "#ml"
+    assert parse_routes(None, "#finops-alerts").channel_for(None, "data_gap") == "#finops-alerts"

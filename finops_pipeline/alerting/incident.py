@@ -76,6 +76,7 @@ class Incident:
     top_contributors: tuple[Contributor, ...]
     detectors: str | None  # which layers flagged the peak
     granularity: str = "daily"  # its grain's name (not stored: a record's labels say it)
+    signal: str = "cost"  # cost, or data_gap: the series' line items stopped arriving
 
     @classmethod
     def from_row(cls, row) -> Incident:
@@ -119,6 +120,7 @@ class Incident:
             top_contributors=tuple(Contributor.from_record(c) for c in json.loads(row.top_contributors or "[]")),
             detectors=getattr(row, "detectors", None),
             granularity=grain.name,
+            signal=_text(getattr(row, "signal", None)) or "cost",
         )
 
     def to_record(self) -> dict:
@@ -153,12 +155,13 @@ class Incident:
             "deviation_pct": self.deviation_pct,
             "top_contributors": [c.to_record() for c in self.top_contributors],
             "detectors": self.detectors,
+            "signal": self.signal,
         }
 
     @classmethod
     def from_record(cls, record: dict) -> Incident:
-        """What ``to_record`` stored (``json.loads`` of it). ``feedback`` and ``detectors`` are
-        absent from records written before they existed. A record from before incidents (an
+        """What ``to_record`` stored (``json.loads`` of it). ``feedback``, ``detectors`` and
+        ``signal`` are absent from records written before they existed. A record from before incidents (an
         anomaly's figures only) reads as an incident of one period on an unknown series, which
         overlaps no other."""
         if "span" not in record:
@@ -194,6 +197,7 @@ class Incident:
             top_contributors=tuple(Contributor.from_record(c) for c in record["top_contributors"]),
             detectors=record.get("detectors"),
             granularity=(HOURLY if record["period"].endswith(" UTC") else DAILY).name,  # Grain.label of an hour
+            signal=record.get("signal", "cost"),
         )
 
     @property
@@ -216,6 +220,19 @@ class Incident:
                 return f"Team {self.team or 'untagged'} (all accounts)"
             case _:
                 return f"{service} in {account} ({provider})"
+
+    @property
+    def is_data_gap(self) -> bool:
+        return self.signal == "data_gap"
+
+    @property
+    def gap_headline(self) -> str:
+        """A data gap in words: what stopped arriving, since when, and that the rest still does."""
+        rest = "the other providers' bills are" if self.series_level == "provider" else \
+            f"the rest of {self.provider or 'its provider'}'s bill is"
+        return (f"no line items for {self.series_description} since {self.start_label} ({self.periods} "
+                f"{'period' if self.periods == 1 else 'periods'}, ${-self.total_excess_usd:,.2f} expected in that time); "
+                f"{rest} arriving")
 
     @property
     def grain(self) -> Grain:

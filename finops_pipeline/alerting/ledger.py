@@ -62,7 +62,7 @@ def incident_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     (for ``incidents_from_rows``): not one a finer incident explains (the total, when one service moved)."""
     return con.execute(
         """SELECT a.* EXCLUDE (incident_id, severity, status), i.incident_id, i.severity, i.start_period,
-                  i.latest_period, i.periods, i.total_excess_usd, i.status, i.feedback
+                  i.latest_period, i.periods, i.total_excess_usd, i.status, i.feedback, i.signal
            FROM incidents i JOIN anomalies a ON a.anomaly_id = i.peak_anomaly_id
            WHERE i.explained_by IS NULL"""
     ).df()

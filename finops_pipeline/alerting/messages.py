@@ -61,6 +61,10 @@ def slack_message(incident: Incident, dagster_url: str, report_ref: str | None, 
         f"{money(i.actual_usd)} on {i.peak_label} (expected {money(i.expected_usd)}, "
         f"impact {money(i.impact_usd, signed=True)}, {i.deviation_pct:+.1f}%){so_far}"
     )
+    kind = "cost anomaly"
+    if i.is_data_gap:  # missing rows, for the pipeline's owner: not a change in spending
+        headline = f"{'WITHDRAWN ' if withdrawn else ''}{i.severity.upper()}: DATA GAP: {escape_mrkdwn(i.gap_headline)}"
+        kind = "data gap"
     fields = [
         ("Actual", money(i.actual_usd)),
         ("Expected", f"{money(i.expected_usd)} (band {money(i.band.lower)} – {money(i.band.upper)})"),
@@ -78,7 +82,7 @@ def slack_message(incident: Incident, dagster_url: str, report_ref: str | None, 
     blocks = [
         # The header is fixed text: every piece of billing text goes through escaped mrkdwn.
         {"type": "header", "text": {"type": "plain_text", "text": f"{'WITHDRAWN: ' if withdrawn else ''}"
-                                                                 f"{i.severity.upper()} cost anomaly on {i.peak_label}"}},
+                                                                 f"{i.severity.upper()} {kind} on {i.peak_label}"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{SEVERITY_ICON[i.severity]} {headline}"}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Top contributors*\n{contributors}"}},
@@ -102,6 +106,7 @@ def markdown_message(incident: Incident, dagster_url: str, report_ref: str | Non
         f"# {'WITHDRAWN ' if withdrawn else ''}[{i.severity.upper()}] {i.series_description} on {i.peak_label}",
         "",
         *([f"_{note}_", ""] if note else []),
+        *([f"**Data gap**: {i.gap_headline}.", ""] if i.is_data_gap else []),
         f"- Actual: {money(i.actual_usd)}",
         f"- Expected: {money(i.expected_usd)} (band {money(i.band.lower)} – {money(i.band.upper)})",
         f"- Impact: {money(i.impact_usd, signed=True)} ({i.deviation_pct:+.1f}%, {i.direction})",

@@ -59,7 +59,7 @@ def notify(con: duckdb.DuckDBPyConnection, grain: Grain, min_severity: str, dest
         payload = {**message, "stem": f"{fact.start_period:%Y-%m-%d}_{fact.incident_id}",
                    "markdown": markdown_message(fact, dagster_url, None),
                    "record": {"status": "sent", "revision": 0, "anomaly": fact.to_record(), "slack_message": message}}
-        channel = routes.channel_for(fact.team) if destination == "slack" else None
+        channel = routes.channel_for(fact.team, fact.signal) if destination == "slack" else None
         with transaction(con):
             enqueue(con, head, fact.incident_id, "alert", destination, channel, payload)
             enqueue(con, message_id(head, "chart"), fact.incident_id, "chart", destination, channel,

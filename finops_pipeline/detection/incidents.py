@@ -12,6 +12,7 @@ import pandas as pd
 
 from finops_pipeline.grain import GRAINS
 from finops_pipeline.detection.scoring import SEVERITIES, Thresholds, incident_severity
+from finops_pipeline.detection.series import is_data_gap
 
 
 def assign_incidents(anomalies: pd.DataFrame) -> pd.Series:
@@ -33,15 +34,17 @@ def assign_incidents(anomalies: pd.DataFrame) -> pd.Series:
 
 def summarize(anomalies: pd.DataFrame, last_scored: pd.Series, thresholds: Thresholds | None = None) -> pd.DataFrame:
     """One row per incident: its series, start, peak (the period with the largest $ excess),
-    latest, number of periods, total excess, severity and status. Its severity is its highest
-    period's, or what its totals earn (``incident_severity``) when that is higher: a sustained
-    change pages on the period its cost crosses the floor. ``anomalies`` carries
+    latest, number of periods, total excess, severity, status and signal: ``cost``, or
+    ``data_gap`` when every period of it is a series without line items (``rules.no_line_items``),
+    which is a warning once it has lasted ``data_gap_periods``. A cost incident's severity is its
+    highest period's, or what its totals earn (``incident_severity``) when that is higher: a
+    sustained change pages on the period its cost crosses the floor. ``anomalies`` carries
     ``incident_id`` (and ``explained_by``: an incident whose peak a finer anomaly explains is
     explained by that anomaly's incident); ``last_scored`` maps each series_key to the latest period it was scored."""
     columns = ["incident_id", "granularity", "series_level", "series_key", "provider", "sub_account_id",
                "sub_account_name", "service_name", "team", "direction", "start_period", "peak_period",
                "latest_period", "periods", "total_excess_usd", "peak_anomaly_id", "severity", "status", "feedback",
-               "explained_by"]
+               "explained_by", "signal"]
     if anomalies.empty:
         return pd.DataFrame(columns=columns)
     t = thresholds or Thresholds()
@@ -58,6 +61,11 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series, thresholds: Thres
         # (a training run of three days on a series that has them): its total earns nothing.
         usual = "span_usual" in group and group["span_usual"].eq(True).all()
         by_totals = "info" if usual else incident_severity(total, float(group["expected_cost"].sum()), len(group), t)
+        gap = "detectors" in group and all(is_data_gap(d) for d in group["detectors"])
+        if gap:  # missing rows, not spending: it pages by how long it lasts, whatever the $
+            severity = "warning" if len(group) >= t.data_gap_periods else "info"
+        else:
+            severity = SEVERITIES[max(int(group["rank"].max()), SEVERITIES.index(by_totals))]
         rows.append({
             **{c: peak[c] for c in ("series_key", "series_level", "granularity", "provider", "sub_account_id",
                                     "sub_account_name", "service_name", "team", "direction")},
@@ -68,7 +76,8 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series, thresholds: Thres
             "periods": len(group),
             "total_excess_usd": round(total, 2),
             "peak_anomaly_id": peak["anomaly_id"],
-            "severity": SEVERITIES[max(int(group["rank"].max()), SEVERITIES.index(by_totals))],
+            "severity": severity,
+            "signal": "data_gap" if gap else "cost",
             "status": "resolved" if scored_after is not None and scored_after > latest else "open",
             # A person's answer on it, which its anomalies carry as their status.
             "feedback": group["status"].dropna().iloc[-1] if "status" in group and group["status"].notna().any() else None,

@@ -18,7 +18,8 @@ import pandas as pd
 from finops_pipeline.detection.forecasting import row_medians
 from finops_pipeline.detection.scoring import Costs, Thresholds, deviation_pct, relative_noise, robust_z
 
-__all__ = ["Costs", "Hit", "level_shift", "new_series", "new_skus", "slow_ramp", "unusual_span", "weekend_like_weekday"]
+__all__ = ["Costs", "Hit", "level_shift", "new_series", "new_skus", "no_line_items", "slow_ramp", "unusual_span",
+           "weekend_like_weekday"]
 
 
 @dataclass(frozen=True)
@@ -189,3 +190,17 @@ def unusual_span(costs: Costs, period, step, span: int, expected: float, band: t
         return None
     return Hit("unusual_span", costs.key, period, actual, expected, *band,
                f"{span} periods: {total:,.2f} against {span_expected:,.2f} expected")
+
+
+def no_line_items(costs: Costs, period, step, expected: float, rest_arrives: bool, regular: int = 7) -> Hit | None:
+    """A data gap: the series has no line item in ``period`` while the rest of its bill arrives
+    (``rest_arrives``: its provider has line items then; for a provider, another provider has),
+    and it had line items in each of the ``regular`` periods before its gap began, and a forecast
+    above zero: a lost export or a broken integration, not a series that ended. A service that
+    merely cost less still has line items."""
+    if not rest_arrives or expected <= 0 or costs.first is None or costs.has(period):
+        return None
+    last = costs.last_before(period)
+    if last is None or not all(costs.has(last - i * step) for i in range(regular)):
+        return None
+    return Hit("no_line_items", costs.key, period, 0.0, expected, 0.0, 0.0, f"no line items since {last + step}")

@@ -7,6 +7,7 @@ what is worth a person's time.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,9 +32,21 @@ class Costs:
         self.key = values.name or ""
         self.first = values.index.min() if len(values) else None
         self._by_period = values.to_dict()
+        self._sorted: list | None = None
 
     def get(self, period) -> float:
         return float(self._by_period.get(period, 0.0))
+
+    def has(self, period) -> bool:
+        """Whether the series had a line item in ``period`` (not merely cost 0)."""
+        return period in self._by_period
+
+    def last_before(self, period):
+        """The last period before ``period`` with a line item; None if none."""
+        if self._sorted is None:
+            self._sorted = sorted(self._by_period)
+        i = bisect.bisect_left(self._sorted, period)
+        return self._sorted[i - 1] if i else None
 
     def at(self, periods: Iterable) -> np.ndarray:
         """The costs of ``periods`` (0 where there was none)."""
@@ -85,6 +98,9 @@ class Thresholds:
     # apart (its anomalies are all large); 30 was chosen with the second bill in view.
     incident_warning_pct: float = 30.0
     incident_critical_pct: float = 100.0
+    # A data gap (a series without line items while the rest of its bill arrives) pages, as a
+    # warning to the pipeline's owner, once it has lasted this many periods.
+    data_gap_periods: int = 2
 
     @classmethod
     def for_granularity(cls, granularity: str) -> Thresholds:

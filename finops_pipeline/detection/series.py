@@ -161,6 +161,7 @@ def detect(
                 hits += filter(None, (rules.slow_ramp(values, period, thresholds),
                                       rules.level_shift(values, period, thresholds),
                                       rules.weekend_like_weekday(values, period, thresholds)))
+    hits += _data_gaps(forecasts[forecasts["target_period"].isin(wanted)], meta, history, costs, grain)
     calibrated = forecasts[forecasts["target_period"].isin(wanted)] if "span_expected" in forecasts else forecasts.iloc[:0]
     span = calibration_span(grain)
     spans = calibrated.dropna(subset=["span_expected"]) if len(calibrated) else []
@@ -188,6 +189,8 @@ def detect(
         impact, dev = hit.actual - hit.expected, deviation_pct(hit.actual, hit.expected)
         level = severity(impact, dev, thresholds, sigmas(hit.series_key, hit.period, hit.actual, hit.expected),
                          caused=hit.rule in CAUSED_RULES)
+        if hit.rule == "no_line_items":
+            level = "info"  # a data gap pages by how long it lasts (see incidents.summarize)
         if hit.rule == "unusual_span" and within_calibration(hit.actual, hit.expected, bounds.get((hit.series_key, hit.period)),
                                                             None, thresholds):
             level = "info"  # an ordinary period of an unusual span: the incident's totals page
@@ -199,6 +202,25 @@ def detect(
     out["explained_by"] = explained_by(out)
     out["period_start"] = pd.to_datetime(out["period_start"], utc=True)
     return out.sort_values(["period_start", "impact_usd"], ascending=[True, False], ignore_index=True)
+
+
+def _data_gaps(forecasts: pd.DataFrame, meta: pd.DataFrame, history: dict[str, pd.Series], costs, grain: Grain) -> list:
+    """``rules.no_line_items`` for every forecast series without line items in its period: the
+    rest of its bill is its provider's (a provider's: the other providers'). Team series are
+    tags, not deliveries, and are left out."""
+    hits = []
+    for key, period, expected in zip(forecasts["series_key"], forecasts["target_period"], forecasts["expected_cost"]):
+        if key == "total" or key not in history or costs(key).has(period):
+            continue
+        level = meta.loc[key, "series_level"]
+        if level == "team":
+            continue
+        rest = "total" if level == "provider" else series_key("provider", meta.loc[key, "provider"])
+        arrives = rest in history and costs(rest).has(period)
+        hit = rules.no_line_items(costs(key), period, grain.step, float(expected), arrives)
+        if hit is not None:
+            hits.append(hit)
+    return hits
 
 
 def calibration_span(grain: Grain) -> int:
@@ -246,6 +268,11 @@ def _outside_band(forecasts: pd.DataFrame, series: pd.DataFrame, wanted: set, t:
     return f[outside & (impact.abs() >= t.min_impact_usd) & (np.abs(deviation) >= t.min_deviation_pct)]
 
 
+def is_data_gap(detectors: str) -> bool:
+    """Whether an anomaly is a data gap (``rules.no_line_items``) rather than a cost change."""
+    return "no_line_items" in str(detectors).split(",")
+
+
 def explained_by(found: pd.DataFrame, share: float = 0.5) -> list[str | None]:
     """For each anomaly, the anomaly of a finer series it contains, in the same period and
     direction, that carries at least ``share`` of its $ impact (a sub-account × service first,
@@ -253,12 +280,20 @@ def explained_by(found: pd.DataFrame, share: float = 0.5) -> list[str | None]:
     service, account, provider, team and the total: the finest series is the one to alert on."""
     out: list[str | None] = [None] * len(found)
     records = found.reset_index(drop=True).to_dict("records")
+    gap = [is_data_gap(r["detectors"]) for r in records]
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(records):
         groups.setdefault((r["period_start"], r["direction"]), []).append(i)
     for members in groups.values():
         for i in members:
             coarse = records[i]
+            if gap[i]:
+                # A data gap is told where it is widest: a sub-account's missing rows explain its
+                # services' missing rows, not the other way round.
+                wider = [records[j] for j in members if gap[j] and contains(records[j], coarse)]
+                if wider:
+                    out[i] = min(wider, key=lambda f: (SERIES_LEVELS.index(f["series_level"]), f["anomaly_id"]))["anomaly_id"]
+                continue
             candidates = [records[j] for j in members
                           if contains(coarse, records[j]) and abs(records[j]["impact_usd"]) >= share * abs(coarse["impact_usd"])]
             if candidates:

@@ -13,3 +13,7 @@ ALTER TABLE anomalies ADD COLUMN profile VARCHAR;
 ALTER TABLE anomalies ADD COLUMN alert_lower DOUBLE;
 ALTER TABLE anomalies ADD COLUMN alert_upper DOUBLE;
 ALTER TABLE anomalies ADD COLUMN span_usual BOOLEAN;  -- the span ending at it cost within its calibrated range (NULL: unknown)
+
+-- cost, or data_gap: a series without line items while the rest of its bill arrives (see
+-- detection.incidents.summarize); a data gap is routed to the pipeline's owner.
+ALTER TABLE incidents ADD COLUMN signal VARCHAR DEFAULT 'cost';
