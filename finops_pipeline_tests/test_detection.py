@@ -430,3 +430,28 @@ def test_an_account_whose_rows_stop_arriving_is_a_data_gap_told_once_for_the_acc
         row = table.set_index("series_key").loc["sub_account:AWS/0123"]
         assert (row.signal, row.severity) == ("data_gap", severity)
     assert set(all_days.loc[all_days.signal == "data_gap", "series_key"]) == set(gaps.series_key)
+
+
+def test_one_event_in_two_dimensions_is_one_alert():
+    """One instance, tagged with a new team value, spiked by $840: the team's spike is the
+    sub-account × service spike's line items, so the team's anomaly is explained by it (a team
+    does not contain an account's service, so containment alone missed it)."""
+    from finops_pipeline.detection.series import explained_across
+
+    day = pd.Timestamp("2025-07-19", tz="UTC")
+    rows = pd.DataFrame([
+        {"anomaly_id": "team", "series_level": "team", "period_start": day, "direction": "spike", "impact_usd": 840.0,
+         "sub_account_name": None, "service_name": None, "detectors": "new_series", "explained_by": None},
+        {"anomaly_id": "ec2", "series_level": "sub_account_service", "period_start": day, "direction": "spike",
+         "impact_usd": 845.0, "sub_account_name": "prod", "service_name": "EC2", "detectors": "prophet_interval",
+         "explained_by": None},
+    ])
+
+    def causes(delta):
+        return [{"sub_account / service": [{"name": "prod / EC2", "actual": delta, "expected": 0.0, "delta": delta}]}, {}]
+
+    assert explained_across(rows, causes(835.0)) == ["ec2", None]
+    # A team spike mostly elsewhere is its own event.
+    assert explained_across(rows, causes(300.0)) == [None, None]
+    # ...and so is one on another day or the other way.
+    assert explained_across(rows.assign(direction=["drop", "spike"]), causes(835.0)) == [None, None]

@@ -268,6 +268,30 @@ def _outside_band(forecasts: pd.DataFrame, series: pd.DataFrame, wanted: set, t:
     return f[outside & (impact.abs() >= t.min_impact_usd) & (np.abs(deviation) >= t.min_deviation_pct)]
 
 
+def explained_across(found: pd.DataFrame, causes: list[dict[str, list[dict]]], share: float = 0.5) -> list[str | None]:
+    """``explained_by``, completed across dimensions: an anomaly no finer series contains (a team
+    whose spike is one resource newly tagged for it; an account, a service) is explained by the
+    sub-account × service anomaly of the same period and direction whose line items carry at
+    least ``share`` of its impact, as its root cause (``causes``, one per row, from
+    ``queries.root_causes``) shows them: one event, one alert."""
+    out = list(found["explained_by"].where(found["explained_by"].notna(), None))
+    records = found.reset_index(drop=True).to_dict("records")
+    finest = {}
+    for r in records:
+        if r["series_level"] == "sub_account_service":
+            finest[(r["period_start"], r["direction"], f"{r['sub_account_name']} / {r['service_name']}")] = r["anomaly_id"]
+    for i, r in enumerate(records):
+        if out[i] is not None or r["series_level"] == "sub_account_service" or is_data_gap(r["detectors"]):
+            continue
+        for item in causes[i].get("sub_account / service", []):
+            carried = item["delta"] * np.sign(r["impact_usd"])
+            match = finest.get((r["period_start"], r["direction"], item["name"]))
+            if match is not None and carried >= share * abs(r["impact_usd"]):
+                out[i] = match
+                break
+    return out
+
+
 def is_data_gap(detectors: str) -> bool:
     """Whether an anomaly is a data gap (``rules.no_line_items``) rather than a cost change."""
     return "no_line_items" in str(detectors).split(",")

@@ -16,7 +16,7 @@ from finops_pipeline.detection.incidents import name_incidents, summarize
 from finops_pipeline.detection.queries import (chart_panels, new_skus, past_expected, root_causes, usage_series,
                                                window_forecasts)
 from finops_pipeline.detection.scoring import Thresholds
-from finops_pipeline.detection.series import billed_periods, detect, history_by_series, series_metadata
+from finops_pipeline.detection.series import billed_periods, detect, explained_across, history_by_series, series_metadata
 from finops_pipeline.feedback import accepted_levels, mark_anomalies
 from finops_pipeline.grain import Grain, Period
 from finops_pipeline.warehouse import replace_window, table_columns, utc_bounds
@@ -81,6 +81,7 @@ def score_window(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, en
                    new_skus(con, grain, start, end, min_history_days))
     billed = billed_periods(series)
     causes = root_causes(con, grain, found)
+    found["explained_by"] = explained_across(found, causes)
     found["root_cause"] = [json.dumps(c) for c in causes]
     found["top_contributors"] = [json.dumps(next(iter(c.values()))) for c in causes]  # the headline dimension
     # An anomaly keeps the time it was first detected when its partition is re-run.
