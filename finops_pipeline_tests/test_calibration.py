@@ -113,3 +113,25 @@ def test_tail_quantile_needs_twenty_errors_and_extrapolates_the_exponential_tail
     # P(X > q) = 0.001 for a unit exponential: q = ln(1000) = 6.9.
     assert tail_quantile(sample, 0.001)[0] == pytest.approx(np.log(1000), abs=0.4)
     assert np.isnan(tail_quantile(sample[:, :19], 0.001)[0])
+
+
+def test_detection_quality_sets_pages_per_profile_against_what_the_calibration_allows():
+    from finops_pipeline.detection.quality import detection_quality
+    from finops_pipeline.grain import DAILY
+
+    periods = pd.DataFrame({"series_key": ["a", "b", "b", "c"], "profile": ["steady", "bursty", "steady", "bursty"],
+                            "periods": [365, 200, 165, 365]})
+    incidents = pd.DataFrame({
+        "severity": ["warning", "critical", "info", "warning", "warning", "warning"],
+        "signal": ["cost", "cost", "cost", "data_gap", "cost", "cost"],
+        "explained_by": [None, None, None, None, "x", None],
+        "feedback": [None, "not_an_issue", None, None, None, None],
+        "profile": ["bursty", "bursty", "steady", "steady", "steady", "steady"],
+    })
+    table = detection_quality(periods, incidents, DAILY, 0.5).set_index("profile")
+    assert list(table.index) == ["steady", "bursty"]  # in the order of PROFILES
+    assert table.loc["bursty", "series"] == 2 and table.loc["bursty", "series_months"] == pytest.approx(18.6, abs=0.1)
+    # Info, data gaps and explained incidents are no pages.
+    assert (table.loc["bursty", "pages"], table.loc["bursty", "not_an_issue"]) == (2, 1)
+    assert table.loc["steady", "pages"] == 1
+    assert table.loc["steady", "allowed_pages_per_series_month"] == pytest.approx(1 / 12, abs=0.001)

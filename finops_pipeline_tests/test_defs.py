@@ -15,10 +15,10 @@ from finops_pipeline.sources import registry
 
 PARTITIONED = {"raw_billing", "stg_focus__billing", "daily_costs", "team_costs", "daily_cost_series", "sku_first_seen",
                "cost_forecasts", "anomalies"}
-UNPARTITIONED = {"incidents", "anomaly_report", "anomaly_alerts", "cost_digest"}
+UNPARTITIONED = {"incidents", "detection_quality", "anomaly_report", "anomaly_alerts", "cost_digest"}
 GROUPS = {"raw_billing": "ingest", "stg_focus__billing": "transform", "daily_costs": "transform",
           "team_costs": "transform", "daily_cost_series": "transform", "sku_first_seen": "transform",
-          "cost_forecasts": "detect", "anomalies": "detect", "incidents": "detect",
+          "cost_forecasts": "detect", "anomalies": "detect", "incidents": "detect", "detection_quality": "detect",
           "anomaly_report": "alerting", "anomaly_alerts": "alerting", "cost_digest": "alerting"}
 
 

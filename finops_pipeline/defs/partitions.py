@@ -18,4 +18,4 @@ def billing_partitions(settings: Settings) -> DailyPartitionsDefinition:
 
 # Every partitioned stage, raw billing through anomalies: what the schedule and a restatement run.
 # The unpartitioned incidents roll-up is refreshed by the alert job the new anomalies trigger.
-PARTITIONED_STAGES = AssetSelection.groups("ingest", "transform", "detect") - AssetSelection.keys("incidents")
+PARTITIONED_STAGES = AssetSelection.groups("ingest", "transform", "detect") - AssetSelection.keys("incidents", "detection_quality")

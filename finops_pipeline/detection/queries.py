@@ -54,6 +54,11 @@ def past_expected(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, e
     return as_periods(grain, frame, "target_period")
 
 
+def quality_inputs(con: duckdb.DuckDBPyConnection, grain: Grain) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(each series' periods per profile, each incident with its series' profile when it began)."""
+    return (con.execute(sql("quality_periods"), [grain.name]).df(), con.execute(sql("quality_incidents"), [grain.name]).df())
+
+
 def window_forecasts(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: Period) -> pd.DataFrame:
     frame = con.execute(sql("window_forecasts"), [grain.name, *utc_bounds(start, end)]).df()
     return as_periods(grain, frame, "target_period")

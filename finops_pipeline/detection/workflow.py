@@ -13,8 +13,9 @@ from finops_pipeline.detection.calibration import Calibration, calibrate
 from finops_pipeline.detection.fit_store import load_fits, store_fits
 from finops_pipeline.detection.forecasting import Fits, ForecastConfig, forecast, refit_anchor
 from finops_pipeline.detection.incidents import name_incidents, summarize
-from finops_pipeline.detection.queries import (chart_panels, new_skus, past_expected, root_causes, usage_series,
-                                               window_forecasts)
+from finops_pipeline.detection.quality import detection_quality
+from finops_pipeline.detection.queries import (chart_panels, new_skus, past_expected, quality_inputs, root_causes,
+                                               usage_series, window_forecasts)
 from finops_pipeline.detection.scoring import Thresholds
 from finops_pipeline.detection.series import billed_periods, detect, explained_across, history_by_series, series_metadata
 from finops_pipeline.feedback import accepted_levels, mark_anomalies
@@ -114,4 +115,11 @@ def roll_up_incidents(con: duckdb.DuckDBPyConnection, grain: Grain, thresholds: 
     table = summarize(found, pd.Series(dict(last_scored), dtype="object"),
                       thresholds or Thresholds.for_granularity(grain.name))
     replace_window(con, "incidents", table, "granularity = ?", [grain.name])
+    return table
+
+
+def measure_quality(con: duckdb.DuckDBPyConnection, grain: Grain, false_pages_per_year: float) -> pd.DataFrame:
+    """Replace the grain's rows of `detection_quality` (see ``quality.detection_quality``); returns them."""
+    table = detection_quality(*quality_inputs(con, grain), grain, false_pages_per_year)
+    replace_window(con, "detection_quality", table, "granularity = ?", [grain.name])
     return table

@@ -2,7 +2,7 @@ from dagster import AssetKey, AssetSelection, define_asset_job
 
 alert_job = define_asset_job(
     "anomaly_alert_job",
-    selection=AssetSelection.keys("incidents", "anomaly_report", "anomaly_alerts"),
+    selection=AssetSelection.keys("incidents", "detection_quality", "anomaly_report", "anomaly_alerts"),
     description="Roll anomalies up into incidents, then report and alert on those not alerted yet, revise the alerts "
     "whose incident changed, and deliver what the outbox holds.",
 )

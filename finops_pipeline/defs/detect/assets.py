@@ -19,7 +19,7 @@ from finops_pipeline.defs.resources import OutboxResource, WarehouseResource
 from finops_pipeline.detection.charts import cost_band_chart
 from finops_pipeline.detection.forecasting import ForecastConfig
 from finops_pipeline.detection.scoring import Thresholds
-from finops_pipeline.detection.workflow import forecast_window, roll_up_incidents, score_window
+from finops_pipeline.detection.workflow import forecast_window, measure_quality, roll_up_incidents, score_window
 from finops_pipeline.settings import Settings
 
 STG_BILLING = AssetKey("stg_focus__billing")
@@ -148,4 +148,26 @@ def build_detect_assets(settings: Settings) -> list[AssetsDefinition]:
             }
         )
 
-    return [cost_forecasts, anomalies, incidents]
+    @asset(
+        group_name="detect",
+        kinds={"python"},
+        deps=[incidents],
+        pool=WAREHOUSE_POOL,
+        metadata={"dagster/table_name": "main.detection_quality"},
+    )
+    def detection_quality(warehouse: WarehouseResource) -> MaterializeResult:
+        """Whether the noise model holds on this bill: per series profile (steady, weekly, bursty,
+        intermittent, sparse: see `cost_forecasts.profile`), the series-months scored, the pages
+        the calibrated bounds allow (`false_pages_per_year`, each way) against the pages sent,
+        and how many of those people answered "not an issue"."""
+        with warehouse.connect() as con:
+            table = measure_quality(con, grain, forecast_defaults.false_pages_per_year)
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": len(table),
+                "by_profile": MetadataValue.md(table.drop(columns="granularity").to_markdown(index=False)
+                                               if len(table) else "No calibrated series yet."),
+            }
+        )
+
+    return [cost_forecasts, anomalies, incidents, detection_quality]

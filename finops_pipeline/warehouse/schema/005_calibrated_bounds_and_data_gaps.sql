@@ -17,3 +17,16 @@ ALTER TABLE anomalies ADD COLUMN span_usual BOOLEAN;  -- the span ending at it c
 -- cost, or data_gap: a series without line items while the rest of its bill arrives (see
 -- detection.incidents.summarize); a data gap is routed to the pipeline's owner.
 ALTER TABLE incidents ADD COLUMN signal VARCHAR DEFAULT 'cost';
+
+-- Per series profile, the pages the calibration allows against the pages sent (see
+-- detection.quality): whether the noise model holds on this bill.
+CREATE TABLE IF NOT EXISTS detection_quality (
+    granularity VARCHAR,
+    profile VARCHAR,
+    series INTEGER,
+    series_months DOUBLE,
+    allowed_pages_per_series_month DOUBLE,  -- 2 × false_pages_per_year ÷ 12: the ceiling the bounds allow
+    pages INTEGER,                           -- cost incidents at warning or above that nothing else explains
+    pages_per_series_month DOUBLE,
+    not_an_issue INTEGER                     -- of those pages, how many people answered "not an issue"
+);
