@@ -129,6 +129,8 @@ def main() -> None:
     print(detection_metrics.format_table(results))
     print("\nRecall by kind:")
     print(pd.DataFrame({name: r["recall_by_kind"] for name, r in results.items()}).round(2).to_markdown())
+    print("\nMedian delay by kind (days from the anomaly's start to its first flag):")
+    print(pd.DataFrame({name: r["delay_by_kind"] for name, r in results.items()}).round(1).to_markdown())
     print(f"\nTwo-year backfill of the whole pipeline (raw billing → dbt → forecasts → anomalies): {wall:.0f} s "
           f"on {os.cpu_count()} cores")
 

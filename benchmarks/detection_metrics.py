@@ -112,6 +112,9 @@ def evaluate(flags: pd.DataFrame, labels: pd.DataFrame, n_series: int, start: da
         "false_on_benign": int(on_benign.sum()),
         "recall_by_kind": {kind: _share(caught[group.index].sum(), len(group))
                            for kind, group in labels.groupby("kind", sort=True)},
+        # Days from each caught label's start to its first flag, median per kind.
+        "delay_by_kind": {kind: float(np.median(delays[delays.index.isin(group.index)]))
+                          for kind, group in labels.groupby("kind", sort=True) if delays.index.isin(group.index).any()},
     }
 
 
