@@ -107,6 +107,20 @@ def test_jobs_every_day_are_not_a_job_series_habit():
     assert (bounds.alert_upper > 600.0).all()
 
 
+def test_a_job_three_times_its_usual_size_is_not_a_job_series_habit():
+    rng = np.random.default_rng(13)
+    values = _jobs(rng)
+    bounds = _calibrated(values, 20.0).iloc[-1]
+    usual_job = float(np.median(values[values > 100]))
+    assert bounds.profile == "intermittent"
+    # Jobs that vary by 20 % (σ of the log): an exponential tail over their ~45 sizes puts the
+    # bound near 2.8 times the median job, where the all-days bound, stretched by the jobs
+    # themselves, lets through more than 6 times.
+    assert bounds.job_upper < 3 * usual_job < 6 * usual_job < bounds.alert_upper
+    assert bounds.job_upper > 1.5 * usual_job  # an ordinary job of a little more is not news
+    assert np.isnan(_calibrated(_steady(rng), 400.0).iloc[-1].job_upper)
+
+
 def test_tail_quantile_needs_twenty_errors_and_extrapolates_the_exponential_tail():
     rng = np.random.default_rng(1)
     sample = rng.exponential(1.0, size=(1, 5000))

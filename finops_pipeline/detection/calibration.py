@@ -40,7 +40,7 @@ from finops_pipeline.grain import GRAINS
 
 PROFILES = ("steady", "weekly", "bursty", "intermittent", "sparse")
 CALIBRATION_COLUMNS = ["profile", "alert_lower", "alert_upper", "span_expected", "span_alert_lower", "span_alert_upper",
-                       "active_cost", "span_active_limit"]
+                       "active_cost", "span_active_limit", "job_upper"]
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,9 @@ class Calibration:
         return timedelta(days=self.days + self.span_days)
 
 
-def tail_quantile(residuals: np.ndarray, rate: float, tail_share: float = 0.1) -> np.ndarray:
-    """For each row of ``residuals`` (NaN: none), the value exceeded with probability ``rate``:
+def tail_quantile(residuals: np.ndarray, rate: float | np.ndarray, tail_share: float = 0.1) -> np.ndarray:
+    """For each row of ``residuals`` (NaN: none), the value exceeded with probability ``rate`` (one,
+    or one per row):
     the exponential tail fitted beyond its ``k`` largest values (``tail_share`` of the row, at
     least five), scale from their median excess. NaN for a row of fewer than 20 values."""
     n = (~np.isnan(residuals)).sum(axis=1)
@@ -172,6 +173,13 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
         active = np.where(np.isnan(act_w), np.nan, act_w > active_cost[:, None])
         share = np.nan_to_num(np.nanmean(active, axis=1), nan=1.0)
         limit = active_limit(np.clip(share, 0.0, 1.0), span, rate * span)
+        # An intermittent series' jobs: a job day against the median job, calibrated on job days
+        # alone (at the rate per job day), so a job twice its usual size stands out where the
+        # all-days bound, stretched by the jobs themselves, would not see it.
+        jobs = np.where(active == 1, act_w, np.nan)
+        median_job = row_medians(jobs)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            job_q = tail_quantile(np.log(jobs / median_job[:, None]), rate / np.maximum(share, 1e-9), config.tail_share)
         frame = pd.DataFrame({
             "series_key": key,
             "target_period": wanted,
@@ -182,11 +190,13 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
             "span_alert_upper": bound(exp_span_now, span_upper_q, span * c_now),
             "active_cost": np.where(enough, active_cost, np.nan),
             "span_active_limit": pd.array(np.where(enough & (span > 1), limit, np.nan), dtype="Int64"),
+            "job_upper": np.where(enough, median_job * np.exp(job_q), np.nan),
         })
         frame["profile"] = [
             _profile(a[~np.isnan(a)], None if weekend is None else weekend[t - window:t][~np.isnan(a)], np.exp(q))
             for a, t, q in zip(act_w, targets, np.nan_to_num(upper_q, nan=-np.inf))
         ]
+        frame.loc[frame["profile"] != "intermittent", "job_upper"] = np.nan
         out.append(frame[frame["target_period"].isin(set(rows["target_period"]))])
     if not out:
         return pd.DataFrame(columns=["series_key", "target_period", *CALIBRATION_COLUMNS])

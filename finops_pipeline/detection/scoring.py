@@ -269,10 +269,12 @@ def score(
     noise: float | None = None,
     day_factor: float | None = None,
     alert_bounds: tuple[float, float] | None = None,
+    job_upper: float | None = None,
 ) -> Score | None:
     """Score one period of one series against its ``band`` (the model that drew it); None when it
     is not an anomaly. To page anyone a change must leave ``alert_bounds``, the series' calibrated
-    range (``calibration``), or, without one, stand out from ``noise``, its ``relative_noise``;
+    range (``calibration``; or, on an intermittent series, be a job above ``job_upper``), or,
+    without one, stand out from ``noise``, its ``relative_noise``;
     ``day_factor``: its ``day_of_month_factor`` (see ``alert_sigmas``)."""
     if lower <= actual <= upper:
         return None
@@ -294,7 +296,7 @@ def score(
         if abs(z) < t.min_robust_z or np.sign(z) != np.sign(impact):
             return None
         detectors.append("robust_zscore")
-    if within_calibration(actual, expected, alert_bounds, day_factor, t):
+    if within_calibration(actual, expected, alert_bounds, day_factor, t, job_upper):
         level = "info"
     else:
         sigmas = None if calibrated(alert_bounds) else alert_sigmas(actual, expected, noise, day_factor, t)
@@ -314,11 +316,14 @@ def calibrated(bounds: tuple[float, float] | None) -> bool:
 
 
 def within_calibration(actual: float, expected: float, bounds: tuple[float, float] | None, day_factor: float | None,
-          t: Thresholds) -> bool:
+                       t: Thresholds, job_upper: float | None = None) -> bool:
     """Whether ``actual`` is within the series' calibrated ``bounds`` (lower, upper); the upper one
     scaled by ``day_factor`` on a day of the month the series habitually runs high on (as in
-    ``alert_sigmas``). False without bounds."""
+    ``alert_sigmas``). False without bounds, and on an intermittent series for a job above its
+    calibrated size (``job_upper``)."""
     if not calibrated(bounds):
+        return False
+    if job_upper is not None and not pd.isna(job_upper) and actual > job_upper:
         return False
     lower, upper = bounds
     if actual > expected and day_factor is not None and day_factor >= 1 + t.min_deviation_pct / 100:

@@ -143,7 +143,8 @@ def detect(
                        thresholds, band=f"{f.model}_interval",
                        same_day_of_month=same_day_of_month_history(values, f.target_period),
                        noise=noise(f.series_key, f.target_period), day_factor=day_factor(f.series_key, f.target_period),
-                       alert_bounds=(getattr(f, "alert_lower", None), getattr(f, "alert_upper", None)))
+                       alert_bounds=(getattr(f, "alert_lower", None), getattr(f, "alert_upper", None)),
+                       job_upper=getattr(f, "job_upper", None))
         if result is not None:
             rows[f.series_key, f.target_period] = _row(f.series_key, meta.loc[f.series_key], f.target_period, f.actual,
                                                        f.expected_cost, f.lower_bound, f.upper_bound, result, grain)

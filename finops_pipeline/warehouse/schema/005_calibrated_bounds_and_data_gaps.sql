@@ -8,6 +8,7 @@ ALTER TABLE cost_forecasts ADD COLUMN span_alert_lower DOUBLE;  -- the span's co
 ALTER TABLE cost_forecasts ADD COLUMN span_alert_upper DOUBLE;  -- ... and above this
 ALTER TABLE cost_forecasts ADD COLUMN active_cost DOUBLE;       -- a period above this runs a job (intermittent series)
 ALTER TABLE cost_forecasts ADD COLUMN span_active_limit INTEGER; -- this many job periods in a span is not the series' habit
+ALTER TABLE cost_forecasts ADD COLUMN job_upper DOUBLE;         -- intermittent series: a job above this is not its usual size
 
 ALTER TABLE anomalies ADD COLUMN profile VARCHAR;
 ALTER TABLE anomalies ADD COLUMN alert_lower DOUBLE;
