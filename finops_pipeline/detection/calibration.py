@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -106,20 +107,38 @@ def active_limit(p: np.ndarray, span: int, rate: float) -> np.ndarray:
     return np.where(ok.any(axis=1), np.argmax(ok, axis=1), np.nan)
 
 
-def _profile(actual: np.ndarray, weekend: np.ndarray | None, upper_ratio: float) -> str:
-    if not len(actual):
-        return "steady"
-    if (actual > 0).mean() < 1 / 3:
-        return "sparse"
-    if (actual < 0.25 * np.quantile(actual, 0.9)).mean() >= 1 / 3:
-        return "intermittent"
-    if np.isfinite(upper_ratio) and upper_ratio >= 2.0:
-        return "bursty"
-    if weekend is not None and weekend.any() and (~weekend).any():
-        days, ends = np.median(actual[~weekend]), np.median(actual[weekend])
-        if days > 0 and not 0.75 <= ends / days <= 1.33:
-            return "weekly"
-    return "steady"
+def row_quantiles(x: np.ndarray, q: float) -> np.ndarray:
+    """The ``q`` quantile of each row, ignoring NaN (NaN for a row of NaN), linear as numpy's:
+    np.nanquantile goes row by row."""
+    x = np.sort(x, axis=1)  # NaN sorts last
+    n = (~np.isnan(x)).sum(axis=1)
+    position = q * np.maximum(n - 1, 0)
+    below = np.floor(position).astype(int)
+    above = np.minimum(below + 1, np.maximum(n - 1, 0))
+    rows = np.arange(len(x))
+    low, high = x[rows, below], x[rows, above]
+    return np.where(n > 0, low + (high - low) * (position - below), np.nan)
+
+
+def _profiles(actual: np.ndarray, weekend: np.ndarray | None, idle_share: np.ndarray, upper_ratio: np.ndarray
+              ) -> np.ndarray:
+    """Each row's profile (see the module docstring): ``actual`` the costs of its window (NaN:
+    not forecast), ``weekend`` which of them fall on a weekend."""
+    known = ~np.isnan(actual)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        billed = np.where(known, actual > 0, False).sum(axis=1) / np.maximum(known.sum(axis=1), 1)
+        weekly = np.zeros(len(actual), dtype=bool)
+        if weekend is not None:
+            days = row_medians(np.where(weekend, np.nan, actual))
+            ends = row_medians(np.where(weekend, actual, np.nan))
+            ratio = ends / days
+            weekly = (days > 0) & ((ratio < 0.75) | (ratio > 1.33))
+    profile = np.full(len(actual), "steady", dtype=object)
+    profile[weekly] = "weekly"
+    profile[np.isfinite(upper_ratio) & (upper_ratio >= 2.0)] = "bursty"
+    profile[idle_share >= 1 / 3] = "intermittent"
+    profile[(billed < 1 / 3) & (known.sum(axis=1) > 0)] = "sparse"
+    return profile
 
 
 def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods: Iterable, granularity: str = "daily",
@@ -168,8 +187,11 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
         c = c_all[targets][:, None]
         # Job series are two populations (idle periods and jobs), whose top errors would read as
         # a heavy tail: theirs is exponential, and their jobs get a bound of their own.
-        idle_share = np.array([(a[~np.isnan(a)] < 0.25 * np.quantile(a[~np.isnan(a)], 0.9)).mean()
-                               if (~np.isnan(a)).any() else 0.0 for a in act_w])
+        q90 = row_quantiles(act_w, 0.9)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a window without costs yet: NaN
+            idle = np.where(np.isnan(act_w), np.nan, act_w < 0.25 * q90[:, None])
+            idle_share = np.nan_to_num(np.nanmean(idle, axis=1), nan=0.0)
         shape_cap = np.where(idle_share >= 1 / 3, 0.0, config.max_tail_shape)
         upper_q = tail_quantile(r, rate, config.tail_share, shape_cap)
         lower_q = -tail_quantile(-r, rate, config.tail_share, shape_cap)
@@ -187,7 +209,6 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
             return np.where(enough & ~np.isnan(q) & ~np.isnan(base), np.maximum((base + cc) * np.exp(q) - cc, 0.0), np.nan)
 
         # Intermittent series: how often a job (a period above a quarter of the 90th percentile) runs.
-        q90 = np.array([np.quantile(a[~np.isnan(a)], 0.9) if (~np.isnan(a)).any() else np.nan for a in act_w])
         active_cost = 0.25 * q90
         active = np.where(np.isnan(act_w), np.nan, act_w > active_cost[:, None])
         share = np.nan_to_num(np.nanmean(active, axis=1), nan=1.0)
@@ -211,10 +232,8 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
             "span_active_limit": pd.array(np.where(enough & (span > 1), limit, np.nan), dtype="Int64"),
             "job_upper": np.where(enough, median_job * np.exp(job_q), np.nan),
         })
-        frame["profile"] = [
-            _profile(a[~np.isnan(a)], None if weekend is None else weekend[t - window:t][~np.isnan(a)], np.exp(q))
-            for a, t, q in zip(act_w, targets, np.nan_to_num(upper_q, nan=-np.inf))
-        ]
+        frame["profile"] = _profiles(act_w, None if weekend is None else lagged(weekend), idle_share,
+                                     np.exp(np.nan_to_num(upper_q, nan=-np.inf)))
         frame.loc[frame["profile"] != "intermittent", "job_upper"] = np.nan
         out.append(frame[frame["target_period"].isin(set(rows["target_period"]))])
     if not out:
