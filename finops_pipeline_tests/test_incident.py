@@ -100,11 +100,12 @@ def _anomalies() -> pd.DataFrame:
 
 def written_back(announced: str) -> str:
     """A stored record as today's code writes it back: a missing name is null, not NaN (which
-    JSON does not have), and a record from before data gaps is a cost incident; nothing else
-    changes, and neither is in the fingerprint."""
+    JSON does not have), and a record from before data gaps and calibration is a cost incident
+    without a profile or usual range; nothing else changes, and none of these is in the fingerprint."""
     record = json.loads(announced)
     names = ("provider", "sub_account", "sub_account_id", "service", "team")
-    return json.dumps({**record, **{k: None for k in names if record[k] != record[k]}, "signal": "cost"}, default=str)
+    return json.dumps({**record, **{k: None for k in names if record[k] != record[k]}, "signal": "cost",
+                       "profile": None, "usual_usd": None}, default=str)
 
 
 def rebuilt_today(announced: str) -> str:

@@ -117,3 +117,17 @@ def test_a_data_gap_says_what_stopped_arriving_and_goes_to_the_pipeline_owner(le
     assert routes.channel_for(incident.team, incident.signal) == "#finops-pipeline"
     assert routes.channel_for("ml-platform") == "#ml"
     assert parse_routes(None, "#finops-alerts").channel_for(None, "data_gap") == "#finops-alerts"
+
+
+def test_an_alert_says_the_series_usual_range_and_profile():
+    import dataclasses
+
+    from finops_pipeline.alerting.incident import Band
+
+    incident = dataclasses.replace(_incident("sub_account_service"), profile="bursty", usual=Band(40.0, 610.5))
+    text = json.dumps(slack_message(incident, "http://localhost:3000", None), ensure_ascii=False)
+    assert "$40.00 – $610.50 for a bursty series, from its own forecast errors" in text
+    assert "Usual range: $40.00 – $610.50" in markdown_message(incident, "http://localhost:3000", None)
+    stored = Incident.from_record(json.loads(json.dumps(incident.to_record(), default=str)))
+    assert (stored.profile, stored.usual) == ("bursty", Band(40.0, 610.5))
+    assert "Usual range" not in json.dumps(slack_message(_incident("total"), "http://localhost:3000", None))

@@ -77,6 +77,8 @@ class Incident:
     detectors: str | None  # which layers flagged the peak
     granularity: str = "daily"  # its grain's name (not stored: a record's labels say it)
     signal: str = "cost"  # cost, or data_gap: the series' line items stopped arriving
+    profile: str | None = None  # the series' calibrated profile at the peak (steady, bursty, ...)
+    usual: Band | None = None  # its calibrated range at the peak: outside it, the period pages
 
     @classmethod
     def from_row(cls, row) -> Incident:
@@ -121,6 +123,8 @@ class Incident:
             detectors=getattr(row, "detectors", None),
             granularity=grain.name,
             signal=_text(getattr(row, "signal", None)) or "cost",
+            profile=_text(getattr(row, "profile", None)),
+            usual=_band(getattr(row, "alert_lower", None), getattr(row, "alert_upper", None)),
         )
 
     def to_record(self) -> dict:
@@ -156,12 +160,14 @@ class Incident:
             "top_contributors": [c.to_record() for c in self.top_contributors],
             "detectors": self.detectors,
             "signal": self.signal,
+            "profile": self.profile,
+            "usual_usd": list(self.usual) if self.usual else None,
         }
 
     @classmethod
     def from_record(cls, record: dict) -> Incident:
-        """What ``to_record`` stored (``json.loads`` of it). ``feedback``, ``detectors`` and
-        ``signal`` are absent from records written before they existed. A record from before incidents (an
+        """What ``to_record`` stored (``json.loads`` of it). ``feedback``, ``detectors``, ``signal``,
+        ``profile`` and ``usual_usd`` are absent from records written before they existed. A record from before incidents (an
         anomaly's figures only) reads as an incident of one period on an unknown series, which
         overlaps no other."""
         if "span" not in record:
@@ -198,6 +204,8 @@ class Incident:
             detectors=record.get("detectors"),
             granularity=(HOURLY if record["period"].endswith(" UTC") else DAILY).name,  # Grain.label of an hour
             signal=record.get("signal", "cost"),
+            profile=record.get("profile"),
+            usual=_band(*(record.get("usual_usd") or (None, None))),
         )
 
     @property
@@ -248,6 +256,13 @@ def incidents_from_rows(anomalies: pd.DataFrame) -> list[Incident]:
     """``Incident.from_row`` of each row of ``anomalies``, most expensive first."""
     return [Incident.from_row(row) for row in
             anomalies.sort_values("impact_usd", key=abs, ascending=False).itertuples(index=False)]
+
+
+def _band(lower, upper) -> Band | None:
+    """A calibrated range, or None where the series had none (NaN from DuckDB)."""
+    if lower is None or upper is None or pd.isna(lower) or pd.isna(upper):
+        return None
+    return Band(round(float(lower), 2), round(float(upper), 2))
 
 
 def _text(value) -> str | None:

@@ -29,6 +29,13 @@ def incident_summary(incident: Incident) -> str:
             f"{money(incident.total_excess_usd, signed=True)} against expected in all")
 
 
+def usual_range(incident: Incident) -> str:
+    """Why the period is unusual for its own series: the range its own forecast errors allow."""
+    profile = f"a {incident.profile} series" if incident.profile else "this series"
+    return (f"{money(incident.usual.lower)} – {money(incident.usual.upper)} for {profile}, "
+            f"from its own forecast errors")
+
+
 def revision_note(previous: Incident, current: Incident | None) -> str:
     """Why a sent alert was edited, from what it said before and what is true now."""
     was = f"{money(previous.actual_usd)} actual, impact {money(previous.impact_usd, signed=True)}, {previous.severity}"
@@ -73,6 +80,7 @@ def slack_message(incident: Incident, dagster_url: str, report_ref: str | None, 
         ("Account", escape_mrkdwn(f"{i.sub_account or 'all'} ({i.sub_account_id or '-'})")),
         ("Provider", escape_mrkdwn(i.provider or "all")),
         ("Incident", incident_summary(i)),
+        *([("Usual range", usual_range(i))] if i.usual else []),
     ]
     contributors = "\n".join(
         f"• `{escape_mrkdwn(c.name)}`: {money(c.actual)} vs {money(c.expected)} ({money(c.delta, signed=True)})"
@@ -111,6 +119,7 @@ def markdown_message(incident: Incident, dagster_url: str, report_ref: str | Non
         f"- Expected: {money(i.expected_usd)} (band {money(i.band.lower)} – {money(i.band.upper)})",
         f"- Impact: {money(i.impact_usd, signed=True)} ({i.deviation_pct:+.1f}%, {i.direction})",
         f"- Incident: {incident_summary(i)}",
+        *([f"- Usual range: {usual_range(i)}"] if i.usual else []),
         f"- Team: {i.team or '-'}; account {i.sub_account or 'all'} ({i.sub_account_id or '-'}); provider {i.provider or 'all'}",
         "",
         "Top contributors:",
