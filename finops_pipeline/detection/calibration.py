@@ -235,6 +235,10 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
         frame["profile"] = _profiles(act_w, None if weekend is None else lagged(weekend), idle_share,
                                      np.exp(np.nan_to_num(upper_q, nan=-np.inf)))
         frame.loc[frame["profile"] != "intermittent", "job_upper"] = np.nan
+        # A job series' errors are two populations (idle periods, jobs), which no one tail fits:
+        # its upper bound is the job bound.
+        jobs_bound = frame["job_upper"].notna()
+        frame.loc[jobs_bound, "alert_upper"] = frame.loc[jobs_bound, "job_upper"]
         out.append(frame[frame["target_period"].isin(set(rows["target_period"]))])
     if not out:
         return pd.DataFrame(columns=["series_key", "target_period", *CALIBRATION_COLUMNS])
