@@ -8,14 +8,18 @@ the forecasts are rolling-origin) against what those days cost, as log ratios
 ``log((actual + c) / (expected + c))``, with ``c`` 5 % of the series' usual cost so that a
 zero on a near-idle series is a finite step.
 
-The bound is the residual its series exceeds once in ``1 / rate`` periods: its ``k`` largest
-residuals (10 %, at least five) are a peaks-over-threshold sample, the tail beyond the threshold
-taken as exponential, its scale estimated from the *median* excess so that one past incident in
-the window does not widen it for half a year. ``rate`` follows from a setting a user can read:
-how many false pages a series may raise a year.
+Each residual is taken less the median of the week of residuals up to it: a spike keeps its
+size, a change that lasts only its first days, so a past incident does not pass for noise. The
+bound is the residual its series exceeds once in ``1 / rate`` periods: its ``k`` largest
+residuals (``tail_share``, at least five) are a peaks-over-threshold sample, the tail beyond the
+threshold a generalized Pareto one, its scale from the *median* excess and its shape from
+Pickands' order statistics (held to ``max_tail_shape``; exponential on job series), both
+unmoved by a few past outliers at the top. ``rate`` follows from a setting a user can read: how
+many false pages a series may raise a year.
 
-The same is done for the sum of the last ``span`` periods (a week of days, a day of hours): jobs
-that run every day, or each twice their size, are normal days one at a time and not a normal week.
+The same is done for the sum of the last ``span`` periods (a week of days, a day of hours), and
+for an intermittent series' job periods alone (``job_upper``): jobs that run every day, or each
+several times their size, are not the series' habit.
 
 Each series also gets a profile, to say in words what kind of series it is: ``sparse`` (cost on
 under a third of its periods), ``intermittent`` (idle on at least a third, the rest jobs),
@@ -49,8 +53,8 @@ class Calibration:
     days: int = 182  # the errors a bound is calibrated on: the periods of these days before it
     false_pages_per_year: float = 0.5  # per series and direction: one false page per series per two years
     min_residuals_days: int = 56  # fewer days of errors than this: no bound (the noise gate decides)
-    tail_share: float = 0.2  # the largest residuals that make the tail sample (chosen on the tuning bill)
-    max_tail_shape: float = 0.25  # a heavier than exponential tail where the errors show one (not on job series; chosen on the tuning bill)
+    tail_share: float = 0.3  # the largest residuals that make the tail sample (chosen on the tuning bill)
+    max_tail_shape: float = 0.25  # a heavier than exponential tail where the errors show one (not on job series)
     offset_share: float = 0.05  # c, as a share of the series' mean expected cost
     span_days: float = 7.0  # the sum's span: a week (an hourly series: see ``for_granularity``)
 
@@ -71,9 +75,8 @@ def tail_quantile(residuals: np.ndarray, rate: float | np.ndarray, tail_share: f
     or one per row): a generalized Pareto tail fitted beyond its ``k`` largest values
     (``tail_share`` of the row, at least five), its scale from their median excess, which one
     past incident among them does not move. Its shape is 0 (an exponential tail) unless
-    ``max_shape`` allows more (per row, or for all): then it is estimated by probability-weighted
-    moments (Hosking & Wallis, 1987) and held to [0, ``max_shape``]. NaN for a row of fewer than
-    20 values."""
+    ``max_shape`` allows more (per row, or for all): then it is Pickands' estimate, held to
+    [0, ``max_shape``]. NaN for a row of fewer than 20 values."""
     n = (~np.isnan(residuals)).sum(axis=1)
     x = np.sort(np.where(np.isnan(residuals), -np.inf, residuals), axis=1)[:, ::-1]  # largest first
     k = np.maximum(np.round(tail_share * n).astype(int), 5)
@@ -81,11 +84,13 @@ def tail_quantile(residuals: np.ndarray, rate: float | np.ndarray, tail_share: f
     threshold = x[rows, np.minimum(k, x.shape[1] - 1)]  # the (k+1)-th largest
     cols = np.arange(x.shape[1])[None, :]
     excess = np.where((cols < k[:, None]) & np.isfinite(x), x - threshold[:, None], np.nan)
+    # Pickands' estimator from the (k/4)-th, (k/2)-th and k-th largest: order statistics, so the
+    # first days of a past incident, at the very top, do not make the tail look heavy.
+    quarter = np.maximum(k // 4, 1)
+    top, mid, low = (x[rows, np.minimum(m * quarter - 1, x.shape[1] - 1)] for m in (1, 2, 4))
     with np.errstate(divide="ignore", invalid="ignore"):
-        # a0: the mean excess; a1: the mean of each excess times the share of larger ones.
-        a0 = np.nanmean(excess, axis=1)
-        a1 = np.nanmean(excess * (cols + 0.65) / k[:, None], axis=1)
-        shape = np.clip(np.nan_to_num(2.0 - a0 / (a0 - 2.0 * a1), nan=0.0), 0.0, max_shape)
+        shape = np.log((top - mid) / (mid - low)) / np.log(2)
+    shape = np.clip(np.nan_to_num(shape, nan=0.0, posinf=0.0, neginf=0.0), 0.0, max_shape)
     shape = np.where(shape > 1e-6, shape, 0.0)
     safe = np.maximum(shape, 1e-6)
     # The median excess of a generalized Pareto tail is scale · (2^shape − 1) / shape (ln 2 at 0).
