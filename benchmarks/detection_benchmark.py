@@ -8,7 +8,8 @@
    raw_billing → dbt models → cost_forecasts → anomalies over every day, as one single-run
    backfill. Its wall time is the backfill figure.
 3. Reads what the pipeline would alert on (incidents at or above warning that no finer incident
-   explains), and, for reference, every anomaly row it stored (info and above).
+   explains, from the period each first paged on), and, for reference, every anomaly row it
+   stored (info and above).
 4. Runs the seed detectors (``seed_detectors.py``) on the same daily Usage cost per sub-account ×
    service, as the tutorials do, and prints recall, incident precision, false alarms per
    series-month and median delay for each (``detection_metrics.py``).
@@ -68,12 +69,27 @@ def pipeline_flags(db: Path, table: pd.DataFrame | None = None
         table = summarize(found, pd.Series(dtype="object"))
     alerted_ids = set(table.loc[table["severity"].isin(["warning", "critical"]) & table["explained_by"].isna(),
                                 "incident_id"])
-    alerted = found[found["incident_id"].isin(alerted_ids)]
+    alerted = paged(found[found["incident_id"].isin(alerted_ids)])
     shown = found[found["incident_id"].isin(set(table.loc[table["explained_by"].isna(), "incident_id"]))]
     usage["series_key"] = [series_key("sub_account_service", *k)
                            for k in zip(usage.provider, usage.sub_account_id, usage.service_name)]
     columns = ["series_key", "day"]
     return alerted[columns], shown[columns], found[columns], usage[["series_key", "day", "cost"]]
+
+
+def paged(anomalies: pd.DataFrame) -> pd.DataFrame:
+    """The anomalies of alerted incidents from the period each incident first paged on: the
+    first period by which its rows so far earn warning or above (this checkout's ``summarize``).
+    An incident that pages on its total, or a ramp it became, did not page on its first day, and
+    its delay and its catch count from the day it did."""
+    kept = []
+    for _, rows in anomalies.sort_values("period_start").groupby("incident_id", sort=False):
+        for end in range(1, len(rows) + 1):
+            severity = summarize(rows.iloc[:end], pd.Series(dtype="object"))["severity"].iloc[0]
+            if severity in ("warning", "critical"):
+                kept.append(rows.iloc[end - 1:])
+                break
+    return pd.concat(kept) if kept else anomalies.iloc[:0]
 
 
 def scored_window(start: date, end: date) -> tuple[date, date]:
