@@ -181,3 +181,23 @@ def test_the_second_bill_is_deterministic_and_labels_what_it_holds(bursty):
             days = (label.end - label.start).days + 1
             expected = label.baseline_usd_per_day * days + label.expected_impact_usd
             assert rows.cost.sum() == pytest.approx(expected, rel=1e-3, abs=1.0), label.label_id
+
+
+def test_an_incident_paged_on_its_total_counts_from_the_day_it_paged():
+    """Three days of $100 over a $200 series are `info` each; the incident pages on the third,
+    when its total passes $250: that is the day its delay and its catch count from."""
+    from benchmarks.detection_benchmark import paged
+    from finops_pipeline.detection.incidents import assign_incidents
+
+    days = [date(2025, 7, d) for d in (1, 2, 3, 4)]
+    rows = pd.DataFrame([{"anomaly_id": f"s-{d}", "series_key": "s", "granularity": "daily", "direction": "spike",
+                          "period_start": pd.Timestamp(d, tz="UTC"), "impact_usd": 100.0, "severity": "info",
+                          "expected_cost": 200.0, "series_level": "sub_account_service", "provider": "AWS",
+                          "sub_account_id": "1", "sub_account_name": "prod", "service_name": "EC2", "team": "web"}
+                         for d in days])
+    rows["incident_id"] = assign_incidents(rows)
+    assert list(paged(rows)["period_start"].dt.date) == days[2:]
+    # One that pages on its first day counts from it; one that never pages, not at all.
+    first = rows.assign(severity=["warning", "info", "info", "info"])
+    assert list(paged(first)["period_start"].dt.date) == days
+    assert paged(rows.iloc[:2]).empty
