@@ -141,12 +141,14 @@ def test_detection_quality_sets_pages_per_profile_against_what_the_calibration_a
         "signal": ["cost", "cost", "cost", "data_gap", "cost", "cost"],
         "explained_by": [None, None, None, None, "x", None],
         "feedback": [None, "not_an_issue", None, None, None, None],
-        "profile": ["bursty", "bursty", "steady", "steady", "steady", "steady"],
+        "profile": ["bursty", "bursty", "steady", "steady", "steady", "uncalibrated"],
     })
     table = detection_quality(periods, incidents, DAILY, 0.5).set_index("profile")
-    assert list(table.index) == ["steady", "bursty"]  # in the order of PROFILES
+    assert list(table.index) == ["steady", "bursty", "uncalibrated"]  # in the order of PROFILES
     assert table.loc["bursty", "series"] == 2 and table.loc["bursty", "series_months"] == pytest.approx(18.6, abs=0.1)
     # Info, data gaps and explained incidents are no pages.
     assert (table.loc["bursty", "pages"], table.loc["bursty", "not_an_issue"]) == (2, 1)
-    assert table.loc["steady", "pages"] == 1
+    assert table.loc["steady", "pages"] == 0
+    # A page on a series too young for bounds is counted, under "uncalibrated".
+    assert (table.loc["uncalibrated", "pages"], table.loc["uncalibrated", "series"]) == (1, 0)
     assert table.loc["steady", "allowed_pages_per_series_month"] == pytest.approx(1 / 12, abs=0.001)

@@ -206,6 +206,18 @@ def test_alert_job_writes_each_anomaly_to_the_outbox_once(pipeline):
     assert len(sorted(pipeline.settings.reports_dir.glob("*.md"))) == 1
 
 
+def test_detection_quality_counts_every_page_under_its_series_profile(pipeline):
+    pipeline.run("anomaly_alert_job")
+    quality = pipeline.query("SELECT * FROM detection_quality")
+    pages = pipeline.query("""SELECT count(*) AS n FROM incidents WHERE severity IN ('warning', 'critical')
+                              AND explained_by IS NULL AND signal = 'cost'""").n[0]
+    assert quality.pages.sum() == pages == 5
+    # The demo bill's series are calibrated: each profile scored has series-months behind it.
+    assert set(quality.profile) <= {"steady", "weekly", "bursty", "intermittent", "sparse", "uncalibrated"}
+    calibrated = quality[quality.profile != "uncalibrated"]
+    assert (calibrated.series_months > 0).all() and calibrated.series.sum() > 0
+
+
 def test_the_forgotten_gpu_is_one_incident_and_one_alert_not_fourteen(pipeline):
     pipeline.run("anomaly_alert_job")  # rolls up incidents (and sends nothing twice)
     gpu = next(t for t in injected_anomalies() if t.name == "forgotten_gpu")

@@ -24,11 +24,15 @@ def detection_quality(periods: pd.DataFrame, incidents: pd.DataFrame, grain: Gra
     by_profile = months.groupby("profile").agg(series=("series_key", "nunique"), series_months=("series_months", "sum"))
     paged = incidents[incidents["severity"].isin(["warning", "critical"]) & incidents["explained_by"].isna()
                       & (incidents["signal"] == "cost")]
+    # Pages on a series not calibrated yet (too young) count under "uncalibrated".
+    order = [p for p in (*PROFILES, "uncalibrated") if p in by_profile.index or p in set(paged["profile"])]
+    by_profile = by_profile.reindex(order)
     by_profile["pages"] = paged.groupby("profile").size()
     by_profile["not_an_issue"] = paged[paged["feedback"] == "not_an_issue"].groupby("profile").size()
-    out = by_profile.reindex([p for p in PROFILES if p in by_profile.index]).fillna(0).reset_index()
+    out = by_profile.fillna(0).rename_axis("profile").reset_index()
     out["pages"] = out["pages"].astype(int)
     out["not_an_issue"] = out["not_an_issue"].astype(int)
+    out["series"] = out["series"].astype(int)
     out["series_months"] = out["series_months"].round(1)
     out["allowed_pages_per_series_month"] = round(2 * false_pages_per_year / 12, 3)
     out["pages_per_series_month"] = (out["pages"] / out["series_months"].where(out["series_months"] > 0)).round(3)
