@@ -103,7 +103,9 @@ Answer in the JSON schema given:
 - summary: two sentences on what happened and why it matters.
 - severity: exactly incident.severity (the statistics decide it, not you).
 - hypotheses: likely root causes, most likely first, each with a likelihood (high, medium or low)
-  and the evidence for it from the data (top contributors, band, recent history).
+  and the evidence for it from the data (top contributors, band, recent history; usual_usd is the
+  range the series' own past forecast errors allow, profile what kind of series it is; an incident
+  with signal "data_gap" is missing billing rows, not a change in spending).
 - immediate_actions and prevention: short, concrete steps.
 - estimated_savings_usd: what stopping the excess would save, one of the data's figures (for
   example incident.total_excess_usd or derived.projected_30_day_excess_usd), or 0 if nothing can be saved."""
@@ -146,7 +148,7 @@ def llm_pricing(model: str, override: str | None = None) -> tuple[float, float]:
 _INCIDENT_FIELDS = ("incident_id", "series_key", "series_level", "provider", "sub_account", "sub_account_id", "service",
                     "team", "severity", "direction", "status", "detectors", "period", "start", "latest", "periods",
                     "actual_usd", "expected_usd", "band_usd", "impact_usd", "deviation_pct", "total_excess_usd",
-                    "top_contributors")
+                    "top_contributors", "signal", "profile", "usual_usd")
 _SUMMARY_FIELDS = ("incident_id", "provider", "sub_account", "service", "team", "severity", "direction", "status",
                    "period", "start", "latest", "periods", "actual_usd", "expected_usd", "band_usd", "impact_usd",
                    "deviation_pct", "total_excess_usd", "top_contributors")
