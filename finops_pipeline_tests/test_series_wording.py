@@ -131,3 +131,13 @@ def test_an_alert_says_the_series_usual_range_and_profile():
     stored = Incident.from_record(json.loads(json.dumps(incident.to_record(), default=str)))
     assert (stored.profile, stored.usual) == ("bursty", Band(40.0, 610.5))
     assert "Usual range" not in json.dumps(slack_message(_incident("total"), "http://localhost:3000", None))
+
+
+def test_the_template_report_tells_a_data_gap_from_a_drop():
+    import dataclasses
+
+    gap = dataclasses.replace(_incident("sub_account"), signal="data_gap", direction="drop", periods=2,
+                              total_excess_usd=-240.0, start_label="2025-07-18")
+    text = template_analysis(gap, None, "no LLM configured").markdown
+    assert "Data gap: no line items for Account 123456789012 (AWS, all services) since 2025-07-18" in text
+    assert "export or integration" in text and not MISSING.search(text)

@@ -143,6 +143,11 @@ def _template_incident(incident: Incident, history: list[dict] | None) -> Incide
                      f"{clean(last.get('period'))} at {money(float(last['actual_usd']))}.",
         ))
     flagged = f" Flagged by: {incident.detectors}." if incident.detectors else ""
+    if incident.usual:
+        flagged += (f" Outside the series' usual range of {money(incident.usual.lower)} – {money(incident.usual.upper)}"
+                    f"{f' (a {incident.profile} series)' if incident.profile else ''}, from its own forecast errors.")
+    if incident.is_data_gap:
+        return _template_gap(incident, where)
     if spike:
         hypotheses.append(Hypothesis(
             cause=f"New or scaled-up resources in {where}" if not contributors else
@@ -179,6 +184,27 @@ def _template_incident(incident: Incident, history: list[dict] | None) -> Incide
                f"rated {incident.severity}.")
     return IncidentAnalysis(summary=summary, severity=incident.severity, hypotheses=hypotheses, immediate_actions=actions,
                             prevention=prevention, estimated_savings_usd=round(savings, 2))
+
+
+def _template_gap(incident: Incident, where: str) -> IncidentAnalysis:
+    """A data gap: missing billing rows, for the pipeline's owner; nothing to save."""
+    return IncidentAnalysis(
+        summary=f"Data gap: {incident.gap_headline}.",
+        severity=incident.severity,
+        hypotheses=[
+            Hypothesis(cause=f"The billing export or integration for {where} stopped delivering its line items",
+                       likelihood="high",
+                       evidence=f"No line items since {incident.start_label} ({incident.periods} period(s)) while the "
+                                f"rest of the bill arrives; {money(-float(incident.total_excess_usd))} was expected."),
+            Hypothesis(cause=f"{where} was shut down or moved to another account on purpose", likelihood="low",
+                       evidence="A service that ends stops its line items too; this one billed every day before."),
+        ],
+        immediate_actions=[f"Check the export or integration that delivers {where} (its last delivery, errors, "
+                           "permissions).",
+                           "Once its rows arrive, the restated periods are scored and the gap resolves."],
+        prevention=["Monitor each export's freshness per account and service, not only the bill's."],
+        estimated_savings_usd=0.0,
+    )
 
 
 def _severity_rank(incident: Incident) -> int:
