@@ -41,7 +41,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from finops_pipeline.detection.forecasting import row_medians
-from finops_pipeline.grain import GRAINS
+from finops_pipeline.grain import GRAINS, Grain
 
 PROFILES = ("steady", "weekly", "bursty", "intermittent", "sparse")
 CALIBRATION_COLUMNS = ["profile", "alert_lower", "alert_upper", "span_expected", "span_alert_lower", "span_alert_upper",
@@ -63,6 +63,10 @@ class Calibration:
         """Hours: four weeks of errors (a fit sees six) and a day's sum."""
         hourly = {} if granularity == "daily" else {"days": 28, "min_residuals_days": 14, "span_days": 1.0}
         return cls(**{**hourly, **overrides})
+
+    def span(self, grain: Grain) -> int:
+        """The span's length in ``grain``'s periods."""
+        return max(int(round(self.span_days * grain.periods_per_day)), 1)
 
     def lookback(self) -> timedelta:
         """How far before a window the forecasts it is calibrated on go."""
@@ -160,7 +164,7 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
     if not wanted or forecasts.empty:
         return pd.DataFrame(columns=["series_key", "target_period", *CALIBRATION_COLUMNS])
     window = int(round(config.days * grain.periods_per_day))
-    span = max(int(round(config.span_days * grain.periods_per_day)), 1)
+    span = config.span(grain)
     rate = config.false_pages_per_year / (365.0 * grain.periods_per_day)
     least = int(config.min_residuals_days * grain.periods_per_day)
     first, last = wanted[0] - (window + span) * grain.step, wanted[-1]

@@ -162,11 +162,12 @@ def detect(
                 hits += filter(None, (rules.slow_ramp(values, period, thresholds),
                                       rules.level_shift(values, period, thresholds),
                                       rules.weekend_like_weekday(values, period, thresholds)))
-    hits += _data_gaps(forecasts[forecasts["target_period"].isin(wanted)], meta, history, costs, grain)
-    calibrated = forecasts[forecasts["target_period"].isin(wanted)] if "span_expected" in forecasts else forecasts.iloc[:0]
-    span = calibration_span(grain)
-    spans = calibrated.dropna(subset=["span_expected"]) if len(calibrated) else []
-    for f in calibrated.iloc[:0].itertuples() if not len(calibrated) else spans.itertuples(index=False):
+    scored = forecasts[forecasts["target_period"].isin(wanted)]
+    hits += _data_gaps(scored, meta, history, costs, grain)
+    calibrated = scored if "span_expected" in scored else scored.iloc[:0]
+    span = Calibration.for_granularity(grain.name).span(grain)
+    spans = calibrated.dropna(subset=["span_expected"]) if "span_expected" in calibrated else calibrated.iloc[:0]
+    for f in spans.itertuples(index=False):
         if f.series_key in history:
             hit = rules.unusual_span(costs(f.series_key), f.target_period, grain.step, span, f.expected_cost,
                                      (f.lower_bound, f.upper_bound), f.span_expected,
@@ -224,10 +225,6 @@ def _data_gaps(forecasts: pd.DataFrame, meta: pd.DataFrame, history: dict[str, p
     return hits
 
 
-def calibration_span(grain: Grain) -> int:
-    return max(int(round(Calibration.for_granularity(grain.name).span_days * grain.periods_per_day)), 1)
-
-
 def _with_calibration(found: pd.DataFrame, calibrated: pd.DataFrame, costs, grain: Grain) -> pd.DataFrame:
     """Each anomaly with its series' profile and calibrated range (``alert_lower``, ``alert_upper``)
     and ``span_usual``: whether the span ending at it cost within its calibrated range (None when
@@ -239,7 +236,7 @@ def _with_calibration(found: pd.DataFrame, calibrated: pd.DataFrame, costs, grai
     lookup = calibrated.set_index(["series_key", "target_period"])[columns]
     keys = pd.MultiIndex.from_arrays([found["series_key"], [grain.period(p) for p in found["period_start"]]])
     cal = lookup.reindex(keys)
-    span = calibration_span(grain)
+    span = Calibration.for_granularity(grain.name).span(grain)
     usual = []
     for key, period, lo, hi, rules_hit in zip(found["series_key"], keys.get_level_values(1), cal["span_alert_lower"],
                                               cal["span_alert_upper"], found["detectors"]):
