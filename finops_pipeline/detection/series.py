@@ -166,7 +166,7 @@ def detect(
     hits += _data_gaps(scored, meta, history, costs, grain)
     calibrated = scored if "span_expected" in scored else scored.iloc[:0]
     span = Calibration.for_granularity(grain.name).span(grain)
-    spans = calibrated.dropna(subset=["span_expected"]) if "span_expected" in calibrated else calibrated.iloc[:0]
+    spans = calibrated.dropna(subset=["span_expected"]) if "span_expected" in calibrated else calibrated
     for f in spans.itertuples(index=False):
         if f.series_key in history:
             hit = rules.unusual_span(costs(f.series_key), f.target_period, grain.step, span, f.expected_cost,
