@@ -1,9 +1,11 @@
 """Benchmark: the pipeline's detection against the four seed detectors, on a labelled bill.
 
-1. Generates a labelled two-year FOCUS bill and writes it as monthly Parquet exports: ``--bill
-   labelled`` (``labelled_bill.py``, the bill the thresholds were tuned on) or ``--bill bursty``
-   (``bursty_bill.py``, another design: small, bursty and intermittent series, anomalies worth
-   $300–$3,000 in total, lost exports; never used to choose a threshold).
+1. Generates a labelled FOCUS bill and writes it as monthly Parquet exports: ``--bill labelled``
+   (``labelled_bill.py``, two years, the bill the thresholds were tuned on), ``--bill bursty``
+   (``bursty_bill.py``, two years of another design: small, bursty and intermittent series,
+   anomalies worth $300–$3,000 in total, lost exports; never used to choose a threshold) or
+   ``--bill hourly`` (``hourly_bill.py``, five months of hourly line items: diurnal and weekly
+   cycles, heavy tails, scrape gaps; run and scored at the hourly grain).
 2. Runs the whole pipeline on it, the way a user backfills: ``dagster asset materialize`` of
    raw_billing → dbt models → cost_forecasts → anomalies over every day, as one single-run
    backfill. Its wall time is the backfill figure.
@@ -11,12 +13,13 @@
    explains, from the period each first paged on), and, for reference, every anomaly row it
    stored (info and above).
 4. Runs the seed detectors (``seed_detectors.py``) on the same daily Usage cost per sub-account ×
-   service, as the tutorials do, and prints recall, incident precision, false alarms per
-   series-month and median delay for each (``detection_metrics.py``).
+   service, as the tutorials do (daily bills), and prints recall, incident precision, false
+   alarms per series-month and median delay for each (``detection_metrics.py``; hours, on the
+   hourly bill).
 
 Usage:
 
-    python benchmarks/detection_benchmark.py [--bill labelled|bursty] [--start 2024-01-01] [--end 2026-01-01]
+    python benchmarks/detection_benchmark.py [--bill labelled|bursty|hourly] [--start DAY] [--end DAY]
         [--seed N] [--workdir DIR]
 """
 
@@ -26,7 +29,9 @@ import argparse
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import date, timedelta
+from types import ModuleType
 from pathlib import Path
 
 import duckdb
@@ -34,36 +39,60 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for `benchmarks.*`
 
-from benchmarks import bursty_bill, detection_metrics, labelled_bill, seed_detectors  # noqa: E402
+from benchmarks import bursty_bill, detection_metrics, hourly_bill, labelled_bill, seed_detectors  # noqa: E402
 from benchmarks.harness import REPO, backfill_focus  # noqa: E402
 
 from finops_pipeline.detection.incidents import summarize  # noqa: E402
+from finops_pipeline.grain import GRAINS  # noqa: E402
 from finops_pipeline.detection.series import series_key  # noqa: E402
 
-BILLS = {"labelled": (labelled_bill, 7), "bursty": (bursty_bill, 11)}  # generator, default seed
-WARM_UP_DAYS = 90  # no detector is scored before it: the pipeline's bands need four weeks, labels start later
+
+
+@dataclass(frozen=True)
+class Bill:
+    generator: ModuleType
+    seed: int
+    granularity: str = "daily"
+    start: date = date(2024, 1, 1)
+    end: date = date(2026, 1, 1)  # exclusive
+    # No detector is scored before it: the pipeline needs four weeks of history and its calibration
+    # the four weeks (hours) after; the labels start later still.
+    warm_up_days: int = 90
+
+    @property
+    def step(self) -> str:
+        """The scoring period, ``detection_metrics``' step."""
+        return GRAINS[self.granularity].freq
+
+
+BILLS = {"labelled": Bill(labelled_bill, 7), "bursty": Bill(bursty_bill, 11),
+         "hourly": Bill(hourly_bill, 13, "hourly", date(2025, 1, 1), date(2025, 6, 1), warm_up_days=60)}
 PIPELINE_ROWS = ("finops-pipeline: alerts (warning and above)", "finops-pipeline: incidents, info included",
                  "finops-pipeline: every anomaly row, explained included")
 
 
-def run_pipeline(workdir: Path, start: date, end: date, code: Path = REPO, focus: Path | None = None) -> float:
+def run_pipeline(workdir: Path, start: date, end: date, code: Path = REPO, focus: Path | None = None,
+                 granularity: str = "daily") -> float:
     """Backfill the pipeline of the code tree ``code`` over [start, end) on the exports under
     ``focus`` (default workdir/focus), into an instance and DuckDB under workdir; the wall time."""
-    return backfill_focus(workdir, focus or workdir / "focus", start, end - timedelta(days=1), code)
+    return backfill_focus(workdir, focus or workdir / "focus", start, end - timedelta(days=1), code, granularity)
 
 
-def pipeline_flags(db: Path, table: pd.DataFrame | None = None
+def pipeline_flags(db: Path, table: pd.DataFrame | None = None, granularity: str = "daily"
                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(alerted, every unexplained incident's anomalies, every anomaly, daily usage per sub-account ×
-    service) from the pipeline's DuckDB. ``table``: the incidents of its anomalies (default: this
+    """(alerted, every unexplained incident's anomalies, every anomaly, usage per sub-account ×
+    service and period) from the pipeline's DuckDB, each with its period in the ``day`` column
+    (the hour, at the hourly grain). ``table``: the incidents of its anomalies (default: this
     checkout's ``summarize``; another code tree's own, to score that tree)."""
+    grain = GRAINS[granularity]
     with duckdb.connect(str(db), read_only=True) as con:
         found = con.execute("SELECT * FROM anomalies").df()
         usage = con.execute(
-            """SELECT day, provider, sub_account_id, service_name, sum(effective_cost)::DOUBLE AS cost FROM daily_costs
-               WHERE charge_category = 'Usage' GROUP BY ALL"""
+            f"""SELECT {grain.period_column} AS day, provider, sub_account_id, service_name,
+                       sum(effective_cost)::DOUBLE AS cost
+                FROM {grain.cost_table} WHERE charge_category = 'Usage' GROUP BY ALL"""
         ).df()
-    found["day"] = found["period_start"].dt.tz_convert("UTC").dt.date
+    found["day"] = detection_metrics.as_periods(found["period_start"], grain.freq)
     # The incidents an alert goes out for: warning or above, and not explained by a finer one.
     if table is None:
         table = summarize(found, pd.Series(dtype="object"))
@@ -92,63 +121,68 @@ def paged(anomalies: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(kept) if kept else anomalies.iloc[:0]
 
 
-def scored_window(start: date, end: date) -> tuple[date, date]:
+def scored_window(start: date, end: date, warm_up_days: int = 90) -> tuple[date, date]:
     """The days every detector is scored on, both included: after the warm-up, to the last day."""
-    return start + timedelta(days=WARM_UP_DAYS), end - timedelta(days=1)
+    return start + timedelta(days=warm_up_days), end - timedelta(days=1)
 
 
-def evaluate(flags: pd.DataFrame, labels: pd.DataFrame, n_series: int, start: date, end: date) -> dict:
-    """``detection_metrics.evaluate`` of flags (series_key, day) over the scored window of [start, end)."""
-    scored_from, last = scored_window(start, end)
-    flags = flags[(flags["day"] >= scored_from) & (flags["day"] <= last)]
-    return detection_metrics.evaluate(flags, labels, n_series, scored_from, last)
+def evaluate(flags: pd.DataFrame, labels: pd.DataFrame, n_series: int, start: date, end: date,
+             bill: Bill = BILLS["labelled"]) -> dict:
+    """``detection_metrics.evaluate`` of flags (series_key, period) over the scored window of [start, end)."""
+    scored_from, last = scored_window(start, end, bill.warm_up_days)
+    return detection_metrics.evaluate(flags, labels, n_series, scored_from, last, step=bill.step)
 
 
-def score_pipeline(flags: tuple[pd.DataFrame, ...], labels: pd.DataFrame, start: date, end: date) -> dict[str, dict]:
+def score_pipeline(flags: tuple[pd.DataFrame, ...], labels: pd.DataFrame, start: date, end: date,
+                   bill: Bill = BILLS["labelled"]) -> dict[str, dict]:
     """The pipeline's rows of the table (``PIPELINE_ROWS``: alerts, incidents, every anomaly) from
     ``pipeline_flags``; false alarms are per sub-account × service series-month of the usage."""
     *found, usage = flags
     n_series = usage["series_key"].nunique()
-    return {name: evaluate(f, labels, n_series, start, end) for name, f in zip(PIPELINE_ROWS, found)}
+    return {name: evaluate(f, labels, n_series, start, end, bill) for name, f in zip(PIPELINE_ROWS, found)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
-    parser.add_argument("--end", type=date.fromisoformat, default=date(2026, 1, 1))
     parser.add_argument("--bill", choices=list(BILLS), default="labelled")
-    parser.add_argument("--seed", type=int, help="default: 7 for labelled, 11 for bursty")
+    parser.add_argument("--start", type=date.fromisoformat, help="default: the bill's (2024-01-01; hourly 2025-01-01)")
+    parser.add_argument("--end", type=date.fromisoformat, help="exclusive; default: the bill's (2026-01-01; hourly 2025-06-01)")
+    parser.add_argument("--seed", type=int, help="default: 7 for labelled, 11 for bursty, 13 for hourly")
     parser.add_argument("--workdir", type=Path, help="keep the bill and the pipeline's DuckDB here (default: a temp dir)")
     args = parser.parse_args()
+    bill = BILLS[args.bill]
+    start, end = args.start or bill.start, args.end or bill.end
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="finops-detection-benchmark-"))
 
-    generator, seed = BILLS[args.bill]
-    items, labels = generator.generate(args.start, args.end, args.seed if args.seed is not None else seed)
+    items, labels = bill.generator.generate(start, end, args.seed if args.seed is not None else bill.seed)
     labelled_bill.write_focus(items, workdir / "focus")
     usage_series = items.loc[items["ChargeCategory"] == "Usage", ["ProviderName", "SubAccountId", "ServiceName"]].drop_duplicates()
-    print(f"Labelled bill ({args.bill}): {len(items):,} line items, {len(usage_series)} sub-account × service series, "
-          f"{args.start}..{args.end - timedelta(days=1)}; {int((~labels.benign).sum())} anomaly windows, "
-          f"{int(labels.benign.sum())} benign events")
+    print(f"Labelled bill ({args.bill}, {bill.granularity}): {len(items):,} line items, {len(usage_series)} "
+          f"sub-account × service series, {start}..{end - timedelta(days=1)}; {int((~labels.benign).sum())} anomaly "
+          f"windows, {int(labels.benign.sum())} benign events")
     print(labels.groupby(["benign", "kind"]).size().rename("windows").to_string(), "\n")
 
-    wall = run_pipeline(workdir, args.start, args.end)
-    flags = pipeline_flags(workdir / "data" / "finops.duckdb")
+    wall = run_pipeline(workdir, start, end, granularity=bill.granularity)
+    flags = pipeline_flags(workdir / "data" / "finops.duckdb", granularity=bill.granularity)
     usage = flags[-1]
     n_series = usage["series_key"].nunique()
-    scored_from, last = scored_window(args.start, args.end)
-    results = score_pipeline(flags, labels, args.start, args.end)
-    seeds = seed_detectors.flag_all(usage)
-    for name in seed_detectors.SEED_DETECTORS:
-        results[name] = evaluate(seeds.loc[seeds["detector"] == name, ["series_key", "day"]], labels, n_series,
-                                 args.start, args.end)
-    print(f"Scored {scored_from}..{last}: {n_series} series × {(last - scored_from).days / 30.44:.1f} months\n")
-    print(detection_metrics.format_table(results))
+    scored_from, last = scored_window(start, end, bill.warm_up_days)
+    results = score_pipeline(flags, labels, start, end, bill)
+    if bill.granularity == "daily":  # the seed detectors model days
+        seeds = seed_detectors.flag_all(usage)
+        for name in seed_detectors.SEED_DETECTORS:
+            results[name] = evaluate(seeds.loc[seeds["detector"] == name, ["series_key", "day"]], labels, n_series,
+                                     start, end, bill)
+    unit = GRAINS[bill.granularity].unit
+    print(f"Scored {scored_from}..{last}: {n_series} series × {(last - scored_from).days / 30.44:.1f} months; "
+          f"delays in {unit}s\n")
+    print(detection_metrics.format_table(results).replace("(days)", f"({unit}s)"))
     print("\nRecall by kind:")
     print(pd.DataFrame({name: r["recall_by_kind"] for name, r in results.items()}).round(2).to_markdown())
-    print("\nMedian delay by kind (days from the anomaly's start to its first flag):")
+    print(f"\nMedian delay by kind ({unit}s from the anomaly's start to its first flag):")
     print(pd.DataFrame({name: r["delay_by_kind"] for name, r in results.items()}).round(1).to_markdown())
-    print(f"\nTwo-year backfill of the whole pipeline (raw billing → dbt → forecasts → anomalies): {wall:.0f} s "
-          f"on {os.cpu_count()} cores")
+    print(f"\nBackfill of the whole pipeline over {(end - start).days} days (raw billing → dbt → forecasts → "
+          f"anomalies, {bill.granularity}): {wall:.0f} s on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Scoring a detector's flags against the labelled bill's anomalies.
 
-A detector's output is its flagged series-days, (series_key, day). Series keys follow the
-pipeline's levels, coarse to fine::
+A detector's output is its flagged series-periods, (series_key, day): days, or hours when scored
+with ``step="h"`` (the column keeps its name). Series keys follow the pipeline's levels, coarse to
+fine::
 
     total
     provider:{provider}
@@ -11,7 +12,7 @@ pipeline's levels, coarse to fine::
     sub_account_service:{provider}/{sub_account_id}/{service_name}
 
 A flag *matches* a label when its key is the label's series or a coarser one containing it
-(``covers``; pass your own to ``evaluate`` to change that). Consecutive flagged days of one key
+(``covers``; pass your own to ``evaluate`` to change that). Consecutive flagged periods of one key
 form one *incident*, which is what a person is paged for. With L the non-benign labels whose
 window starts in the evaluated period and I the incidents in it:
 
@@ -19,7 +20,8 @@ window starts in the evaluated period and I the incidents in it:
 * precision: the share of I overlapping a matching label's window extended by ``GRACE_DAYS`` after
   its end (a level shift or ramp is still news a few days on);
 * false alarms per series-month: the incidents matching no label, over n_series × months;
-* median delay: over the caught labels, the first matching flag's day − the label's start.
+* median delay: over the caught labels, the first matching flag's period − the label's start, in
+  periods (days, or hours).
 
 ``account_compute_burst`` is labelled once per series it hits, so each counts on its own.
 """
@@ -33,7 +35,6 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from benchmarks.seed_detectors import as_days
 from finops_pipeline.detection.series import LEVEL_COLUMNS  # the label columns each level's key names, in order
 
 GRACE_DAYS = 7
@@ -61,33 +62,44 @@ def covers(flag_key: str, label: pd.Series) -> bool:
     return all(label.get(column) == value for column, value in _components(flag_key))
 
 
-def incidents(flags: pd.DataFrame) -> pd.DataFrame:
-    """Runs of consecutive flagged days per series_key: (incident, series_key, first, last)."""
+def as_periods(values: pd.Series, step: str = "D") -> pd.Series:
+    """Dates, timestamps (naive, or aware: taken in UTC) or ISO strings as the start of their
+    period (``step``: "D" a day, "h" an hour), naive UTC."""
+    stamps = pd.to_datetime(values)
+    if stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps.dt.floor(step)
+
+
+def incidents(flags: pd.DataFrame, step: str = "D") -> pd.DataFrame:
+    """Runs of consecutive flagged periods per series_key: (incident, series_key, first, last)."""
     if flags.empty:
         return pd.DataFrame({"incident": pd.Series(dtype=int), "series_key": pd.Series(dtype=str),
                              "first": pd.Series(dtype="datetime64[ns]"), "last": pd.Series(dtype="datetime64[ns]")})
     days = flags[["series_key", "day"]].drop_duplicates().sort_values(["series_key", "day"], ignore_index=True)
-    new_run = (days["series_key"] != days["series_key"].shift()) | (days["day"].diff() != pd.Timedelta(days=1))
+    new_run = (days["series_key"] != days["series_key"].shift()) | (days["day"].diff() != pd.Timedelta(1, step))
     days["incident"] = new_run.cumsum() - 1
     return (days.groupby("incident").agg(series_key=("series_key", "first"), first=("day", "min"), last=("day", "max"))
             .reset_index())
 
 
 def evaluate(flags: pd.DataFrame, labels: pd.DataFrame, n_series: int, start: date, end: date,
-             covers: Callable[[str, pd.Series], bool] = covers) -> dict:
+             covers: Callable[[str, pd.Series], bool] = covers, step: str = "D") -> dict:
     """Recall, precision, false alarms and delay of ``flags`` (series_key, day) against the
-    non-benign ``labels``, over the days [start, end] (both included). ``false_on_benign`` counts
-    the false incidents that overlap a benign event (a purchase, a recovery, a slow adoption...)."""
-    lo, hi = pd.Timestamp(start), pd.Timestamp(end)
-    flags = flags.assign(day=as_days(flags["day"]))
+    non-benign ``labels``, over the periods [start, end] (both included; ``step`` "h": hours,
+    ``end`` a date meaning its last hour). ``false_on_benign`` counts the false incidents that
+    overlap a benign event (a purchase, a recovery, a slow adoption...)."""
+    period = pd.Timedelta(1, step)
+    lo, hi = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1) - period
+    flags = flags.assign(day=as_periods(flags["day"], step))
     flags = flags[(flags["day"] >= lo) & (flags["day"] <= hi)]
     # Key components compare as text (labels read back from CSV may have parsed account ids as numbers).
     labels = labels.astype({c: "str" for c in ("provider", "sub_account_id", "service_name", "team") if c in labels})
-    labels = labels.assign(start=as_days(labels["start"]), end=as_days(labels["end"]))
+    labels = labels.assign(start=as_periods(labels["start"], step), end=as_periods(labels["end"], step))
     labels = labels[(labels["start"] >= lo) & (labels["start"] <= hi)]
     benign = labels[labels["benign"].astype(bool)].reset_index(drop=True)
     labels = labels[~labels["benign"].astype(bool)].reset_index(drop=True)
-    runs = incidents(flags)
+    runs = incidents(flags, step)
     keys = flags["series_key"].unique()
 
     pairs = _pairs(keys, labels, covers)
@@ -95,11 +107,11 @@ def evaluate(flags: pd.DataFrame, labels: pd.DataFrame, n_series: int, start: da
     hits = hits[(hits["day"] >= hits["start"]) & (hits["day"] <= hits["end"])]
     first_hit = hits.groupby("label")["day"].min()
     caught = labels.index.isin(first_hit.index)
-    delays = (first_hit - labels.loc[first_hit.index, "start"]).dt.days
+    delays = (first_hit - labels.loc[first_hit.index, "start"]) / period
 
     false = ~runs["incident"].isin(_overlapping(runs, labels, pairs))
     on_benign = runs.loc[false, "incident"].isin(_overlapping(runs, benign, _pairs(keys, benign, covers)))
-    months = ((hi - lo).days + 1) / DAYS_PER_MONTH
+    months = ((hi - lo + period) / pd.Timedelta(days=1)) / DAYS_PER_MONTH
     return {
         "recall": _share(caught.sum(), len(labels)),
         "precision": _share((~false).sum(), len(runs)),
@@ -112,7 +124,7 @@ def evaluate(flags: pd.DataFrame, labels: pd.DataFrame, n_series: int, start: da
         "false_on_benign": int(on_benign.sum()),
         "recall_by_kind": {kind: _share(caught[group.index].sum(), len(group))
                            for kind, group in labels.groupby("kind", sort=True)},
-        # Days from each caught label's start to its first flag, median per kind.
+        # Periods from each caught label's start to its first flag, median per kind.
         "delay_by_kind": {kind: float(np.median(delays[delays.index.isin(group.index)]))
                           for kind, group in labels.groupby("kind", sort=True) if delays.index.isin(group.index).any()},
     }

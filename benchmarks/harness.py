@@ -135,13 +135,15 @@ def backfill(env: dict, first: date, last: date, code: Path = REPO) -> float:
     return time.perf_counter() - began
 
 
-def backfill_focus(workdir: Path, focus: Path, first: date, last: date, code: Path = REPO) -> float:
+def backfill_focus(workdir: Path, focus: Path, first: date, last: date, code: Path = REPO,
+                   granularity: str = "daily") -> float:
     """The pipeline of the code tree ``code`` backfilled over first...last (both included) on the
-    FOCUS exports under ``focus``, daily, into an instance and DuckDB under ``workdir``: the wall
-    time. The caller's FINOPS_ settings apply (to try a threshold), not its database, LLM or Slack."""
+    FOCUS exports under ``focus``, at ``granularity``, into an instance and DuckDB under
+    ``workdir``: the wall time. The caller's FINOPS_ settings apply (to try a threshold), not its
+    database, LLM or Slack."""
     instance = TempInstance(workdir).create(instance_config(code))
     env = instance.env(first, code=code, inherit_settings=True, FINOPS_SOURCE="focus", FINOPS_FOCUS_PATH=str(focus),
-                       FINOPS_GRANULARITY="daily")
+                       FINOPS_GRANULARITY=granularity)
     return backfill(env, first, last, code)
 
 

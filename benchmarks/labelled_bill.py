@@ -792,13 +792,13 @@ def write_focus(line_items: pd.DataFrame, folder: Path) -> list[Path]:
     return paths
 
 
-def run(description: str, make, seed: int) -> None:
+def run(description: str, make, seed: int, start: date = date(2024, 1, 1), end: date = date(2026, 1, 1)) -> None:
     """The command line of a bill generator: ``make(start, end, seed)`` written to OUT_DIR as
     monthly Parquet exports under ``focus/`` and ``labels.csv``."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
-    parser.add_argument("--end", type=date.fromisoformat, default=date(2026, 1, 1), help="exclusive")
+    parser.add_argument("--start", type=date.fromisoformat, default=start)
+    parser.add_argument("--end", type=date.fromisoformat, default=end, help="exclusive")
     parser.add_argument("--seed", type=int, default=seed)
     args = parser.parse_args()
     began = time.perf_counter()

@@ -141,6 +141,21 @@ def test_a_flag_far_from_any_label_is_a_false_alarm():
     assert table.splitlines()[2].startswith("| seed | 50% | 33% |")
 
 
+def test_hourly_flags_score_by_the_hour():
+    label = LABELS.iloc[[0]].assign(start=pd.Timestamp("2025-03-10 14:00"), end=pd.Timestamp("2025-03-10 17:00"))
+    ec2 = "sub_account_service:AWS/111/EC2"
+    hours = pd.to_datetime(["2025-03-10 16:00", "2025-03-10 17:00",  # caught two hours in
+                            "2025-03-20 01:00", "2025-03-20 03:00"])  # two separate false pages
+    flags = pd.DataFrame({"series_key": ec2, "day": hours.tz_localize("UTC")})  # as the pipeline stores them
+    result = metrics.evaluate(flags, label, n_series=1, start=date(2025, 3, 1), end=date(2025, 3, 31), step="h")
+    assert (result["recall"], result["median_delay_days"]) == (1.0, 2.0)
+    assert (result["incidents"], result["false_incidents"]) == (3, 2)
+    assert result["false_alarms_per_series_month"] == pytest.approx(2 / (31 / (365.25 / 12)))
+    # Scored by the day, the same flags are two incidents, the false one a day long.
+    by_day = metrics.evaluate(flags, label, n_series=1, start=date(2025, 3, 1), end=date(2025, 3, 31))
+    assert (by_day["incidents"], by_day["false_incidents"]) == (2, 1)
+
+
 @pytest.mark.parametrize(("key", "matches"), [
     ("total", [True, True]),
     ("provider:AWS", [True, False]),
