@@ -92,7 +92,7 @@ def test_jobs_every_day_are_not_a_job_series_habit():
         for day, b in bounds.iterrows():
             hit = rules.unusual_span(costs, day, timedelta(days=1), 7, 20.0, (0.0, 30.0), b.span_expected,
                                      (b.span_alert_lower, b.span_alert_upper), Thresholds(),
-                                     (b.active_cost, b.span_active_limit))
+                                     (b.active_cost, b.span_active_limit), b.profile)
             found += [day] if hit else []
         return found
 

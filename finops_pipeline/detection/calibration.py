@@ -150,6 +150,30 @@ def _profiles(actual: np.ndarray, weekend: np.ndarray | None, idle_share: np.nda
     return profile
 
 
+JOB_PROFILES = ("intermittent", "sparse")  # series of jobs and idle periods
+
+
+def span_read_whole(profile) -> np.ndarray:
+    """Whether the span of a series of ``profile`` (one, or an array) is read whole rather than
+    ``span_without_extreme``: a job series' span is its jobs, none of them an outlier to drop
+    (their count and their size have bounds of their own)."""
+    return np.isin(np.asarray(profile, dtype=object), JOB_PROFILES)
+
+
+def span_without_extreme(total, expected, largest, smallest, span: int):
+    """A span's cost without its single most unusual period, each way: (its total less the largest
+    period's excess over the span's mean expected period, its total plus the smallest period's
+    shortfall). A one-period spike or stop is judged by its period's own bound; a span is
+    unusual when the rest of it is too."""
+    usual = expected / span
+    return total - np.maximum(largest - usual, 0.0), total + np.maximum(usual - smallest, 0.0)
+
+
+def _windows(values: np.ndarray, span: int, how) -> np.ndarray:
+    """``how`` (np.sum, np.max...) of each ``span`` values ending at each position; NaN before."""
+    return np.concatenate([np.full(span - 1, np.nan), how(sliding_window_view(values, span), axis=1)])
+
+
 def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods: Iterable, granularity: str = "daily",
               config: Calibration = Calibration()) -> pd.DataFrame:
     """The alert bounds and profile of each series in each of ``periods``: ``series_key,
@@ -204,13 +228,18 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
         shape_cap = np.where(idle_share >= 1 / 3, 0.0, config.max_tail_shape)
         upper_q = tail_quantile(r, rate, config.tail_share, shape_cap)
         lower_q = -tail_quantile(-r, rate, config.tail_share, shape_cap)
-        # The span's sums, ending at each period of the window.
-        exp_s = np.concatenate([np.full(span - 1, np.nan), sliding_window_view(expected, span).sum(axis=1)])
-        act_s = np.concatenate([np.full(span - 1, np.nan), sliding_window_view(actual, span).sum(axis=1)])
-        exp_sw, act_sw = lagged(exp_s), lagged(act_s)
-        rs = np.log((act_sw + span * c) / (exp_sw + span * c))
-        span_upper_q = tail_quantile(rs, rate * span, config.tail_share)
-        span_lower_q = -tail_quantile(-rs, rate * span, config.tail_share)
+        profile = _profiles(act_w, None if weekend is None else lagged(weekend), idle_share,
+                            np.exp(np.nan_to_num(upper_q, nan=-np.inf)))
+        # The span's sums ending at each period of the window, as ``rules.span_beyond`` reads them:
+        # without their most unusual period, but a job series' whole (one job is not an outlier).
+        exp_s = _windows(expected, span, np.sum)
+        total = _windows(actual, span, np.sum)
+        above, below = span_without_extreme(total, exp_s, _windows(actual, span, np.max),
+                                            _windows(actual, span, np.min), span)
+        exp_sw, whole = lagged(exp_s), span_read_whole(profile)[:, None]
+        above, below = np.where(whole, lagged(total), lagged(above)), np.where(whole, lagged(total), lagged(below))
+        span_upper_q = tail_quantile(np.log((above + span * c) / (exp_sw + span * c)), rate * span, config.tail_share)
+        span_lower_q = -tail_quantile(-np.log((below + span * c) / (exp_sw + span * c)), rate * span, config.tail_share)
         e_now, c_now = expected[targets], c[:, 0]
         exp_span_now = exp_s[targets]
 
@@ -241,8 +270,7 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
             "span_active_limit": pd.array(np.where(enough & (span > 1), limit, np.nan), dtype="Int64"),
             "job_upper": np.where(enough, median_job * np.exp(job_q), np.nan),
         })
-        frame["profile"] = _profiles(act_w, None if weekend is None else lagged(weekend), idle_share,
-                                     np.exp(np.nan_to_num(upper_q, nan=-np.inf)))
+        frame["profile"] = profile
         frame.loc[frame["profile"] != "intermittent", "job_upper"] = np.nan
         # A job series' errors are two populations (idle periods, jobs), which no one tail fits:
         # its upper bound is the job bound.

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from finops_pipeline.detection.calibration import span_read_whole, span_without_extreme
 from finops_pipeline.detection.forecasting import row_medians
 from finops_pipeline.detection.scoring import Costs, Thresholds, deviation_pct, relative_noise, robust_z
 
@@ -158,9 +159,24 @@ def weekend_like_weekday(costs: Costs, period: date, t: Thresholds) -> Hit | Non
     return hit if hit.passes(t) else None
 
 
+def span_beyond(costs_span: pd.Series, span_expected: float, span_range: tuple[float, float],
+                profile: str | None = None) -> bool:
+    """Whether a span's cost is outside its calibrated ``span_range``, read as it was calibrated
+    (``calibration.span_read_whole``): without its most unusual period, which pages (or not) on
+    its own, but whole on a job series."""
+    total, (lower, upper) = costs_span.sum(), span_range
+    if span_read_whole(profile):
+        above = below = total
+    else:
+        above, below = span_without_extreme(total, span_expected, costs_span.max(), costs_span.min(), len(costs_span))
+    if total > span_expected:
+        return not pd.isna(upper) and above > upper
+    return not pd.isna(lower) and below < lower
+
+
 def unusual_span(costs: Costs, period, step, span: int, expected: float, band: tuple[float, float],
                  span_expected: float, span_range: tuple[float, float], t: Thresholds,
-                 jobs: tuple[float, float] = (np.nan, np.nan)) -> Hit | None:
+                 jobs: tuple[float, float] = (np.nan, np.nan), profile: str | None = None) -> Hit | None:
     """The ``span`` periods ending at ``period`` (a week of days) cost outside their calibrated
     ``span_range`` (see ``calibration``) even without their single most unusual period, and this
     period is off its ``expected`` in the same direction: jobs that run every day, a service a
@@ -169,15 +185,11 @@ def unusual_span(costs: Costs, period, step, span: int, expected: float, band: t
     series' habit) also makes a span unusual: jobs every day. The span's excess must clear the $
     and % floors, the period's own deviation the % floor; the hit is the period's own cost against
     its own forecast and ``band``."""
-    lower, upper = span_range
     if pd.isna(span_expected):
         return None
     costs_span = costs.at(period - i * step for i in range(span))
-    total, usual = costs_span.sum(), span_expected / span
-    if total > span_expected:  # without its largest period, which pages (or not) on its own
-        beyond = not pd.isna(upper) and total - max(costs_span.max() - usual, 0.0) > upper
-    else:
-        beyond = not pd.isna(lower) and total + max(usual - costs_span.min(), 0.0) < lower
+    total = costs_span.sum()
+    beyond = span_beyond(costs_span, span_expected, span_range, profile)
     actual = costs.get(period)
     job_cost, job_limit = jobs
     if not pd.isna(job_limit) and not pd.isna(job_cost) and actual > job_cost and (costs_span > job_cost).sum() >= job_limit:

@@ -172,7 +172,7 @@ def detect(
             hit = rules.unusual_span(costs(f.series_key), f.target_period, grain.step, span, f.expected_cost,
                                      (f.lower_bound, f.upper_bound), f.span_expected,
                                      (f.span_alert_lower, f.span_alert_upper), thresholds,
-                                     (f.active_cost, f.span_active_limit))
+                                     (f.active_cost, f.span_active_limit), f.profile)
             if hit is not None:
                 hits.append(hit)
     bounds = {(k, p): (lo, hi) for k, p, lo, hi in zip(calibrated.series_key, calibrated.target_period,
@@ -238,15 +238,16 @@ def _with_calibration(found: pd.DataFrame, calibrated: pd.DataFrame, costs, grai
     cal = lookup.reindex(keys)
     span = Calibration.for_granularity(grain.name).span(grain)
     usual = []
-    for key, period, lo, hi, rules_hit in zip(found["series_key"], keys.get_level_values(1), cal["span_alert_lower"],
-                                              cal["span_alert_upper"], found["detectors"]):
+    for key, period, profile, expected, lo, hi, rules_hit in zip(
+            found["series_key"], keys.get_level_values(1), cal["profile"], cal["span_expected"], cal["span_alert_lower"],
+            cal["span_alert_upper"], found["detectors"]):
         if "unusual_span" in rules_hit.split(","):  # its span is unusual by the rule (jobs every day)
             usual.append(False)
-        elif pd.isna(lo) or pd.isna(hi):
+        elif pd.isna(expected) or pd.isna(lo) or pd.isna(hi):
             usual.append(None)
         else:
-            total = float(costs(key).at(period - i * grain.step for i in range(span)).sum())
-            usual.append(bool(lo <= total <= hi))
+            usual.append(not rules.span_beyond(costs(key).at(period - i * grain.step for i in range(span)), expected,
+                                               (lo, hi), profile))
     return found.assign(profile=cal["profile"].to_numpy(), alert_lower=cal["alert_lower"].round(2).to_numpy(),
                         alert_upper=cal["alert_upper"].round(2).to_numpy(), span_usual=usual)
 
