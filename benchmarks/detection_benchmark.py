@@ -43,6 +43,7 @@ from benchmarks import bursty_bill, detection_metrics, hourly_bill, labelled_bil
 from benchmarks.harness import REPO, backfill_focus  # noqa: E402
 
 from finops_pipeline.detection.incidents import summarize  # noqa: E402
+from finops_pipeline.detection.scoring import Thresholds  # noqa: E402
 from finops_pipeline.grain import GRAINS  # noqa: E402
 from finops_pipeline.detection.series import series_key  # noqa: E402
 
@@ -94,11 +95,12 @@ def pipeline_flags(db: Path, table: pd.DataFrame | None = None, granularity: str
         ).df()
     found["day"] = detection_metrics.as_periods(found["period_start"], grain.freq)
     # The incidents an alert goes out for: warning or above, and not explained by a finer one.
+    thresholds = Thresholds.for_granularity(granularity)  # the pipeline's own, at its grain
     if table is None:
-        table = summarize(found, pd.Series(dtype="object"))
+        table = summarize(found, pd.Series(dtype="object"), thresholds)
     alerted_ids = set(table.loc[table["severity"].isin(["warning", "critical"]) & table["explained_by"].isna(),
                                 "incident_id"])
-    alerted = paged(found[found["incident_id"].isin(alerted_ids)])
+    alerted = paged(found[found["incident_id"].isin(alerted_ids)], thresholds)
     shown = found[found["incident_id"].isin(set(table.loc[table["explained_by"].isna(), "incident_id"]))]
     usage["series_key"] = [series_key("sub_account_service", *k)
                            for k in zip(usage.provider, usage.sub_account_id, usage.service_name)]
@@ -106,7 +108,7 @@ def pipeline_flags(db: Path, table: pd.DataFrame | None = None, granularity: str
     return alerted[columns], shown[columns], found[columns], usage[["series_key", "day", "cost"]]
 
 
-def paged(anomalies: pd.DataFrame) -> pd.DataFrame:
+def paged(anomalies: pd.DataFrame, thresholds: Thresholds | None = None) -> pd.DataFrame:
     """The anomalies of alerted incidents from the period each incident first paged on: the
     first period by which its rows so far earn warning or above (this checkout's ``summarize``).
     An incident that pages on its total, or a ramp it became, did not page on its first day, and
@@ -114,7 +116,7 @@ def paged(anomalies: pd.DataFrame) -> pd.DataFrame:
     kept = []
     for _, rows in anomalies.sort_values("period_start").groupby("incident_id", sort=False):
         for end in range(1, len(rows) + 1):
-            severity = summarize(rows.iloc[:end], pd.Series(dtype="object"))["severity"].iloc[0]
+            severity = summarize(rows.iloc[:end], pd.Series(dtype="object"), thresholds)["severity"].iloc[0]
             if severity in ("warning", "critical"):
                 kept.append(rows.iloc[end - 1:])
                 break
@@ -157,7 +159,7 @@ def main() -> None:
     items, labels = bill.generator.generate(start, end, args.seed if args.seed is not None else bill.seed)
     labelled_bill.write_focus(items, workdir / "focus")
     usage_series = items.loc[items["ChargeCategory"] == "Usage", ["ProviderName", "SubAccountId", "ServiceName"]].drop_duplicates()
-    print(f"Labelled bill ({args.bill}, {bill.granularity}): {len(items):,} line items, {len(usage_series)} "
+    print(f"Labelled bill ({args.bill}{'' if args.bill == bill.granularity else ', ' + bill.granularity}): {len(items):,} line items, {len(usage_series)} "
           f"sub-account × service series, {start}..{end - timedelta(days=1)}; {int((~labels.benign).sum())} anomaly "
           f"windows, {int(labels.benign.sum())} benign events")
     print(labels.groupby(["benign", "kind"]).size().rename("windows").to_string(), "\n")

@@ -432,6 +432,31 @@ def test_an_account_whose_rows_stop_arriving_is_a_data_gap_told_once_for_the_acc
     assert set(all_days.loc[all_days.signal == "data_gap", "series_key"]) == set(gaps.series_key)
 
 
+def test_an_hourly_series_missing_a_few_hours_is_not_paged_as_a_data_gap():
+    """Hourly feeds miss an hour or three (a late export, a missed scrape): that stays info; six
+    hours without rows while the rest of the bill arrives is a data gap that pages."""
+    from finops_pipeline.detection.incidents import summarize
+    from finops_pipeline.detection.scoring import Thresholds
+
+    start = pd.Timestamp("2025-04-07 11:00", tz="UTC")
+
+    def gap(hours: int) -> pd.DataFrame:
+        return pd.DataFrame([{
+            "anomaly_id": f"a{h}", "incident_id": "gap", "series_key": "sub_account_service:AWS/0123/EC2",
+            "series_level": "sub_account_service", "granularity": "hourly", "provider": "AWS", "sub_account_id": "0123",
+            "sub_account_name": "prod", "service_name": "EC2", "team": "web", "direction": "drop",
+            "period_start": start + pd.Timedelta(hours=h), "actual_cost": 0.0, "expected_cost": 40.0,
+            "impact_usd": -40.0, "severity": "info", "detectors": "no_line_items", "explained_by": None, "status": None,
+        } for h in range(hours)])
+
+    hourly = Thresholds.for_granularity("hourly")
+    for hours, severity in ((3, "info"), (6, "warning")):
+        row = summarize(gap(hours), pd.Series(dtype="object"), hourly).iloc[0]
+        assert (row.signal, row.severity) == ("data_gap", severity)
+    # Days: the second day without rows pages.
+    assert summarize(gap(2), pd.Series(dtype="object"), Thresholds.for_granularity("daily")).iloc[0].severity == "warning"
+
+
 def test_one_event_in_two_dimensions_is_one_alert():
     """One instance, tagged with a new team value, spiked by $840: the team's spike is the
     sub-account × service spike's line items, so the team's anomaly is explained by it (a team

@@ -250,7 +250,12 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
         active_cost = 0.25 * q90
         active = np.where(np.isnan(act_w), np.nan, act_w > active_cost[:, None])
         share = np.nan_to_num(np.nanmean(active, axis=1), nan=1.0)
-        limit = active_limit(np.clip(share, 0.0, 1.0), span, rate * span)
+        # Jobs run in runs (a training job of twenty hours is twenty active hours in a row), which
+        # a binomial count of independent periods does not expect: no fewer than one more than the
+        # window's spans ran at least once in twenty.
+        counts = sliding_window_view(active, span, axis=1).sum(axis=-1)  # NaN where a period is unknown
+        limit = np.maximum(active_limit(np.clip(share, 0.0, 1.0), span, rate * span),
+                           np.floor(row_quantiles(counts, 0.95)) + 1)
         # An intermittent series' jobs: a job day against the median job, calibrated on job days
         # alone (at the rate per job day), so a job twice its usual size stands out where the
         # all-days bound, stretched by the jobs themselves, would not see it.

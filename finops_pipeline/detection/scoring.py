@@ -104,10 +104,16 @@ class Thresholds:
 
     @classmethod
     def for_granularity(cls, granularity: str) -> Thresholds:
-        """The defaults are per day; a period's dollar floors are its share of them (an hour: a 24th)."""
+        """The defaults are per day; a period's dollar floors are its share of them (an hour: a
+        24th), and ``GRAIN_OVERRIDES`` what else differs."""
         base, per_day = cls(), GRAINS[granularity].periods_per_day
         return cls(**{f: round(getattr(base, f) / per_day, 2) if f.endswith("_usd") else getattr(base, f)
-                      for f in base.__dataclass_fields__})
+                      for f in base.__dataclass_fields__} | GRAIN_OVERRIDES.get(granularity, {}))
+
+
+# Per grain, what is not a share of the daily defaults. Hourly: a few hours without rows are a
+# late export or a missed scrape, routine in hourly feeds; a quarter of a day is a data gap.
+GRAIN_OVERRIDES = {"hourly": {"data_gap_periods": 6}}
 
 
 @dataclass(frozen=True)
