@@ -57,11 +57,16 @@ class Calibration:
     max_tail_shape: float = 0.25  # a heavier than exponential tail where the errors show one (not on job series)
     offset_share: float = 0.05  # c, as a share of the series' mean expected cost
     span_days: float = 7.0  # the sum's span: a week (an hourly series: see ``for_granularity``)
+    # Whether a job lasts many periods (a training run of twenty hours): then the job periods of a
+    # span are runs, not the independent draws a binomial count expects, and a span is not
+    # unusual for holding no more job periods than the window's busiest span did.
+    jobs_in_runs: bool = False
 
     @classmethod
     def for_granularity(cls, granularity: str, **overrides) -> Calibration:
-        """Hours: four weeks of errors (a fit sees six) and a day's sum."""
-        hourly = {} if granularity == "daily" else {"days": 28, "min_residuals_days": 14, "span_days": 1.0}
+        """Hours: four weeks of errors (a fit sees six), a day's sum, and jobs that run for hours."""
+        hourly = {} if granularity == "daily" else {"days": 28, "min_residuals_days": 14, "span_days": 1.0,
+                                                    "jobs_in_runs": True}
         return cls(**{**hourly, **overrides})
 
     def span(self, grain: Grain) -> int:
@@ -250,12 +255,10 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
         active_cost = 0.25 * q90
         active = np.where(np.isnan(act_w), np.nan, act_w > active_cost[:, None])
         share = np.nan_to_num(np.nanmean(active, axis=1), nan=1.0)
-        # Jobs run in runs (a training job of twenty hours is twenty active hours in a row), which
-        # a binomial count of independent periods does not expect: no fewer than one more than the
-        # window's spans ran at least once in twenty.
-        counts = sliding_window_view(active, span, axis=1).sum(axis=-1)  # NaN where a period is unknown
-        limit = np.maximum(active_limit(np.clip(share, 0.0, 1.0), span, rate * span),
-                           np.floor(row_quantiles(counts, 0.95)) + 1)
+        limit = active_limit(np.clip(share, 0.0, 1.0), span, rate * span)
+        if config.jobs_in_runs:
+            busiest = np.nanmax(sliding_window_view(active, span, axis=1).sum(axis=-1), axis=1, initial=0.0)
+            limit = np.maximum(limit, busiest + 1)
         # An intermittent series' jobs: a job day against the median job, calibrated on job days
         # alone (at the rate per job day), so a job twice its usual size stands out where the
         # all-days bound, stretched by the jobs themselves, would not see it.
@@ -281,6 +284,8 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
         # its upper bound is the job bound.
         jobs_bound = frame["job_upper"].notna()
         frame.loc[jobs_bound, "alert_upper"] = frame.loc[jobs_bound, "job_upper"]
+        # Nor is a period without its job a drop: jobs that stopped show in the span's lower bound.
+        frame.loc[span_read_whole(profile) & frame["alert_lower"].notna(), "alert_lower"] = 0.0
         out.append(frame[frame["target_period"].isin(set(rows["target_period"]))])
     if not out:
         return pd.DataFrame(columns=["series_key", "target_period", *CALIBRATION_COLUMNS])
