@@ -132,7 +132,8 @@ def evaluate(flags: pd.DataFrame, labels: pd.DataFrame, n_series: int, start: da
              bill: Bill = BILLS["labelled"]) -> dict:
     """``detection_metrics.evaluate`` of flags (series_key, period) over the scored window of [start, end)."""
     scored_from, last = scored_window(start, end, bill.warm_up_days)
-    return detection_metrics.evaluate(flags, labels, n_series, scored_from, last, step=bill.step)
+    return detection_metrics.evaluate(flags, labels, n_series, scored_from, last, step=bill.step,
+                                      reach=GRAINS[bill.granularity].incident_reach)
 
 
 def score_pipeline(flags: tuple[pd.DataFrame, ...], labels: pd.DataFrame, start: date, end: date,

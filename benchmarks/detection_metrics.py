@@ -13,7 +13,7 @@ fine::
 
 A flag *matches* a label when its key is the label's series or a coarser one containing it
 (``covers``; pass your own to ``evaluate`` to change that). Consecutive flagged periods of one key
-form one *incident*, which is what a person is paged for. With L the non-benign labels whose
+(at most ``reach`` periods apart: the pipeline's grain's ``incident_reach``) form one *incident*, which is what a person is paged for. With L the non-benign labels whose
 window starts in the evaluated period and I the incidents in it:
 
 * recall: the share of L with a matching flag inside the label's window [start, end];
@@ -71,20 +71,21 @@ def as_periods(values: pd.Series, step: str = "D") -> pd.Series:
     return stamps.dt.floor(step)
 
 
-def incidents(flags: pd.DataFrame, step: str = "D") -> pd.DataFrame:
-    """Runs of consecutive flagged periods per series_key: (incident, series_key, first, last)."""
+def incidents(flags: pd.DataFrame, step: str = "D", reach: int = 1) -> pd.DataFrame:
+    """Runs of flagged periods per series_key, each at most ``reach`` periods after the one
+    before: (incident, series_key, first, last)."""
     if flags.empty:
         return pd.DataFrame({"incident": pd.Series(dtype=int), "series_key": pd.Series(dtype=str),
                              "first": pd.Series(dtype="datetime64[ns]"), "last": pd.Series(dtype="datetime64[ns]")})
     days = flags[["series_key", "day"]].drop_duplicates().sort_values(["series_key", "day"], ignore_index=True)
-    new_run = (days["series_key"] != days["series_key"].shift()) | (days["day"].diff() != pd.Timedelta(1, step))
+    new_run = (days["series_key"] != days["series_key"].shift()) | (days["day"].diff() > reach * pd.Timedelta(1, step))
     days["incident"] = new_run.cumsum() - 1
     return (days.groupby("incident").agg(series_key=("series_key", "first"), first=("day", "min"), last=("day", "max"))
             .reset_index())
 
 
 def evaluate(flags: pd.DataFrame, labels: pd.DataFrame, n_series: int, start: date, end: date,
-             covers: Callable[[str, pd.Series], bool] = covers, step: str = "D") -> dict:
+             covers: Callable[[str, pd.Series], bool] = covers, step: str = "D", reach: int = 1) -> dict:
     """Recall, precision, false alarms and delay of ``flags`` (series_key, day) against the
     non-benign ``labels``, over the periods [start, end] (both included; ``step`` "h": hours,
     ``end`` a date meaning its last hour). ``false_on_benign`` counts the false incidents that
@@ -99,7 +100,7 @@ def evaluate(flags: pd.DataFrame, labels: pd.DataFrame, n_series: int, start: da
     labels = labels[(labels["start"] >= lo) & (labels["start"] <= hi)]
     benign = labels[labels["benign"].astype(bool)].reset_index(drop=True)
     labels = labels[~labels["benign"].astype(bool)].reset_index(drop=True)
-    runs = incidents(flags, step)
+    runs = incidents(flags, step, reach)
     keys = flags["series_key"].unique()
 
     pairs = _pairs(keys, labels, covers)

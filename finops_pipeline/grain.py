@@ -42,6 +42,10 @@ class Grain:
     refresh_cron: str
     refresh_note: str
     partition_end_offset: int
+    # Anomalies of one series at most this many periods apart are one incident. Days: consecutive.
+    # Hours: up to half a day apart, since a runaway inside an on/off series' usual busy hours (a
+    # CI fleet left on overnight is back to normal from 08:00 to 19:00) is not anomalous there.
+    incident_reach: int = 1
 
     @property
     def periods_per_day(self) -> int:
@@ -104,7 +108,7 @@ HOURLY = Grain(
     name="hourly", step=timedelta(hours=1), freq="h", unit="hour",
     cost_table="hourly_costs", series_model="hourly_cost_series", period_column="hour", period_sql_type="TIMESTAMP",
     cost_explorer_granularity="HOURLY", other_marts=(), calendar_rules=False,
-    refresh_cron="30 * * * *", partition_end_offset=1,
+    refresh_cron="30 * * * *", partition_end_offset=1, incident_reach=12,
     refresh_note="Every hour at :30, the day of the hour before (today's partition, up to the last full hour): "
     "hourly exports carry an hour's usage within minutes.",
 )

@@ -151,6 +151,9 @@ def test_hourly_flags_score_by_the_hour():
     assert (result["recall"], result["median_delay_days"]) == (1.0, 2.0)
     assert (result["incidents"], result["false_incidents"]) == (3, 2)
     assert result["false_alarms_per_series_month"] == pytest.approx(2 / (31 / (365.25 / 12)))
+    # With the pipeline's hourly reach (anomalies up to 12 hours apart are one incident), one false page.
+    reached = metrics.evaluate(flags, label, 1, date(2025, 3, 1), date(2025, 3, 31), step="h", reach=12)
+    assert (reached["incidents"], reached["false_incidents"]) == (2, 1)
     # Scored by the day, the same flags are two incidents, the false one a day long.
     by_day = metrics.evaluate(flags, label, n_series=1, start=date(2025, 3, 1), end=date(2025, 3, 31))
     assert (by_day["incidents"], by_day["false_incidents"]) == (2, 1)

@@ -324,6 +324,22 @@ def test_a_level_shift_is_one_incident_and_a_break_starts_another():
     assert incidents.loc["other-2025-10-07", "severity"] == "critical"
 
 
+def test_a_ci_fleet_left_on_for_two_nights_is_one_hourly_incident():
+    """A CI fleet left running bills its busy rate through two nights; from 08:00 to 19:00 that is
+    its usual cost, not an anomaly. Its two nights are one incident (hours up to half a day
+    apart); a spike two days later is another."""
+    from finops_pipeline.detection.incidents import assign_incidents
+
+    nights = [h for day in (20, 21) for h in pd.date_range(f"2025-03-{day} 19:00", periods=13, freq="h")]
+    later = [pd.Timestamp("2025-03-24 15:00")]
+    frame = _flagged([(str(h), "spike", 20.0, "info") for h in nights + later]).assign(granularity="hourly")
+    frame["incident_id"] = assign_incidents(frame)
+    assert frame.groupby("incident_id").size().to_dict() == {"s-2025-03-20 19:00:00": 26, "s-2025-03-24 15:00:00": 1}
+    # Days are consecutive or not: a day between two anomalous days splits them.
+    days = _flagged([("2025-10-06", "spike", 300.0, "warning"), ("2025-10-08", "spike", 300.0, "warning")])
+    assert assign_incidents(days).nunique() == 2
+
+
 def test_a_sustained_change_pages_on_the_day_its_total_crosses_the_floor():
     """Each day of a +60 % shift worth $60 is info on its own; the incident pages (warning) once it
     has lasted three days and cost $250 in all. Two such days, or a drop of a third, stay info."""

@@ -17,14 +17,15 @@ from finops_pipeline.detection.series import is_data_gap
 
 def assign_incidents(anomalies: pd.DataFrame) -> pd.Series:
     """The incident of each anomaly (indexed like ``anomalies``): a new one when the series had no
-    anomaly in the period before, or one in the other direction."""
+    anomaly within its grain's ``incident_reach`` before (the period before, for days), or one in
+    the other direction."""
     if anomalies.empty:
         return pd.Series(dtype="object")
     frame = anomalies[["anomaly_id", "series_key", "granularity", "direction", "period_start"]].copy()
-    frame["step"] = [GRAINS[g].step for g in frame["granularity"]]
+    frame["reach"] = [GRAINS[g].step * GRAINS[g].incident_reach for g in frame["granularity"]]
     frame = frame.sort_values(["granularity", "series_key", "period_start"], kind="stable")
     same_series = frame["series_key"].eq(frame["series_key"].shift()) & frame["granularity"].eq(frame["granularity"].shift())
-    follows = (frame["period_start"] - frame["period_start"].shift()).eq(frame["step"])
+    follows = (frame["period_start"] - frame["period_start"].shift()).le(frame["reach"])
     same_way = frame["direction"].eq(frame["direction"].shift())
     starts = ~(same_series & follows & same_way)
     # Each anomaly takes the id of the anomaly that started its run.
@@ -35,8 +36,8 @@ def assign_incidents(anomalies: pd.DataFrame) -> pd.Series:
 def summarize(anomalies: pd.DataFrame, last_scored: pd.Series, thresholds: Thresholds | None = None) -> pd.DataFrame:
     """One row per incident: its series, start, peak (the period with the largest $ excess),
     latest, number of periods, total excess, severity, status and signal: ``cost``, or
-    ``data_gap`` when every period of it is a series without line items (``rules.no_line_items``),
-    which is a warning once it has lasted ``data_gap_periods``. A cost incident's severity is its
+    ``data_gap`` when most periods of it are a series without line items (``rules.no_line_items``),
+    which is a warning once ``data_gap_periods`` of them have passed. A cost incident's severity is its
     highest period's, or what its totals earn (``incident_severity``) when that is higher: a
     sustained change pages on the period its cost crosses the floor. ``anomalies`` carries
     ``incident_id`` (and ``explained_by``: an incident whose peak a finer anomaly explains is
@@ -61,9 +62,12 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series, thresholds: Thres
         # (a training run of three days on a series that has them): its total earns nothing.
         usual = "span_usual" in group and group["span_usual"].eq(True).all()
         by_totals = "info" if usual else incident_severity(total, float(group["expected_cost"].sum()), len(group), t)
-        gap = "detectors" in group and all(is_data_gap(d) for d in group["detectors"])
-        if gap:  # missing rows, not spending: it pages by how long it lasts, whatever the $
-            severity = "warning" if len(group) >= t.data_gap_periods else "info"
+        # Mostly periods without line items (the span rule may see the gap's low days after it):
+        # missing rows, not spending, paged by how long they last, whatever the $.
+        gaps = sum(is_data_gap(d) for d in group["detectors"]) if "detectors" in group else 0
+        gap = gaps > 0 and 2 * gaps >= len(group)
+        if gap:
+            severity = "warning" if gaps >= t.data_gap_periods else "info"
         else:
             severity = SEVERITIES[max(int(group["rank"].max()), SEVERITIES.index(by_totals))]
         rows.append({
