@@ -391,6 +391,21 @@ def test_a_new_service_with_real_spend_is_flagged_before_it_has_a_forecast(cost_
                                                                         "lower_bound", "upper_bound"]), [launch]).empty
 
 
+def test_a_service_adopted_over_weeks_is_not_a_new_service_alert(cost_series):
+    """Athena adopted gradually: $20 a day growing by a tenth a day, past the $100 floor on its
+    third week. It is a baseline in the making, not a new service arriving with its spend."""
+    usage = _usage(70)
+    launch = date(2025, 3, 10)
+    adoption = [{"period": launch + timedelta(days=i), "provider": "AWS", "sub_account_id": "0123",
+                 "sub_account_name": "prod", "service_name": "Athena", "team": "data", "effective_cost": 20.0 * 1.1 ** i}
+                for i in range(27)]
+    series = cost_series(pd.concat([usage, pd.DataFrame(adoption)], ignore_index=True))
+    days = [launch + timedelta(days=i) for i in range(27)]
+    assert adoption[-1]["effective_cost"] > 200  # spending well past the floor by then
+    no_forecasts = pd.DataFrame(columns=["target_period", "series_key", "expected_cost", "lower_bound", "upper_bound"])
+    assert detect(series, no_forecasts, days).empty
+
+
 def test_a_day_without_any_line_item_is_a_late_bill_not_every_series_dropping(cost_series):
     usage = _usage(70)
     late = date(2025, 3, 16)

@@ -105,6 +105,9 @@ def test_a_new_sku_with_real_spend_but_not_one_that_replaces_another():
     assert (hit.rule, hit.note) == ("new_sku", "p5.48xlarge") and 350 < hit.actual - hit.expected <= 400
     history["k"][day] -= 400.0  # the same spend moved to a new generation: nothing new
     assert list(rules.new_skus(skus, history, {("k", day): 1000.0}, Thresholds())) == []
+    # A series without a forecast yet is new, and so is each of its SKUs: new_series judges it.
+    history["k"][day] += 400.0
+    assert list(rules.new_skus(skus, history, {}, Thresholds())) == []
 
 
 def test_a_change_that_cancels_out_in_the_sum_is_caught_at_the_finer_level(cost_series):

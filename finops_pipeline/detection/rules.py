@@ -40,9 +40,10 @@ class Hit:
 
 
 def new_series(history: dict[str, pd.Series], periods: Iterable, min_history_days: int, t: Thresholds) -> Iterator[Hit]:
-    """A series too young for a forecast (its first cost less than ``min_history_days`` before the
-    period) spending at least the $ floor, on a bill older than that: a new service or account
-    with real spend is news, not a baseline."""
+    """A series in its first ``t.new_series_days`` (and too young for a forecast) spending at least
+    the $ floor, on a bill older than ``min_history_days``: a new service or account that arrives
+    with real spend is news, not a baseline. One that grows into it over weeks is an adoption,
+    which its forecast takes over once it has the history."""
     if not history:
         return
     bill_start = min(values.index.min() for values in history.values() if len(values))
@@ -52,7 +53,8 @@ def new_series(history: dict[str, pd.Series], periods: Iterable, min_history_day
         first = values.index.min()
         if first - bill_start < timedelta(days=min_history_days):
             continue  # there since the bill began: not new
-        for period in sorted(p for p in periods if first <= p < first + timedelta(days=min_history_days)):
+        young = timedelta(days=min(t.new_series_days, min_history_days))
+        for period in sorted(p for p in periods if first <= p < first + young):
             cost = float(values.get(period, 0.0))
             if cost >= t.min_impact_usd:
                 yield Hit("new_series", key, period, cost, 0.0, 0.0, 0.0)
@@ -62,13 +64,14 @@ def new_skus(skus: pd.DataFrame, history: dict[str, pd.Series], expected: dict, 
     """A SKU in its first weeks on a series (``skus``: series_key, period, sku_id, cost) that
     spends at least the $ floor and makes the series cost more than expected: a new instance
     family, a new storage tier. A SKU that merely replaces another (a generation upgrade) leaves
-    the series at its expected cost and is not news; the excess counted is the smaller of the two."""
+    the series at its expected cost and is not news; the excess counted is the smaller of the two.
+    A series without a forecast yet is new itself, every SKU of it too: ``new_series`` judges it."""
     for s in skus.sort_values(["series_key", "period", "sku_id"]).itertuples(index=False):
-        if s.series_key not in history or s.cost < t.min_impact_usd:
+        baseline = expected.get((s.series_key, s.period))
+        if s.series_key not in history or s.cost < t.min_impact_usd or baseline is None:
             continue
         actual = float(history[s.series_key].get(s.period, 0.0))
-        baseline = expected.get((s.series_key, s.period))
-        excess = s.cost if baseline is None else min(s.cost, actual - baseline)
+        excess = min(s.cost, actual - baseline)
         hit = Hit("new_sku", s.series_key, s.period, actual, actual - excess, actual - excess, actual - excess, s.sku_id)
         if hit.passes(t):
             yield hit

@@ -101,6 +101,9 @@ class Thresholds:
     # A data gap (a series without line items while the rest of its bill arrives) pages, as a
     # warning to the pipeline's owner, once it has lasted this many periods.
     data_gap_periods: int = 2
+    # A new series (``rules.new_series``) is news in its first week: a service that arrives
+    # spending. One adopted over weeks reaches the floor later, and is a baseline, not news.
+    new_series_days: int = 7
 
     @classmethod
     def for_granularity(cls, granularity: str) -> Thresholds:
