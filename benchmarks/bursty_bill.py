@@ -288,14 +288,24 @@ class _Bill:
 
 
 def _line_items(bill: _Bill) -> pd.DataFrame:
-    """Each series' daily cost split over its resources (one to three, fixed shares), one Usage
-    line item per resource and day it costs anything."""
-    start, end, period_start, period_end = _timestamps(bill.days)
+    """Each series' daily cost split over its resources, one Usage line item per resource and day."""
+    return usage_line_items(bill.series, bill.rng, _timestamps(bill.days), lambda p, s: CATALOGUE[p][s][:3], BILLING,
+                            REGION, lambda p: "Project" if p == "Google Cloud" else "Member Account")
+
+
+def usage_line_items(series, rng: np.random.Generator, timestamps, price_of, billing: dict, region: dict,
+                     sub_account_type) -> pd.DataFrame:
+    """Each of ``series`` (provider, account_id, account_name, env, team, service, and per period
+    normal, excess and missing) split over its resources (one to three, fixed shares), one Usage
+    line item per resource and period it costs anything. ``timestamps``: ``labelled_bill._timestamps``
+    of the periods; ``price_of(provider, service)``: (category, pricing unit, unit price);
+    ``billing``: provider → (billing account id, name); ``sub_account_type(provider)``."""
+    start, end, period_start, period_end = timestamps
     frames = []
-    for n, s in enumerate(bill.series):
-        billing_id, billing_name = BILLING[s.provider]
-        category, unit, price, _ = CATALOGUE[s.provider][s.service]
-        shares = bill.rng.dirichlet(np.ones(int(bill.rng.integers(1, 4))) * 3)
+    for n, s in enumerate(series):
+        billing_id, billing_name = billing[s.provider]
+        category, unit, price = price_of(s.provider, s.service)
+        shares = rng.dirichlet(np.ones(int(rng.integers(1, 4))) * 3)
         # A drop takes every resource down alike; an excess is one resource's, as in real incidents.
         cost = np.outer(shares, s.normal + np.minimum(s.excess, 0.0))
         cost[0] += np.maximum(s.excess, 0.0)
@@ -304,20 +314,19 @@ def _line_items(bill: _Bill) -> pd.DataFrame:
         r_idx, d_idx = np.nonzero(cost > 0)
         effective = cost[r_idx, d_idx]
         tags = {"env": s.env, **({"team": s.team} if s.team else {})}
-        region = REGION[s.provider]
+        where = region[s.provider]
         resource = np.array([f"{s.account_id}/{s.service.lower().replace(' ', '-')}/r{n}-{k}" for k in range(len(shares))])
         sku = f"{s.service[:3].upper()}-{zlib.crc32(s.service.encode()) % 10_000:04d}"
         frames.append(pd.DataFrame({
             "BillingAccountId": billing_id, "BillingAccountName": billing_name, "BillingAccountType": "Billing Account",
-            "SubAccountId": s.account_id, "SubAccountName": s.account_name,
-            "SubAccountType": "Project" if s.provider == "Google Cloud" else "Member Account",
+            "SubAccountId": s.account_id, "SubAccountName": s.account_name, "SubAccountType": sub_account_type(s.provider),
             "ProviderName": s.provider, "PublisherName": s.provider, "InvoiceIssuerName": s.provider,
             "BillingPeriodStart": period_start[d_idx], "BillingPeriodEnd": period_end[d_idx],
             "ChargePeriodStart": start[d_idx], "ChargePeriodEnd": end[d_idx],
             "BilledCost": effective, "EffectiveCost": effective, "ListCost": effective, "ContractedCost": effective,
             "BillingCurrency": "USD", "ServiceName": s.service, "ServiceCategory": category,
-            "RegionId": region, "RegionName": region, "ResourceId": resource[r_idx], "ResourceName": resource[r_idx],
-            "ResourceType": category, "SkuId": sku, "SkuPriceId": f"{sku}:{region}", "ChargeCategory": "Usage",
+            "RegionId": where, "RegionName": where, "ResourceId": resource[r_idx], "ResourceName": resource[r_idx],
+            "ResourceType": category, "SkuId": sku, "SkuPriceId": f"{sku}:{where}", "ChargeCategory": "Usage",
             "ChargeDescription": f"{s.service} usage", "ChargeFrequency": "Usage-Based", "PricingCategory": "Standard",
             "PricingQuantity": (effective / price).round(6), "PricingUnit": unit,
             "ConsumedQuantity": (effective / price).round(6), "ConsumedUnit": unit, "Tags": json.dumps(tags, sort_keys=True),

@@ -42,9 +42,7 @@ One seed gives one bill. Usage:
 
 from __future__ import annotations
 
-import json
 import sys
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -55,8 +53,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for `benchmarks.*`
 
-from benchmarks.bursty_bill import _focus  # noqa: E402
-from benchmarks.labelled_bill import in_order, run, series_key  # noqa: E402
+from benchmarks.bursty_bill import _focus, usage_line_items  # noqa: E402
+from benchmarks.labelled_bill import _timestamps, in_order, run, series_key  # noqa: E402
 from finops_pipeline.sources.focus import billing_period  # noqa: E402
 
 WARM_UP_H = 60 * 24  # no anomaly before: the pipeline's warm-up
@@ -355,49 +353,10 @@ class _Bill:
         s.missing |= missed
 
 
-def _timestamps(hours: pd.DatetimeIndex) -> tuple[pd.DatetimeIndex, ...]:
-    start = hours.tz_localize("UTC").as_unit("us")
-    month = hours.to_period("M")
-    period_start = month.to_timestamp().tz_localize("UTC").as_unit("us")
-    period_end = (month + 1).to_timestamp().tz_localize("UTC").as_unit("us")
-    return start, start + pd.Timedelta(hours=1), period_start, period_end
-
-
 def _line_items(bill: _Bill) -> pd.DataFrame:
-    """Each series' hourly cost split over its resources (one to three, fixed shares), one Usage
-    line item per resource and hour it costs anything."""
-    start, end, period_start, period_end = _timestamps(bill.hours)
-    frames = []
-    for n, s in enumerate(bill.series):
-        billing_id, billing_name = BILLING[s.provider]
-        category, unit, price = CATALOGUE[s.provider][s.service]
-        shares = bill.rng.dirichlet(np.ones(int(bill.rng.integers(1, 4))) * 3)
-        # A drop takes every resource down alike; an excess is one resource's, as in real incidents.
-        cost = np.outer(shares, s.normal + np.minimum(s.excess, 0.0))
-        cost[0] += np.maximum(s.excess, 0.0)
-        cost = np.clip(cost, 0.0, None).round(6)
-        cost[:, s.missing] = 0.0
-        r_idx, h_idx = np.nonzero(cost > 0)
-        effective = cost[r_idx, h_idx]
-        tags = {"env": s.env, **({"team": s.team} if s.team else {})}
-        region = REGION[s.provider]
-        resource = np.array([f"{s.account_id}/{s.service.lower().replace(' ', '-')}/r{n}-{k}" for k in range(len(shares))])
-        sku = f"{s.service[:3].upper()}-{zlib.crc32(s.service.encode()) % 10_000:04d}"
-        frames.append(pd.DataFrame({
-            "BillingAccountId": billing_id, "BillingAccountName": billing_name, "BillingAccountType": "Billing Account",
-            "SubAccountId": s.account_id, "SubAccountName": s.account_name, "SubAccountType": SUB_ACCOUNT_TYPE[s.provider],
-            "ProviderName": s.provider, "PublisherName": s.provider, "InvoiceIssuerName": s.provider,
-            "BillingPeriodStart": period_start[h_idx], "BillingPeriodEnd": period_end[h_idx],
-            "ChargePeriodStart": start[h_idx], "ChargePeriodEnd": end[h_idx],
-            "BilledCost": effective, "EffectiveCost": effective, "ListCost": effective, "ContractedCost": effective,
-            "BillingCurrency": "USD", "ServiceName": s.service, "ServiceCategory": category,
-            "RegionId": region, "RegionName": region, "ResourceId": resource[r_idx], "ResourceName": resource[r_idx],
-            "ResourceType": category, "SkuId": sku, "SkuPriceId": f"{sku}:{region}", "ChargeCategory": "Usage",
-            "ChargeDescription": f"{s.service} usage", "ChargeFrequency": "Usage-Based", "PricingCategory": "Standard",
-            "PricingQuantity": (effective / price).round(6), "PricingUnit": unit,
-            "ConsumedQuantity": (effective / price).round(6), "ConsumedUnit": unit, "Tags": json.dumps(tags, sort_keys=True),
-        }))
-    return pd.concat(frames, ignore_index=True)
+    """Each series' hourly cost split over its resources, one Usage line item per resource and hour."""
+    return usage_line_items(bill.series, bill.rng, _timestamps(bill.hours, pd.Timedelta(hours=1)),
+                            lambda p, s: CATALOGUE[p][s], BILLING, REGION, SUB_ACCOUNT_TYPE.get)
 
 
 def _purchases(bill: _Bill) -> pd.DataFrame:

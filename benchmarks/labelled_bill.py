@@ -597,12 +597,13 @@ def _schedule(bill: _Bill) -> None:
                 break
 
 
-def _timestamps(days: pd.DatetimeIndex) -> tuple[pd.DatetimeIndex, ...]:
-    start = days.tz_localize("UTC").as_unit("us")
-    month = days.to_period("M")
+def _timestamps(periods: pd.DatetimeIndex, length: pd.Timedelta = pd.Timedelta(days=1)) -> tuple[pd.DatetimeIndex, ...]:
+    """(charge period start, end, billing period start, end) of each period (a day, or ``length``), in UTC."""
+    start = periods.tz_localize("UTC").as_unit("us")
+    month = periods.to_period("M")
     period_start = month.to_timestamp().tz_localize("UTC").as_unit("us")
     period_end = (month + 1).to_timestamp().tz_localize("UTC").as_unit("us")
-    return start, start + pd.Timedelta(days=1), period_start, period_end
+    return start, start + length, period_start, period_end
 
 
 def _usage_rows(bill: _Bill) -> pd.DataFrame:
