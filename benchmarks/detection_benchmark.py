@@ -31,8 +31,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
-from types import ModuleType
 from pathlib import Path
+from types import ModuleType
 
 import duckdb
 import pandas as pd
@@ -44,13 +44,14 @@ from benchmarks.harness import REPO, backfill_focus  # noqa: E402
 
 from finops_pipeline.detection.incidents import summarize  # noqa: E402
 from finops_pipeline.detection.scoring import Thresholds  # noqa: E402
-from finops_pipeline.grain import GRAINS  # noqa: E402
 from finops_pipeline.detection.series import series_key  # noqa: E402
-
+from finops_pipeline.grain import GRAINS  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Bill:
+    """A labelled bill: its generator and seed, the grain it is run and scored at, its span."""
+
     generator: ModuleType
     seed: int
     granularity: str = "daily"
