@@ -241,8 +241,8 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
         total = _windows(actual, span, np.sum)
         above, below = span_without_extreme(total, exp_s, _windows(actual, span, np.max),
                                             _windows(actual, span, np.min), span)
-        exp_sw, whole = lagged(exp_s), span_read_whole(profile)[:, None]
-        above, below = np.where(whole, lagged(total), lagged(above)), np.where(whole, lagged(total), lagged(below))
+        exp_sw, job_series, total_w = lagged(exp_s), span_read_whole(profile), lagged(total)
+        above, below = (np.where(job_series[:, None], total_w, lagged(s)) for s in (above, below))
         span_upper_q = tail_quantile(np.log((above + span * c) / (exp_sw + span * c)), rate * span, config.tail_share)
         span_lower_q = -tail_quantile(-np.log((below + span * c) / (exp_sw + span * c)), rate * span, config.tail_share)
         e_now, c_now = expected[targets], c[:, 0]
@@ -285,7 +285,7 @@ def calibrate(history: Mapping[str, pd.Series], forecasts: pd.DataFrame, periods
         jobs_bound = frame["job_upper"].notna()
         frame.loc[jobs_bound, "alert_upper"] = frame.loc[jobs_bound, "job_upper"]
         # Nor is a period without its job a drop: jobs that stopped show in the span's lower bound.
-        frame.loc[span_read_whole(profile) & frame["alert_lower"].notna(), "alert_lower"] = 0.0
+        frame.loc[job_series & frame["alert_lower"].notna(), "alert_lower"] = 0.0
         out.append(frame[frame["target_period"].isin(set(rows["target_period"]))])
     if not out:
         return pd.DataFrame(columns=["series_key", "target_period", *CALIBRATION_COLUMNS])
