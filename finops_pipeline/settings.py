@@ -19,10 +19,11 @@ from finops_pipeline.alerting.llm import llm_pricing
 from finops_pipeline.alerting.routing import parse_routes
 from finops_pipeline.errors import SettingsError
 from finops_pipeline.grain import GRAINS, Grain
+from finops_pipeline.mapping_spec import parse_mapping
 from finops_pipeline.sources.registry import source_names
 
 DEFAULT_START_DATE = "2025-01-01"
-SECRETS = ("OPENAI_API_KEY", "SLACK_BOT_TOKEN", "FINOPS_SLACK_WEBHOOK_URL")
+SECRETS = ("OPENAI_API_KEY", "SLACK_BOT_TOKEN", "FINOPS_SLACK_WEBHOOK_URL", "OPENAI_ADMIN_KEY", "ANTHROPIC_ADMIN_KEY")
 
 
 class Settings(BaseModel):
@@ -86,6 +87,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                             f"use one or more of {', '.join(known)}, comma-separated")
     # Values parsed later are parsed once here too, so a bad one fails at load, naming the variable.
     for variable, parse in (("FINOPS_SLACK_ROUTES", lambda v: parse_routes(v, "#default")),
+                            ("FINOPS_AI_TEAMS", lambda v: parse_mapping(v, "FINOPS_AI_TEAMS", "project=team")),
                             ("FINOPS_LLM_PRICING", lambda v: llm_pricing("", v))):
         if env.get(variable):
             try:

@@ -3,8 +3,9 @@
 A source is a class with a ``name`` (what FINOPS_SOURCE calls it), a ``cost_basis`` (``actual``:
 costs as billed; ``estimated``: usage × a price), a ``from_settings`` constructor that reads its
 options from the pipeline's settings (raising ``SettingsError`` naming the variable), and
-``fetch(window)``, which returns the window's rows as a DataFrame in FOCUS columns or as
-``ExportFiles`` that DuckDB reads directly. Register it under the entry-point group
+``fetch(window)``, which returns the window's rows as a DataFrame in FOCUS columns (alone, or
+as ``Rows`` with warnings) or as ``ExportFiles`` that DuckDB reads directly. A DataFrame's ``x_``
+columns are kept, packed as JSON in ``x_ProviderColumns``. Register it under the entry-point group
 ``finops_pipeline.sources`` (see ``registry``); ``load.load_source`` does the rest.
 """
 
@@ -43,6 +44,15 @@ class ExportFiles:
     manifests: tuple[Path, ...] = ()
 
 
+@dataclass(frozen=True)
+class Rows:
+    """FOCUS rows in a DataFrame with what the source has to say about them (usage it could not
+    price, a refund read as a credit): shown with the partition's materialization."""
+
+    frame: pd.DataFrame
+    warnings: tuple[str, ...] = ()
+
+
 @runtime_checkable
 class BillingSource(Protocol):
     name: ClassVar[str]
@@ -51,4 +61,4 @@ class BillingSource(Protocol):
     @classmethod
     def from_settings(cls, settings: Settings) -> BillingSource: ...
 
-    def fetch(self, window: Window) -> pd.DataFrame | ExportFiles: ...
+    def fetch(self, window: Window) -> pd.DataFrame | Rows | ExportFiles: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
-from finops_pipeline.sources.base import BillingSource, ExportFiles, Window
+from finops_pipeline.sources.base import BillingSource, ExportFiles, Rows, Window
 from finops_pipeline.sources.staging import load_files, stage_frame
 from finops_pipeline.sources.validation import Loaded, load_staged
 
@@ -19,5 +19,8 @@ def load_source(con: duckdb.DuckDBPyConnection, source: BillingSource, window: W
     batch = source.fetch(window)
     if isinstance(batch, ExportFiles):
         return load_files(con, batch, source.name, window.start, window.end, allow_deletes)
-    stage_frame(con, batch, source.name)
-    return load_staged(con, source.name, window.start, window.end, allow_deletes)
+    rows = batch if isinstance(batch, Rows) else Rows(batch)
+    stage_frame(con, rows.frame, source.name)
+    loaded = load_staged(con, source.name, window.start, window.end, allow_deletes)
+    loaded.warnings = [*rows.warnings, *loaded.warnings]
+    return loaded

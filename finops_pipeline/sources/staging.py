@@ -352,16 +352,20 @@ def load_files(con: duckdb.DuckDBPyConnection, export: ExportFiles, source: str,
 
 
 def stage_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, source: str) -> None:
-    """Stage FOCUS rows held in a DataFrame as the view ``_incoming``, like the file reader does."""
+    """Stage FOCUS rows held in a DataFrame as the view ``_incoming``, like the file reader does
+    (its ``x_`` columns packed as JSON in ``x_ProviderColumns``)."""
     # Each day is its own "file", its rows numbered within it: re-running one day gives the rows
     # the numbers a backfill gave them.
     day = pd.to_datetime(frame["ChargePeriodStart"], utc=True).dt.strftime("%Y-%m-%d")
     frame = frame.assign(x_SourceFile=f"{source}:" + day, x_SourceRow=frame.groupby(day).cumcount() + 1)
     con.register("_frame_rows", frame)  # stays registered: the view below reads it
     typed = ", ".join(f'CAST("{c}" AS {t}) AS "{c}", CAST("{c}" AS VARCHAR) AS "raw__{c}"' for c, t in FOCUS_COLUMNS.items())
+    extras = [c for c in frame.columns if c.startswith("x_") and c not in ("x_SourceFile", "x_SourceRow")]
+    packed = (f"to_json(struct_pack({', '.join(f'{_quote(c)} := {_quote(c)}' for c in extras)}))" if extras
+              else "CAST(NULL AS JSON)")
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _incoming AS
-            SELECT {typed}, '{source}' AS x_Source, x_SourceFile, x_SourceRow, CAST(NULL AS JSON) AS x_ProviderColumns
+            SELECT {typed}, '{source}' AS x_Source, x_SourceFile, x_SourceRow, {packed} AS x_ProviderColumns
             FROM _frame_rows"""
     )
 

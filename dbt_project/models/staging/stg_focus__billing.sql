@@ -14,10 +14,12 @@ select
     SubAccountName as sub_account_name,
     ServiceName as service_name,
     ServiceCategory as service_category,
+    ServiceSubcategory as service_subcategory,
     RegionId as region_id,
     ResourceId as resource_id,
     ResourceName as resource_name,
     SkuId as sku_id,
+    SkuMeter as sku_meter,
     ChargeCategory as charge_category,
     ChargeClass as charge_class,
     ChargeDescription as charge_description,
@@ -31,5 +33,14 @@ select
     -- Spend without a team tag is reported as its own team, never dropped.
     coalesce(nullif(trim(json_extract_string(Tags, '$.team')), ''), 'untagged') as team,
     Tags as tags,
+    ConsumedQuantity as consumed_quantity,
+    ConsumedUnit as consumed_unit,
+    -- What the AI API sources say of a row (see sources/ai_billing.py); NULL for other sources.
+    json_extract_string(x_ProviderColumns, '$.x_Model') as ai_model,
+    json_extract_string(x_ProviderColumns, '$.x_TokenType') as token_type,
+    json_extract_string(x_ProviderColumns, '$.x_ApiKeyId') as api_key_id,
+    cast(json_extract(x_ProviderColumns, '$.x_Requests') as bigint) as requests,
+    -- actual (as billed) or estimated (usage × a price table, until the provider's cost arrives)
+    coalesce(json_extract_string(x_ProviderColumns, '$.x_CostSource'), 'actual') as cost_source,
     x_Source as source
 from {{ source('finops', 'raw_billing') }}

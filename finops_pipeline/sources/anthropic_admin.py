@@ -1,0 +1,138 @@
+"""Anthropic organization costs and usage (the Admin API) as FOCUS line items.
+
+Money: ``GET /organizations/cost_report`` (daily buckets grouped by workspace and description,
+which gives model and token type; ``amount`` is a decimal string in cents). Volumes:
+``GET /organizations/usage_report/messages`` (hourly buckets in hourly mode, daily otherwise,
+grouped by model, workspace and API key). ``ai_billing.to_focus`` joins them: the cost report has
+no API key, so a key's cost is the day's actual cost of its model and token type shared by tokens.
+The admin key is read from ``ANTHROPIC_ADMIN_KEY`` when a window is fetched, sent as
+``x-api-key``, and never logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import ClassVar
+
+from dagster import EnvVar
+
+from finops_pipeline.errors import BillingDataError, SettingsError
+from finops_pipeline.sources.ai_billing import (CostLine, PriceTable, UsageLine, Vendor, in_window, parse_amount,
+                                                parse_count, prices_setting, teams_setting, to_focus, utc)
+from finops_pipeline.sources.base import CostBasis, Rows, Window
+from finops_pipeline.sources.http_api import JsonApi
+
+DEFAULT_URL = "https://api.anthropic.com/v1"
+KEY_VARIABLE = "ANTHROPIC_ADMIN_KEY"
+API_VERSION = "2023-06-01"
+# The cost report's token types, and the usage report's fields, as ai_billing's token types.
+TOKEN_TYPES = {
+    "uncached_input_tokens": "input",
+    "cache_read_input_tokens": "cached_input",
+    "cache_creation.ephemeral_5m_input_tokens": "cache_write_5m",
+    "cache_creation.ephemeral_1h_input_tokens": "cache_write_1h",
+    "output_tokens": "output",
+    "server_tool_use.web_search_requests": "web_search",
+}
+BUCKET_LIMIT = {"1d": 31, "1h": 168}
+
+
+@dataclass(frozen=True)
+class AnthropicSource:
+    """Anthropic's Admin API (``FINOPS_ANTHROPIC_ADMIN_URL``, default https://api.anthropic.com/v1)."""
+
+    name: ClassVar[str] = "anthropic"
+    cost_basis: ClassVar[CostBasis] = "actual"
+    base_url: str = DEFAULT_URL
+    organization_id: str = "anthropic"
+    teams: Mapping[str, str] = field(default_factory=dict)
+    prices: PriceTable | None = None
+    key_variable: str = KEY_VARIABLE
+
+    @classmethod
+    def from_settings(cls, settings) -> AnthropicSource:
+        if KEY_VARIABLE not in settings.secrets_set:
+            raise SettingsError(f"FINOPS_SOURCE includes anthropic: set {KEY_VARIABLE} to an Anthropic Admin API key "
+                                "(sk-ant-admin…; Console → Settings → Admin keys)")
+        options = settings.source_options
+        return cls(base_url=options.get("FINOPS_ANTHROPIC_ADMIN_URL") or DEFAULT_URL,
+                   organization_id=options.get("FINOPS_ANTHROPIC_ORGANIZATION_ID") or "anthropic",
+                   teams=teams_setting(options), prices=prices_setting(options))
+
+    def fetch(self, window: Window) -> Rows:
+        api = JsonApi("Anthropic", self.base_url, {"x-api-key": EnvVar(self.key_variable).get_value() or "",
+                                                   "anthropic-version": API_VERSION})
+        start, end = utc(window.start), utc(window.end)
+        days = (utc(start.date()), utc((end - timedelta(microseconds=1)).date() + timedelta(days=1)))
+        costs = read_costs(api, *days)
+        usage = read_usage(api, start, end, "1h" if window.grain.name == "hourly" else "1d")
+        vendor = Vendor("Anthropic", self.organization_id, "Workspace", "default")
+        frame, warnings = to_focus(vendor, costs, usage, self.prices or PriceTable.load(), self.teams)
+        return Rows(in_window(frame, start, end), tuple(warnings))
+
+
+def read_costs(api: JsonApi, start: datetime, end: datetime) -> list[CostLine]:
+    """Every cost of ``[start, end)`` (days), grouped by workspace and description."""
+    path = "/organizations/cost_report"
+    params = {"starting_at": _rfc3339(start), "ending_at": _rfc3339(end), "bucket_width": "1d",
+              "group_by[]": ["workspace_id", "description"], "limit": 31}
+    lines = []
+    for page in api.pages(path, params):
+        for b_start, b_end, where, results in _buckets(page, api, path):
+            for i, result in enumerate(results):
+                at = f"{where}, results[{i}]"
+                if str(result.get("currency") or "USD").upper() != "USD":
+                    raise BillingDataError(f"{at}.currency is {result.get('currency')!r}: the pipeline reads USD bills "
+                                           "only (nothing of the window was written)")
+                cents = parse_amount(result.get("amount"), f"{at}.amount")
+                token_type = result.get("token_type")
+                kind = TOKEN_TYPES.get(token_type) if token_type else (
+                    "web_search" if result.get("cost_type") == "web_search" else None)
+                description = result.get("description") or result.get("cost_type") or "Claude API"
+                lines.append(CostLine(b_start, b_end, result.get("workspace_id"), result.get("model"), kind,
+                                      cents / Decimal(100), description))
+    return lines
+
+
+def read_usage(api: JsonApi, start: datetime, end: datetime, width: str) -> list[UsageLine]:
+    """Tokens (and web searches) of ``[start, end)`` per ``width`` bucket, model, workspace and key."""
+    path = "/organizations/usage_report/messages"
+    params = {"starting_at": _rfc3339(start), "ending_at": _rfc3339(end), "bucket_width": width,
+              "group_by[]": ["model", "workspace_id", "api_key_id"], "limit": BUCKET_LIMIT[width]}
+    lines = []
+    for page in api.pages(path, params):
+        for b_start, b_end, where, results in _buckets(page, api, path):
+            for i, result in enumerate(results):
+                for name, token_type in TOKEN_TYPES.items():
+                    outer, _, inner = name.partition(".")
+                    value = (result.get(outer) or {}).get(inner) if inner else result.get(outer)
+                    quantity = parse_count(value, f"{where}, results[{i}].{name}") or 0
+                    if quantity > 0:
+                        lines.append(UsageLine(b_start, b_end, result.get("workspace_id"), result.get("model"),
+                                               result.get("api_key_id"), token_type, quantity))
+    return lines
+
+
+def _buckets(page: dict, api: JsonApi, path: str) -> list[tuple[datetime, datetime, str, list]]:
+    data = page.get("data")
+    if not isinstance(data, list):
+        raise BillingDataError(f"Anthropic: GET {api.base_url}{path}: the page has no 'data' list")
+    out = []
+    for n, bucket in enumerate(data):
+        where = f"Anthropic: GET {api.base_url}{path}, bucket {n}"
+        try:
+            b_start = utc(datetime.fromisoformat(str(bucket["starting_at"]).replace("Z", "+00:00")))
+            b_end = utc(datetime.fromisoformat(str(bucket["ending_at"]).replace("Z", "+00:00")))
+        except (KeyError, TypeError, ValueError):
+            raise BillingDataError(f"{where}: starting_at and ending_at must be RFC 3339 timestamps, got "
+                                   f"{bucket.get('starting_at')!r} and {bucket.get('ending_at')!r} "
+                                   "(nothing of the window was written)") from None
+        out.append((b_start, b_end, f"{where} ({b_start:%Y-%m-%d %H:%M} UTC)", bucket.get("results") or []))
+    return out
+
+
+def _rfc3339(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"

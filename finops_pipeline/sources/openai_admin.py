@@ -1,0 +1,137 @@
+"""OpenAI organization costs and usage (the Admin API) as FOCUS line items.
+
+Money: ``GET /organization/costs`` (daily buckets grouped by project and line item; a line item
+such as ``gpt-4o-2024-08-06, input`` is read as model and token type). Volumes:
+``GET /organization/usage/completions`` and ``/usage/embeddings`` (hourly buckets in hourly mode,
+daily otherwise, grouped by model, project and API key). ``ai_billing.to_focus`` joins them.
+The admin key is read from ``OPENAI_ADMIN_KEY`` when a window is fetched, sent as a bearer token,
+and never logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import ClassVar
+
+from dagster import EnvVar
+
+from finops_pipeline.errors import BillingDataError, SettingsError
+from finops_pipeline.sources.ai_billing import (CostLine, PriceTable, UsageLine, Vendor, in_window, parse_amount,
+                                                parse_count, parse_openai_line_item, prices_setting, teams_setting,
+                                                to_focus, utc)
+from finops_pipeline.sources.base import CostBasis, Rows, Window
+from finops_pipeline.sources.http_api import JsonApi
+
+DEFAULT_URL = "https://api.openai.com/v1"
+KEY_VARIABLE = "OPENAI_ADMIN_KEY"
+# Usage endpoints read, with the token counts each has: (token type, field, minus field).
+USAGE_ENDPOINTS = {
+    "completions": (("input", "input_tokens", "input_cached_tokens"), ("cached_input", "input_cached_tokens", None),
+                    ("output", "output_tokens", None)),
+    "embeddings": (("input", "input_tokens", None),),
+}
+BUCKET_LIMIT = {"1d": 31, "1h": 168}  # the most buckets a usage page may hold
+
+
+@dataclass(frozen=True)
+class OpenAISource:
+    """OpenAI's Admin API (``FINOPS_OPENAI_ADMIN_URL``, default https://api.openai.com/v1)."""
+
+    name: ClassVar[str] = "openai"
+    cost_basis: ClassVar[CostBasis] = "actual"
+    base_url: str = DEFAULT_URL
+    organization_id: str = "openai"
+    teams: Mapping[str, str] = field(default_factory=dict)
+    prices: PriceTable | None = None
+    key_variable: str = KEY_VARIABLE
+
+    @classmethod
+    def from_settings(cls, settings) -> OpenAISource:
+        if KEY_VARIABLE not in settings.secrets_set:
+            raise SettingsError(f"FINOPS_SOURCE includes openai: set {KEY_VARIABLE} to an OpenAI admin key "
+                                "(organization settings → Admin keys), which reads usage and costs")
+        options = settings.source_options
+        return cls(base_url=options.get("FINOPS_OPENAI_ADMIN_URL") or DEFAULT_URL,
+                   organization_id=options.get("FINOPS_OPENAI_ORGANIZATION_ID") or "openai",
+                   teams=teams_setting(options), prices=prices_setting(options))
+
+    def fetch(self, window: Window) -> Rows:
+        api = JsonApi("OpenAI", self.base_url, {"Authorization": f"Bearer {EnvVar(self.key_variable).get_value()}"})
+        start, end = utc(window.start), utc(window.end)
+        days = (utc(start.date()), utc((end - timedelta(microseconds=1)).date() + timedelta(days=1)))
+        costs = read_costs(api, *days)
+        width = "1h" if window.grain.name == "hourly" else "1d"
+        usage = [u for endpoint in USAGE_ENDPOINTS for u in read_usage(api, endpoint, start, end, width)]
+        vendor = Vendor("OpenAI", self.organization_id, "Project", "default")
+        frame, warnings = to_focus(vendor, costs, usage, self.prices or PriceTable.load(), self.teams)
+        return Rows(in_window(frame, start, end), tuple(warnings))
+
+
+def read_costs(api: JsonApi, start: datetime, end: datetime) -> list[CostLine]:
+    """Every cost result of ``[start, end)`` (days), grouped by project and line item."""
+    lines = []
+    params = {"start_time": _unix(start), "end_time": _unix(end), "bucket_width": "1d",
+              "group_by": ["project_id", "line_item"], "limit": 180}
+    for page in api.pages("/organization/costs", params):
+        for bucket in _buckets(page, api, "/organization/costs"):
+            b_start, b_end, where = bucket["_start"], bucket["_end"], bucket["_where"]
+            for i, result in enumerate(bucket.get("results") or []):
+                amount = result.get("amount") or {}
+                field_at = f"{where}, results[{i}].amount"
+                currency = str(amount.get("currency") or "").lower()
+                if currency != "usd":
+                    raise BillingDataError(f"{field_at}.currency is {amount.get('currency')!r}: the pipeline reads USD "
+                                           "bills only (nothing of the window was written)")
+                value = parse_amount(amount.get("value"), f"{field_at}.value")
+                model, token_type = parse_openai_line_item(result.get("line_item"))
+                lines.append(CostLine(b_start, b_end, result.get("project_id"), model, token_type, value,
+                                      result.get("line_item") or "OpenAI API"))
+    return lines
+
+
+def read_usage(api: JsonApi, endpoint: str, start: datetime, end: datetime, width: str) -> list[UsageLine]:
+    """The token counts of one usage endpoint over ``[start, end)``, per ``width`` bucket, model,
+    project and API key."""
+    path = f"/organization/usage/{endpoint}"
+    params = {"start_time": _unix(start), "end_time": _unix(end), "bucket_width": width,
+              "group_by": ["model", "project_id", "api_key_id"], "limit": BUCKET_LIMIT[width]}
+    lines = []
+    for page in api.pages(path, params):
+        for bucket in _buckets(page, api, path):
+            for i, result in enumerate(bucket.get("results") or []):
+                requests = parse_count(result.get("num_model_requests"), f"{bucket['_where']}, results[{i}].num_model_requests")
+                for token_type, name, minus in USAGE_ENDPOINTS[endpoint]:
+                    quantity = parse_count(result.get(name), f"{bucket['_where']}, results[{i}].{name}") or 0
+                    if minus:
+                        quantity -= parse_count(result.get(minus), f"{bucket['_where']}, results[{i}].{minus}") or 0
+                    if quantity > 0:
+                        lines.append(UsageLine(bucket["_start"], bucket["_end"], result.get("project_id"),
+                                               result.get("model"), result.get("api_key_id"), token_type, quantity,
+                                               requests))
+                        requests = None  # the bucket's requests go on its first row only
+    return lines
+
+
+def _buckets(page: dict, api: JsonApi, path: str) -> list[dict]:
+    """The page's buckets, each with its start, end and where it is (for error messages)."""
+    data = page.get("data")
+    if not isinstance(data, list):
+        raise BillingDataError(f"OpenAI: GET {api.base_url}{path}: the page has no 'data' list")
+    out = []
+    for n, bucket in enumerate(data):
+        where = f"OpenAI: GET {api.base_url}{path}, bucket {n}"
+        try:
+            b_start = datetime.fromtimestamp(int(bucket["start_time"]), timezone.utc)
+            b_end = datetime.fromtimestamp(int(bucket["end_time"]), timezone.utc)
+        except (KeyError, TypeError, ValueError):
+            raise BillingDataError(f"{where}: start_time and end_time must be Unix seconds, got "
+                                   f"{bucket.get('start_time')!r} and {bucket.get('end_time')!r} "
+                                   "(nothing of the window was written)") from None
+        out.append({**bucket, "_start": b_start, "_end": b_end, "_where": f"{where} ({b_start:%Y-%m-%d %H:%M} UTC)"})
+    return out
+
+
+def _unix(moment: datetime) -> int:
+    return int(moment.timestamp())
