@@ -742,9 +742,12 @@ def _other_charges(bill: _Bill, usage: pd.DataFrame) -> list[dict]:
 
 def _as_focus(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns in ``FOCUS_COLUMNS`` order with the dtypes ``demo.generate`` gives them."""
+    filled = set(frame.columns)
     frame = frame.reindex(columns=list(FOCUS_COLUMNS))
     for column, kind in FOCUS_COLUMNS.items():
-        if column in TIMESTAMP_COLUMNS:
+        if column not in filled:  # a column this bill has no values for, as the demo leaves it
+            frame[column] = pd.Series([None] * len(frame), dtype=object, index=frame.index)
+        elif column in TIMESTAMP_COLUMNS:
             frame[column] = pd.to_datetime(frame[column], utc=True).dt.as_unit("us")
         elif kind.startswith("DECIMAL"):
             frame[column] = frame[column].astype(float)

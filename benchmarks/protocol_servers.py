@@ -138,14 +138,16 @@ class _AdminApi(_Server):
     finest grain (cost per day, usage per hour) and served as the APIs do, in time buckets grouped
     by the requested dimensions (a dimension not grouped by is null), ``limit`` buckets a page,
     with an opaque ``next_page`` cursor; a wrong key gets 401. ``script`` answers the first
-    requests instead (e.g. ``(429, {"Retry-After": "1"})``), one entry each."""
+    requests instead (e.g. ``(429, {"Retry-After": "1"})``), one entry each; ``max_buckets`` caps a
+    page below the ``limit`` asked for, to make pages."""
 
     KEY = "sk-admin-test"
     NUMBERS: dict[str, tuple[str, ...]] = {}  # per endpoint path, its summed fields
 
     def __init__(self, costs: list[dict] | None = None, usage: dict[str, list[dict]] | None = None,
-                 script: list | None = None) -> None:
+                 script: list | None = None, max_buckets: int | None = None) -> None:
         super().__init__()
+        self.max_buckets = max_buckets
         self.costs = list(costs or [])
         self.usage = {k: list(v) for k, v in (usage or {}).items()}
         self.script = list(script or [])
@@ -162,10 +164,9 @@ class _AdminApi(_Server):
             return 401, {}, {"error": {"type": "authentication_error", "message": "invalid x-api-key / bearer token"}}
         return self.serve(record)
 
-    @staticmethod
-    def _page(buckets: list[dict], query: dict, default_limit: int) -> dict:
+    def _page(self, buckets: list[dict], query: dict, default_limit: int) -> dict:
         offset = int((query.get("page") or ["page_0"])[0].removeprefix("page_"))
-        limit = int((query.get("limit") or [default_limit])[0])
+        limit = min(int((query.get("limit") or [default_limit])[0]), self.max_buckets or 10**9)
         chunk = buckets[offset:offset + limit]
         more = offset + limit < len(buckets)
         return {"data": chunk, "has_more": more, "next_page": f"page_{offset + limit}" if more else None}
@@ -232,10 +233,12 @@ class OpenAIAdminServer(_AdminApi):
                         key = (c["project_id"] if "project_id" in groups else None,
                                c["line_item"] if "line_item" in groups else None, c.get("as_string", False))
                         acc = results.setdefault(key, {"currency": c.get("currency", "usd"), "value": Decimal(0)})
-                        acc["value"] += c["value"]
+                        # A value that is not a number is sent as given (a bad answer, for tests).
+                        acc["value"] = acc["value"] + c["value"] if isinstance(c["value"], Decimal) else c["value"]
                 buckets.append({"object": "bucket", "start_time": int(b_start.timestamp()), "end_time": int(b_end.timestamp()),
                                 "results": [{"object": "organization.costs.result", "project_id": k[0], "line_item": k[1],
-                                             "amount": {"value": str(v["value"]) if k[2] else float(v["value"]),
+                                             "amount": {"value": str(v["value"]) if k[2] or not isinstance(v["value"], Decimal)
+                                                        else float(v["value"]),
                                                         "currency": v["currency"]}}
                                             for k, v in results.items()]})
             return 200, {}, {"object": "page", **self._page(buckets, q, 7)}

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "finops_pipeline"
 
 # Lowest first. A module may import its own layer and the ones before it.
 LAYERS = [
-    ("finops_pipeline.grain", "finops_pipeline.errors", "finops_pipeline.processes"),
+    ("finops_pipeline.grain", "finops_pipeline.errors", "finops_pipeline.processes", "finops_pipeline.mapping_spec"),
     ("finops_pipeline.warehouse",),
     ("finops_pipeline.sources",),
     ("finops_pipeline.feedback",),

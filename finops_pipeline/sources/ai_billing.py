@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -346,3 +347,12 @@ def prices_setting(options: Mapping[str, str]) -> PriceTable:
         return PriceTable.load(options.get("FINOPS_AI_PRICES"))
     except BillingDataError as exc:
         raise SettingsError(str(exc)) from None
+
+
+def secret(variable: str) -> str:
+    """The key in ``variable``, read from the environment when a window is fetched (never kept in
+    the settings, never logged); a ``SettingsError`` naming the variable when it is unset."""
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        raise SettingsError(f"{variable} is not set: the source needs it to read the vendor's usage and costs")
+    return value

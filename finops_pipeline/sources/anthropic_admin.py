@@ -17,11 +17,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import ClassVar
 
-from dagster import EnvVar
-
 from finops_pipeline.errors import BillingDataError, SettingsError
 from finops_pipeline.sources.ai_billing import (CostLine, PriceTable, UsageLine, Vendor, in_window, parse_amount,
-                                                parse_count, prices_setting, teams_setting, to_focus, utc)
+                                                parse_count, prices_setting, secret, teams_setting, to_focus, utc)
 from finops_pipeline.sources.base import CostBasis, Rows, Window
 from finops_pipeline.sources.http_api import JsonApi
 
@@ -63,7 +61,7 @@ class AnthropicSource:
                    teams=teams_setting(options), prices=prices_setting(options))
 
     def fetch(self, window: Window) -> Rows:
-        api = JsonApi("Anthropic", self.base_url, {"x-api-key": EnvVar(self.key_variable).get_value() or "",
+        api = JsonApi("Anthropic", self.base_url, {"x-api-key": secret(self.key_variable),
                                                    "anthropic-version": API_VERSION})
         start, end = utc(window.start), utc(window.end)
         days = (utc(start.date()), utc((end - timedelta(microseconds=1)).date() + timedelta(days=1)))

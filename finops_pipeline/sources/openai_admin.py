@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import ClassVar
 
-from dagster import EnvVar
-
 from finops_pipeline.errors import BillingDataError, SettingsError
 from finops_pipeline.sources.ai_billing import (CostLine, PriceTable, UsageLine, Vendor, in_window, parse_amount,
-                                                parse_count, parse_openai_line_item, prices_setting, teams_setting,
-                                                to_focus, utc)
+                                                parse_count, parse_openai_line_item, prices_setting, secret,
+                                                teams_setting, to_focus, utc)
 from finops_pipeline.sources.base import CostBasis, Rows, Window
 from finops_pipeline.sources.http_api import JsonApi
 
@@ -58,7 +56,7 @@ class OpenAISource:
                    teams=teams_setting(options), prices=prices_setting(options))
 
     def fetch(self, window: Window) -> Rows:
-        api = JsonApi("OpenAI", self.base_url, {"Authorization": f"Bearer {EnvVar(self.key_variable).get_value()}"})
+        api = JsonApi("OpenAI", self.base_url, {"Authorization": f"Bearer {secret(self.key_variable)}"})
         start, end = utc(window.start), utc(window.end)
         days = (utc(start.date()), utc((end - timedelta(microseconds=1)).date() + timedelta(days=1)))
         costs = read_costs(api, *days)
