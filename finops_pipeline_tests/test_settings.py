@@ -15,7 +15,7 @@ def test_defaults_live_under_the_data_dir(tmp_path):
 
 def test_sources_are_a_comma_separated_list_and_unknown_ones_are_named(tmp_path):
     assert load_settings({"FINOPS_SOURCE": " Demo, focus "}).source == "demo,focus"
-    with pytest.raises(ValueError, match="unknown source\\(s\\) cur.*use one or more of aws_cost_explorer, demo, focus"):
+    with pytest.raises(ValueError, match="unknown source\\(s\\) cur.*use one or more of anthropic, aws_cost_explorer, demo, focus, openai"):
         load_settings({"FINOPS_SOURCE": "demo,cur"})
     with pytest.raises(ValueError, match="FINOPS_START_DATE='yesterday' is not an ISO date"):
         load_settings({"FINOPS_START_DATE": "yesterday"})
@@ -32,6 +32,7 @@ def test_secret_values_stay_out_of_the_settings():
     ("FINOPS_LLM_TIMEOUT_SECONDS", "-5", "use a number of seconds above 0"),
     ("FINOPS_LLM_PRICING", "cheap", "'prompt,completion' USD per 1M tokens"),
     ("FINOPS_SLACK_ROUTES", "data", "team=channel pairs"),
+    ("FINOPS_AI_TEAMS", "proj_a,proj_b=ml", "'proj_a' is not project=team"),
     ("FINOPS_GRANULARITY", "weekly", "use daily or hourly"),
 ])
 @pytest.mark.fault_probe
