@@ -100,7 +100,8 @@ class Grain:
 DAILY = Grain(
     name="daily", step=timedelta(days=1), freq="D", unit="day",
     cost_table="daily_costs", series_model="daily_cost_series", period_column="day", period_sql_type="DATE",
-    cost_explorer_granularity="DAILY", other_marts=("hourly_costs", "hourly_cost_series"), calendar_rules=True,
+    cost_explorer_granularity="DAILY", other_marts=("hourly_costs", "hourly_cost_series", "hourly_ai_usage"),
+    calendar_rules=True,
     refresh_cron="0 6 * * *", partition_end_offset=0,
     refresh_note="Every morning at 06:00 UTC, yesterday's partition: most providers have the day's usage by then.",
 )

@@ -67,6 +67,8 @@ def cost_series(tmp_path_factory):
             con.register("usage", usage.assign(day=usage["period"], charge_category="Usage"))
             con.execute("CREATE TABLE daily_costs AS SELECT day::DATE AS day, provider, sub_account_id, sub_account_name, "
                         "service_name, team, charge_category, effective_cost::DECIMAL(18, 6) AS effective_cost FROM usage")
+            con.execute("CREATE TABLE daily_ai_usage (day DATE, provider VARCHAR, sub_account_id VARCHAR, "
+                        "api_key_id VARCHAR, team VARCHAR, effective_cost DECIMAL(18, 6))")  # no AI spend
             series = con.execute(f"SELECT * FROM ({compiled}) ORDER BY series_key, period").df()
         series["period"] = DAILY.periods_of(series["period"])
         return series

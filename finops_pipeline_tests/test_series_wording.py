@@ -18,7 +18,8 @@ from finops_pipeline.alerting.messages import markdown_message, slack_message, t
 from finops_pipeline.alerting.report import template_analysis, template_summary
 
 NAN = math.nan
-# Level, then the names its series has (NaN where the level has none or the bill gave none).
+# Level, then the names its series has (NaN where the level has none or the bill gave none),
+# and for an API key its id.
 LEVELS = {
     "total": (NAN, NAN, NAN, NAN, NAN),
     "provider": ("AWS", NAN, NAN, NAN, NAN),
@@ -26,6 +27,7 @@ LEVELS = {
     "service": ("Google Cloud", NAN, NAN, "BigQuery", NAN),
     "team": (NAN, NAN, NAN, NAN, "ml-platform"),
     "sub_account_service": ("Microsoft", NAN, NAN, "Virtual Machines", NAN),  # neither name nor id
+    "api_key": ("OpenAI", NAN, "proj_chat", NAN, "assistants", "key_web"),
 }
 WORDING = {
     "total": "Total usage (all accounts)",
@@ -34,17 +36,18 @@ WORDING = {
     "service": "BigQuery (Google Cloud, all accounts)",
     "team": "Team ml-platform (all accounts)",
     "sub_account_service": "Virtual Machines in unnamed account (Microsoft)",
+    "api_key": "API key key_web in proj_chat (OpenAI)",
 }
 MISSING = re.compile(r"\bnan\b|\bNone\b|\bnull\b", re.IGNORECASE)
 
 
 def _incident(level: str) -> Incident:
-    provider, account, account_id, service, team = LEVELS[level]
+    provider, account, account_id, service, team, *key = LEVELS[level]
     row = pd.DataFrame([{
         "anomaly_id": f"a-{level}", "series_key": f"{level}:x", "granularity": "daily",
         "period_start": pd.Timestamp("2025-07-19", tz="UTC"), "severity": "warning", "direction": "spike",
         "series_level": level, "provider": provider, "sub_account_name": account, "sub_account_id": account_id,
-        "service_name": service, "team": team, "actual_cost": 840.0, "expected_cost": 120.0, "lower_bound": 90.0,
+        "service_name": service, "team": team, "api_key_id": key[0] if key else NAN, "actual_cost": 840.0, "expected_cost": 120.0, "lower_bound": 90.0,
         "upper_bound": 150.0, "impact_usd": 720.0, "deviation_pct": 600.0, "detectors": "prophet",
         "top_contributors": json.dumps([{"dimension": "resource", "name": "i-0abc", "actual": 800.0, "expected": 80.0,
                                          "delta": 720.0}]),

@@ -11,13 +11,9 @@ from finops_pipeline.alerting.delivery import atomic_write
 from finops_pipeline.alerting.incident import Incident
 from finops_pipeline.detection.charts import cost_band_chart
 from finops_pipeline.detection.queries import as_periods
-from finops_pipeline.detection.series import LEVEL_COLUMNS
 from finops_pipeline.grain import Grain
 from finops_pipeline.warehouse import utc_bounds
 from finops_pipeline.warehouse.sql_files import sql_file
-
-# The incident's fields that hold each series column.
-_FACT_FIELDS = {"provider": "provider", "sub_account_id": "sub_account_id", "service_name": "service", "team": "team"}
 
 
 def _sql(name: str) -> str:
@@ -27,12 +23,10 @@ def _sql(name: str) -> str:
 def series_history(con: duckdb.DuckDBPyConnection, grain: Grain, fact: Incident, periods: int = 56) -> pd.DataFrame:
     """The incident's series over the ``periods`` up to its latest: cost, and the forecast band
     each period was scored against (``period, cost, expected_cost, lower_bound, upper_bound``)."""
-    columns = LEVEL_COLUMNS[fact.series_level]
     end = grain.period(fact.latest_period) + grain.step
     first = end - periods * grain.step
-    costs_sql = _sql("series_costs").format(period=grain.period_column, cost_table=grain.cost_table,
-                                            filters="".join(f" AND {c} = ${i + 3}" for i, c in enumerate(columns)))
-    costs = as_periods(grain, con.execute(costs_sql, [first, end, *(getattr(fact, _FACT_FIELDS[c]) for c in columns)]).df(), "period")
+    costs = as_periods(grain, con.execute(_sql("series_costs").format(series_model=grain.series_model),
+                                          [first, end, fact.series_key]).df(), "period")
     bands = as_periods(grain, con.execute(_sql("series_bands"), [grain.name, fact.series_key, *utc_bounds(first, end)]
                                           ).df(), "period")
     history = pd.DataFrame({"period": grain.periods(first, end)})

@@ -79,6 +79,7 @@ class Incident:
     signal: str = "cost"  # cost, or data_gap: the series' line items stopped arriving
     profile: str | None = None  # the series' calibrated profile at the peak (steady, bursty, ...)
     usual: Band | None = None  # its calibrated range at the peak: outside it, the period pages
+    api_key: str | None = None  # the AI API key its series is (level api_key)
 
     @classmethod
     def from_row(cls, row) -> Incident:
@@ -125,6 +126,7 @@ class Incident:
             signal=_text(getattr(row, "signal", None)) or "cost",
             profile=_text(getattr(row, "profile", None)),
             usual=_band(getattr(row, "alert_lower", None), getattr(row, "alert_upper", None)),
+            api_key=_text(getattr(row, "api_key_id", None)),
         )
 
     def to_record(self) -> dict:
@@ -162,12 +164,13 @@ class Incident:
             "signal": self.signal,
             "profile": self.profile,
             "usual_usd": list(self.usual) if self.usual else None,
+            "api_key": self.api_key,
         }
 
     @classmethod
     def from_record(cls, record: dict) -> Incident:
         """What ``to_record`` stored (``json.loads`` of it). ``feedback``, ``detectors``, ``signal``,
-        ``profile`` and ``usual_usd`` are absent from records written before they existed. A record from before incidents (an
+        ``profile``, ``usual_usd`` and ``api_key`` are absent from records written before they existed. A record from before incidents (an
         anomaly's figures only) reads as an incident of one period on an unknown series, which
         overlaps no other."""
         if "span" not in record:
@@ -206,6 +209,7 @@ class Incident:
             signal=record.get("signal", "cost"),
             profile=record.get("profile"),
             usual=_band(*(record.get("usual_usd") or (None, None))),
+            api_key=_text(record.get("api_key")),
         )
 
     @property
@@ -226,6 +230,8 @@ class Incident:
                 return f"{service} ({provider}, all accounts)"
             case "team":
                 return f"Team {self.team or 'untagged'} (all accounts)"
+            case "api_key":
+                return f"API key {self.api_key or 'unnamed key'} in {account} ({provider})"
             case _:
                 return f"{service} in {account} ({provider})"
 

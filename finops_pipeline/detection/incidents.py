@@ -43,7 +43,7 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series, thresholds: Thres
     ``incident_id`` (and ``explained_by``: an incident whose peak a finer anomaly explains is
     explained by that anomaly's incident); ``last_scored`` maps each series_key to the latest period it was scored."""
     columns = ["incident_id", "granularity", "series_level", "series_key", "provider", "sub_account_id",
-               "sub_account_name", "service_name", "team", "direction", "start_period", "peak_period",
+               "sub_account_name", "service_name", "team", "api_key_id", "direction", "start_period", "peak_period",
                "latest_period", "periods", "total_excess_usd", "peak_anomaly_id", "severity", "status", "feedback",
                "explained_by", "signal"]
     if anomalies.empty:
@@ -71,8 +71,8 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series, thresholds: Thres
         else:
             severity = SEVERITIES[max(int(group["rank"].max()), SEVERITIES.index(by_totals))]
         rows.append({
-            **{c: peak[c] for c in ("series_key", "series_level", "granularity", "provider", "sub_account_id",
-                                    "sub_account_name", "service_name", "team", "direction")},
+            **{c: peak.get(c) for c in ("series_key", "series_level", "granularity", "provider", "sub_account_id",
+                                        "sub_account_name", "service_name", "team", "api_key_id", "direction")},
             "incident_id": incident_id,
             "start_period": group["period_start"].min(),
             "peak_period": peak["period_start"],

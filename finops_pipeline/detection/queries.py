@@ -78,6 +78,10 @@ ROOT_CAUSE_DIMENSIONS = {
     "sub_account_service": ("stg_focus__billing", {"resource": "coalesce(resource_id, '(no resource)')",
                                                    "sku": "coalesce(sku_id, '(no sku)')", "region": _REGION,
                                                    "charge_description": "coalesce(charge_description, '(none)')"}),
+    # An API key's spend, by the model and token type it went to; and by project × model, so a
+    # model's own alert can explain the key's (``series.explained_across``).
+    "api_key": ("stg_focus__billing", {"sub_account / service": _ACCOUNT_SERVICE,
+                                       "token type": "coalesce(sku_meter, '(none)')"}),
 }
 
 

@@ -33,8 +33,9 @@ from finops_pipeline.detection.scoring import (
 from finops_pipeline.detection.calibration import Calibration
 
 # Coarse to fine. A change that cancels out in a sum (one account up, another down) is still seen
-# at the finer levels; one that spreads thinly over many services is seen at the coarser ones.
-SERIES_LEVELS = ("total", "provider", "sub_account", "service", "team", "sub_account_service")
+# at the finer levels; one that spreads thinly over many services is seen at the coarser ones. An
+# AI API key is a series of its own: a retry loop or a leaked key is one key's spend.
+SERIES_LEVELS = ("total", "provider", "sub_account", "service", "team", "sub_account_service", "api_key")
 
 # The columns that name a series at each level (team: the tag; untagged spend is its own team).
 LEVEL_COLUMNS = {
@@ -44,14 +45,19 @@ LEVEL_COLUMNS = {
     "service": ("provider", "service_name"),
     "team": ("team",),
     "sub_account_service": ("provider", "sub_account_id", "service_name"),
+    "api_key": ("provider", "sub_account_id", "api_key_id"),
 }
+# Levels whose series belong to the team that carries most of their spend (not a team tag's sum).
+OWNED_LEVELS = ("sub_account_service", "api_key")
 
-META_COLUMNS = ["series_key", "series_level", "provider", "sub_account_id", "sub_account_name", "service_name", "team"]
+META_COLUMNS = ["series_key", "series_level", "provider", "sub_account_id", "sub_account_name", "service_name", "team",
+                "api_key_id"]
 
 
 def series_key(level: str, *parts: str | None) -> str:
     """``total``, ``provider:AWS``, ``sub_account:AWS/1234``, ``service:AWS/Amazon EC2``,
-    ``team:ml``, ``sub_account_service:AWS/1234/Amazon EC2``: the parts are ``LEVEL_COLUMNS[level]``."""
+    ``team:ml``, ``sub_account_service:AWS/1234/Amazon EC2``, ``api_key:OpenAI/proj_abc/key_1``: the
+    parts are ``LEVEL_COLUMNS[level]``."""
     if level == "total":
         return "total"
     return f"{level}:{'/'.join(str(p) for p in parts)}"
@@ -59,12 +65,12 @@ def series_key(level: str, *parts: str | None) -> str:
 
 def contains(coarse: pd.Series | dict, fine: pd.Series | dict) -> bool:
     """Whether series ``coarse`` holds the spend of a different series ``fine`` (each with
-    series_level and its level's columns). A sub-account × service series counts as its owning
-    team's: the team that carries most of its spend."""
+    series_level and its level's columns). A sub-account × service or API key series counts as
+    its owning team's: the team that carries most of its spend."""
     if coarse["series_level"] == fine["series_level"]:
         return False
     fine_columns = set(LEVEL_COLUMNS[fine["series_level"]])
-    if fine["series_level"] == "sub_account_service":
+    if fine["series_level"] in OWNED_LEVELS:
         fine_columns.add("team")
     columns = LEVEL_COLUMNS[coarse["series_level"]]
     return set(columns) <= fine_columns and all(coarse[c] == fine[c] for c in columns)
@@ -327,7 +333,7 @@ def explained_by(found: pd.DataFrame, share: float = 0.5) -> list[str | None]:
 
 
 DETECTED_COLUMNS = ["anomaly_id", "period_start", "granularity", "series_level", "series_key", "provider", "sub_account_id",
-                    "sub_account_name", "service_name", "team", "direction", "actual_cost", "expected_cost", "lower_bound",
+                    "sub_account_name", "service_name", "team", "api_key_id", "direction", "actual_cost", "expected_cost", "lower_bound",
                     "upper_bound", "impact_usd", "deviation_pct", "robust_z", "severity", "detectors"]
 
 
@@ -343,6 +349,7 @@ def _row(key, m, period, actual, expected, lower, upper, result: Score, grain: G
         "sub_account_name": m.sub_account_name,
         "service_name": m.service_name,
         "team": m.team,
+        "api_key_id": m.api_key_id,
         "direction": result.direction,
         "actual_cost": round(actual, 2),
         "expected_cost": round(float(expected), 2),

@@ -256,6 +256,7 @@ def _row(vendor: Vendor, start: datetime, end: datetime, sub_account: str | None
         BillingAccountId=vendor.billing_account_id,
         BillingAccountType="Organization",
         SubAccountId=account,
+        SubAccountName=account,  # the admin APIs give ids; a project's id is what its console shows
         SubAccountType=vendor.sub_account_type,
         BillingPeriodStart=month,
         BillingPeriodEnd=next_month,

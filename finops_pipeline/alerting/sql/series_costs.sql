@@ -1,5 +1,3 @@
--- An incident's series: usage cost per period of [$1, $2) at the grain's cost mart, for the
--- series' own columns ({filters}).
-SELECT {period} AS period, sum(effective_cost) AS cost FROM {cost_table}
-WHERE charge_category = 'Usage' AND {period} >= $1 AND {period} < $2 {filters}
-GROUP BY 1
+-- An incident's series: its cost per period of [$1, $2), from the grain's view of every series.
+SELECT period, cost FROM {series_model}
+WHERE series_key = $3 AND period >= $1 AND period < $2
