@@ -13,11 +13,11 @@ from finops_pipeline.definitions import build_definitions
 from finops_pipeline.settings import load_settings
 from finops_pipeline.sources import registry
 
-PARTITIONED = {"raw_billing", "stg_focus__billing", "daily_costs", "team_costs", "daily_cost_series", "sku_first_seen",
-               "cost_forecasts", "anomalies"}
+PARTITIONED = {"raw_billing", "stg_focus__billing", "daily_costs", "team_costs", "daily_ai_usage", "daily_cost_series",
+               "sku_first_seen", "cost_forecasts", "anomalies"}
 UNPARTITIONED = {"incidents", "detection_quality", "anomaly_report", "anomaly_alerts", "cost_digest"}
 GROUPS = {"raw_billing": "ingest", "stg_focus__billing": "transform", "daily_costs": "transform",
-          "team_costs": "transform", "daily_cost_series": "transform", "sku_first_seen": "transform",
+          "team_costs": "transform", "daily_ai_usage": "transform", "daily_cost_series": "transform", "sku_first_seen": "transform",
           "cost_forecasts": "detect", "anomalies": "detect", "incidents": "detect", "detection_quality": "detect",
           "anomaly_report": "alerting", "anomaly_alerts": "alerting", "cost_digest": "alerting"}
 
@@ -36,7 +36,7 @@ def test_daily_and_hourly_definitions_load_side_by_side(both):
     daily, hourly = (both[g].resolve_asset_graph() for g in ("daily", "hourly"))
     keys = {k.to_user_string() for k in daily.get_all_asset_keys()}
     assert keys == PARTITIONED | UNPARTITIONED
-    assert {k.to_user_string() for k in hourly.get_all_asset_keys()} == keys | {"hourly_costs", "hourly_cost_series"}
+    assert {k.to_user_string() for k in hourly.get_all_asset_keys()} == keys | {"hourly_costs", "hourly_cost_series", "hourly_ai_usage"}
     for key, group in GROUPS.items():
         assert daily.get(AssetKey(key)).group_name == group
     # Both grains keep daily partitions from the start date; by the hour, today's exists too.

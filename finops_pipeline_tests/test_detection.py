@@ -507,6 +507,9 @@ def test_one_event_in_two_dimensions_is_one_alert():
         return [{"sub_account / service": [{"name": "prod / EC2", "actual": delta, "expected": 0.0, "delta": delta}]}, {}]
 
     assert explained_across(rows, causes(835.0)) == ["ec2", None]
+    # As detection hands it over: a text column, whose missing values are NaN, not None.
+    as_text = rows.assign(explained_by=pd.Series([None, "other"], dtype="str"))
+    assert explained_across(as_text, causes(835.0)) == ["ec2", "other"]
     # A team spike mostly elsewhere is its own event.
     assert explained_across(rows, causes(300.0)) == [None, None]
     # ...and so is one on another day or the other way.

@@ -164,7 +164,9 @@ class Incident:
             "signal": self.signal,
             "profile": self.profile,
             "usual_usd": list(self.usual) if self.usual else None,
-            "api_key": self.api_key,
+            # Only an API key's series has one: the records of every other series stay as they were
+            # stored, so their fingerprints do not change.
+            **({"api_key": self.api_key} if self.api_key else {}),
         }
 
     @classmethod

@@ -279,7 +279,8 @@ def explained_across(found: pd.DataFrame, causes: list[dict[str, list[dict]]], s
     sub-account × service anomaly of the same period and direction whose line items carry at
     least ``share`` of its impact, as its root cause (``causes``, one per row, from
     ``queries.root_causes``) shows them: one event, one alert."""
-    out = list(found["explained_by"].where(found["explained_by"].notna(), None))
+    # None, not NaN, for "unexplained": a str column's where(..., None) gives NaN back.
+    out = [None if pd.isna(v) else v for v in found["explained_by"]]
     records = found.reset_index(drop=True).to_dict("records")
     finest = {}
     for r in records:

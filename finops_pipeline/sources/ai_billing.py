@@ -49,6 +49,7 @@ METERS: dict[str, tuple[str, str]] = {
 PRICING_UNITS = {"Tokens": ("1000000 Tokens", Decimal(1_000_000)), "Requests": ("1000 Requests", Decimal(1000))}
 X_COLUMNS = ("x_Model", "x_TokenType", "x_ApiKeyId", "x_Requests", "x_CostSource")
 CENT = Decimal("0.00000001")  # the eight decimals raw_billing keeps
+MICRO = Decimal("0.000001")  # the cost marts' precision: shares of a cost are cut at it, so they add up there too
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
 
 
@@ -233,10 +234,10 @@ def to_focus(vendor: Vendor, costs: list[CostLine], usage: list[UsageLine], pric
 
 
 def _split(amount: Decimal, weights: list[int]) -> list[Decimal]:
-    """``amount`` in proportion to ``weights``, to eight decimals, summing to ``amount`` exactly
+    """``amount`` in proportion to ``weights``, to the micro-dollar, summing to ``amount`` exactly
     (the rounding remainder goes to the largest share)."""
     total = sum(weights)
-    shares = [(amount * w / total).quantize(CENT) for w in weights]
+    shares = [(amount * w / total).quantize(MICRO) for w in weights]
     shares[max(range(len(weights)), key=weights.__getitem__)] += amount - sum(shares)
     return shares
 
