@@ -29,6 +29,7 @@ class Grain:
     freq: str  # the pandas frequency
     unit: str  # what one period is called: day, hour
     cost_table: str  # the dbt mart at this grain
+    ai_table: str  # the dbt mart of AI API usage at this grain
     series_model: str  # the dbt view of every detection series at this grain
     period_column: str  # its period column
     period_sql_type: str  # that column's DuckDB type: a DATE for days, a UTC TIMESTAMP for hours
@@ -99,7 +100,7 @@ class Grain:
 
 DAILY = Grain(
     name="daily", step=timedelta(days=1), freq="D", unit="day",
-    cost_table="daily_costs", series_model="daily_cost_series", period_column="day", period_sql_type="DATE",
+    cost_table="daily_costs", ai_table="daily_ai_usage", series_model="daily_cost_series", period_column="day", period_sql_type="DATE",
     cost_explorer_granularity="DAILY", other_marts=("hourly_costs", "hourly_cost_series", "hourly_ai_usage"),
     calendar_rules=True,
     refresh_cron="0 6 * * *", partition_end_offset=0,
@@ -107,7 +108,7 @@ DAILY = Grain(
 )
 HOURLY = Grain(
     name="hourly", step=timedelta(hours=1), freq="h", unit="hour",
-    cost_table="hourly_costs", series_model="hourly_cost_series", period_column="hour", period_sql_type="TIMESTAMP",
+    cost_table="hourly_costs", ai_table="hourly_ai_usage", series_model="hourly_cost_series", period_column="hour", period_sql_type="TIMESTAMP",
     cost_explorer_granularity="HOURLY", other_marts=(), calendar_rules=False,
     refresh_cron="30 * * * *", partition_end_offset=1, incident_reach=12,
     refresh_note="Every hour at :30, the day of the hour before (today's partition, up to the last full hour): "

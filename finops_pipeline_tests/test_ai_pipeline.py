@@ -1,6 +1,7 @@
 """An OpenAI bill end to end, in process: the Admin API over HTTP → raw_billing → dbt's AI usage mart
 and API-key series → forecasts → anomalies. A retry loop on one key pages once, on the project ×
-model series, naming the key; the key's own incident is explained by it."""
+model series, naming the key; the key's own incident is explained by it. A price per token that
+triples pages with what the tokens cost above their usual price."""
 
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ pytestmark = pytest.mark.integration
 
 START, LAST = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 3, 11, tzinfo=timezone.utc)
 LOOP_DAY = datetime(2026, 3, 8, tzinfo=timezone.utc)
+PRICE_DAY = datetime(2026, 3, 10, tzinfo=timezone.utc)  # proj_batch's input tokens cost three times as much
 MODEL = "gpt-4o-2024-08-06"
 # key → (project, uncached input tokens a day, output tokens a day)
 KEYS = {"key_web": ("proj_chat", 8_000_000, 2_000_000), "key_cron": ("proj_chat", 2_000_000, 500_000),
-        "key_retry": ("proj_chat", 3_000_000, 600_000), "key_etl": ("proj_batch", 4_000_000, 1_000_000)}
+        "key_retry": ("proj_chat", 3_000_000, 600_000), "key_etl": ("proj_batch", 100_000_000, 25_000_000)}
 PRICE = {"input": Decimal("2.50"), "output": Decimal("10")}  # per 1M tokens
 
 
@@ -43,7 +45,8 @@ def bill() -> tuple[list[dict], dict]:
             usage.append({"start": day + timedelta(hours=10), "model": MODEL, "project_id": project, "api_key_id": key,
                           "input_tokens": n_in, "output_tokens": n_out, "num_model_requests": n_in // 4000})
             for kind, n in (("input", n_in), ("output", n_out)):
-                spend[project, kind] = spend.get((project, kind), Decimal(0)) + PRICE[kind] * n / 1_000_000
+                price = PRICE[kind] * (3 if (project, kind, day) == ("proj_batch", "input", PRICE_DAY) else 1)
+                spend[project, kind] = spend.get((project, kind), Decimal(0)) + price * n / 1_000_000
         costs += [{"start": day, "project_id": project, "line_item": f"{MODEL}, {kind}", "value": round(amount, 6)}
                   for (project, kind), amount in spend.items()]
         day += timedelta(days=1)
@@ -97,3 +100,12 @@ def test_a_retry_loop_on_one_key_pages_once_naming_the_key(warehouse):
     assert key_incident[1] == "api_key:OpenAI/proj_chat/key_retry" and key_incident[3] == paging[0][4]
     (causes,) = warehouse.execute("SELECT top_contributors FROM anomalies WHERE anomaly_id = ?", [paging[0][4]]).fetchone()
     assert json.loads(causes)[0]["name"] == "key_retry"
+
+
+def test_a_tripled_price_per_token_pages_with_its_excess(warehouse):
+    found = warehouse.execute("""SELECT detectors, severity, actual_cost - expected_cost FROM anomalies
+                                 WHERE series_key = ? AND period_start = ?""",
+                              [f"sub_account_service:OpenAI/proj_batch/{MODEL}", PRICE_DAY]).fetchall()
+    assert len(found) == 1 and "unit_cost_rise" in found[0][0].split(",") and found[0][1] == "warning"
+    # 100M input tokens at $5 more per 1M than their median price (the day's noise aside).
+    assert found[0][2] == pytest.approx(500.0, rel=0.1)

@@ -47,6 +47,15 @@ def new_skus(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: P
     return as_periods(grain, frame, "period")
 
 
+def ai_usage(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: Period, lookback: int) -> pd.DataFrame:
+    """AI usage per period, project × model (``series_key``) and token type over ``[start, end)``
+    and the ``lookback`` periods before (``ai_rules``); empty when the bill has none."""
+    frame = con.execute(sql("ai_usage").format(period=grain.period_column, ai_table=grain.ai_table),
+                        [start - lookback * grain.step, end]).df()
+    frame["series_key"] = [series_key("sub_account_service", *k) for k in zip(frame.provider, frame.sub_account_id, frame.model)]
+    return as_periods(grain, frame, "period")
+
+
 def past_expected(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: Period) -> pd.DataFrame:
     """Every series' horizon-0 expected cost in ``[start, end)``: what calibration compares the
     periods' costs with."""

@@ -156,7 +156,10 @@ def deviation_pct(actual: float, expected: float) -> float:
 
 
 # Rules whose find names its own cause, in the bill itself, rather than only a value out of line.
-CAUSED_RULES = ("new_sku", "weekend_like_weekday")
+CAUSED_RULES = ("new_sku", "weekend_like_weekday", "unit_cost_rise", "cache_collapse", "cost_per_request")
+# The AI rules (``ai_rules``) compare a ratio with its own median; the series' cost noise is not
+# their evidence, so the noise gate does not apply to them.
+AI_RULES = ("unit_cost_rise", "cache_collapse", "cost_per_request")
 
 
 def severity(impact_usd: float, deviation: float, t: Thresholds, noise_sigmas: float | None = None,

@@ -14,7 +14,9 @@ import pandas as pd
 
 from finops_pipeline.detection import rules
 from finops_pipeline.grain import DAILY, Grain
+from finops_pipeline.detection.ai_rules import ai_hits
 from finops_pipeline.detection.scoring import (
+    AI_RULES,
     CAUSED_RULES,
     SEVERITIES,
     Score,
@@ -97,6 +99,7 @@ def detect(
     grain: Grain = DAILY,
     min_history_days: int = 28,
     skus: pd.DataFrame | None = None,
+    ai_usage: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Score each series in each of ``periods`` against its horizon-0 forecast, run the rules for
     what a band misses (``detection.rules``), and mark each anomaly a finer one explains.
@@ -104,7 +107,8 @@ def detect(
     ``forecasts`` has ``target_period, series_key, expected_cost, lower_bound, upper_bound`` and
     optionally ``model``. A series with no cost in a period it had a forecast for scores as 0: a
     service that stops is an anomaly too. ``skus`` (series_key, period, sku_id, cost) holds the
-    SKUs in their first weeks on a series, for the new-SKU rule.
+    SKUs in their first weeks on a series, for the new-SKU rule; ``ai_usage`` (``queries.ai_usage``)
+    the AI usage the AI rules read.
     """
     history = history_by_series(series)
     meta = series_metadata(series) if not series.empty else pd.DataFrame()
@@ -168,6 +172,8 @@ def detect(
                 hits += filter(None, (rules.slow_ramp(values, period, thresholds),
                                       rules.level_shift(values, period, thresholds),
                                       rules.weekend_like_weekday(values, period, thresholds)))
+    if ai_usage is not None and len(ai_usage):
+        hits += [h for h in ai_hits(ai_usage, wanted, grain.step, thresholds.min_impact_usd) if h.series_key in history]
     scored = forecasts[forecasts["target_period"].isin(wanted)]
     hits += _data_gaps(scored, meta, history, costs, grain)
     calibrated = scored if "span_expected" in scored else scored.iloc[:0]
@@ -189,14 +195,14 @@ def detect(
             if hit.rule not in known["detectors"].split(","):
                 known["detectors"] += f",{hit.rule}"
             if hit.rule in CAUSED_RULES:  # and the cause lowers the row's warning floor
-                caused = severity(known["impact_usd"], known["deviation_pct"], thresholds,
-                                  sigmas(hit.series_key, hit.period, known["actual_cost"], known["expected_cost"]),
-                                  caused=True)
+                gate = None if hit.rule in AI_RULES else sigmas(hit.series_key, hit.period, known["actual_cost"],
+                                                                    known["expected_cost"])
+                caused = severity(known["impact_usd"], known["deviation_pct"], thresholds, gate, caused=True)
                 known["severity"] = max(known["severity"], caused, key=SEVERITIES.index)
             continue
         impact, dev = hit.actual - hit.expected, deviation_pct(hit.actual, hit.expected)
-        level = severity(impact, dev, thresholds, sigmas(hit.series_key, hit.period, hit.actual, hit.expected),
-                         caused=hit.rule in CAUSED_RULES)
+        noise_gate = None if hit.rule in AI_RULES else sigmas(hit.series_key, hit.period, hit.actual, hit.expected)
+        level = severity(impact, dev, thresholds, noise_gate, caused=hit.rule in CAUSED_RULES)
         if hit.rule == "no_line_items":
             level = "info"  # a data gap pages by how long it lasts (see incidents.summarize)
         if hit.rule == "unusual_span" and within_calibration(hit.actual, hit.expected, bounds.get((hit.series_key, hit.period)),

@@ -1,0 +1,123 @@
+"""Rules for AI API spend, over what the cost alone does not show: the price paid per token, the
+share of input read from the cache, the cost of a request. Each compares a period with the
+median of the same ratio over the series' ``baseline_periods`` before it, needs the volume to be
+real, and states what it finds as dollars on the project × model series: the period's cost
+against what it would have cost at the usual ratio. So the severity, incident and alert machinery
+treat them like any other finding, with the numbers a person checks.
+
+``usage`` is the AI usage mart summed over API keys: one row per period, project × model series
+(``series_key``) and token type with ``quantity`` (tokens), ``requests`` and ``cost``
+(``queries.ai_usage``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from finops_pipeline.detection.rules import Hit
+
+INPUT_TYPES = ("input", "cached_input")
+
+
+@dataclass(frozen=True)
+class AiThresholds:
+    """What each rule needs besides the $ and % floors of ``Thresholds``."""
+
+    baseline_periods: int = 28  # the periods before whose median is the usual ratio
+    min_baseline_periods: int = 7  # fewer periods with volume than this: no baseline yet
+    unit_cost_rise_pct: float = 25.0  # $ per token this much above its median: a price or tier change
+    cache_min_share: float = 0.2  # a cached share below this was never a cache worth watching
+    cache_drop_share: float = 0.5  # the share fell to at most this part of its median
+    volume_band: tuple[float, float] = (0.5, 2.0)  # input volume within this factor of its median: traffic held
+    cost_per_request_factor: float = 2.0  # a request costing this many times its median (seed 004's threshold)
+
+
+def _baseline(values: pd.Series, period, t: AiThresholds, step) -> float | None:
+    """The median of ``values`` (indexed by period, NaN where there was no volume) over the
+    ``baseline_periods`` before ``period``; None with too few of them."""
+    before = values[(values.index < period) & (values.index >= period - t.baseline_periods * step)].dropna()
+    return float(before.median()) if len(before) >= t.min_baseline_periods else None
+
+
+def ai_hits(usage: pd.DataFrame, periods: Iterable, step, floor_usd: float, t: AiThresholds = AiThresholds()
+            ) -> list[Hit]:
+    """Every rule's hits in ``periods``, each needing an excess of at least ``floor_usd``."""
+    wanted = set(periods)
+    hits: list[Hit] = []
+    for key, rows in usage.groupby("series_key", sort=True):
+        by_type = rows.pivot_table(index="period", columns="token_type", values=["quantity", "cost"], aggfunc="sum")
+        cost = rows.groupby("period")["cost"].sum()
+        requests = rows.groupby("period")["requests"].sum(min_count=1)
+        for period in sorted(wanted & set(cost.index)):
+            found = [h for h in (unit_cost_rise(key, by_type, cost, period, step, t),
+                                 cache_collapse(key, by_type, cost, period, step, t),
+                                 cost_per_request(key, requests, cost, period, step, t)) if h is not None]
+            hits += [h for h in found if h.actual - h.expected >= floor_usd]
+    return hits
+
+
+def unit_cost_rise(key: str, by_type: pd.DataFrame, cost: pd.Series, period, step, t: AiThresholds) -> Hit | None:
+    """A token type's $ per token at least ``unit_cost_rise_pct`` above its median: a price change,
+    a larger context tier, batch traffic moved to standard. The excess is what the period's tokens
+    cost above the median price."""
+    excess, notes = 0.0, []
+    for token_type in sorted(by_type["quantity"].columns if "quantity" in by_type else []):
+        quantity, spent = by_type["quantity"][token_type], by_type["cost"][token_type]
+        unit = (spent / quantity.where(quantity > 0)).astype(float)
+        now = unit.get(period, np.nan)
+        usual = _baseline(unit, period, t, step)
+        if usual is None or usual <= 0 or pd.isna(now) or now < usual * (1 + t.unit_cost_rise_pct / 100):
+            continue
+        excess += (now - usual) * float(quantity[period])
+        notes.append(f"{token_type} ${now * 1e6:,.2f} per 1M tokens against ${usual * 1e6:,.2f}")
+    if excess <= 0:
+        return None
+    actual = float(cost[period])
+    return Hit("unit_cost_rise", key, period, actual, actual - excess, actual - excess, actual - excess, "; ".join(notes))
+
+
+def cache_collapse(key: str, by_type: pd.DataFrame, cost: pd.Series, period, step, t: AiThresholds) -> Hit | None:
+    """The share of input tokens read from the cache fell to at most ``cache_drop_share`` of its
+    median (which was at least ``cache_min_share``) while the input volume held: the bill rises with
+    no more traffic. The excess is the tokens that missed the cache, at the input price less the
+    cached one (each at its median)."""
+    if "quantity" not in by_type or not set(INPUT_TYPES) <= set(by_type["quantity"].columns):
+        return None
+    fresh, cached = (by_type["quantity"][c].fillna(0.0) for c in INPUT_TYPES)
+    volume = (fresh + cached).where(fresh + cached > 0)
+    share = cached / volume
+    usual_share, usual_volume = _baseline(share, period, t, step), _baseline(volume, period, t, step)
+    now_share, now_volume = share.get(period, np.nan), volume.get(period, np.nan)
+    if usual_share is None or usual_volume is None or pd.isna(now_share) or usual_share < t.cache_min_share:
+        return None
+    low, high = t.volume_band
+    if now_share > t.cache_drop_share * usual_share or not low * usual_volume <= now_volume <= high * usual_volume:
+        return None
+    prices = [_baseline((by_type["cost"][c] / by_type["quantity"][c].where(by_type["quantity"][c] > 0)).astype(float),
+                        period, t, step) for c in INPUT_TYPES]
+    if any(p is None for p in prices):
+        return None
+    excess = (usual_share - now_share) * now_volume * (prices[0] - prices[1])
+    if excess <= 0:
+        return None
+    actual = float(cost[period])
+    return Hit("cache_collapse", key, period, actual, actual - excess, actual - excess, actual - excess,
+               f"cached share of input {now_share:.0%} against {usual_share:.0%}, input volume {now_volume / usual_volume:.0%} "
+               "of usual")
+
+
+def cost_per_request(key: str, requests: pd.Series, cost: pd.Series, period, step, t: AiThresholds) -> Hit | None:
+    """A request costing at least ``cost_per_request_factor`` times its median: prompts that grew, a
+    model that answers at length. The excess is the period's requests at the difference."""
+    per_request = (cost / requests.where(requests > 0)).astype(float)
+    now, usual = per_request.get(period, np.nan), _baseline(per_request, period, t, step)
+    if usual is None or usual <= 0 or pd.isna(now) or now < t.cost_per_request_factor * usual:
+        return None
+    excess = (now - usual) * float(requests[period])
+    actual = float(cost[period])
+    return Hit("cost_per_request", key, period, actual, actual - excess, actual - excess, actual - excess,
+               f"${now:,.4f} a request against ${usual:,.4f}")
