@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from finops_pipeline.detection.ai_rules import ai_hits
+from finops_pipeline.detection.scoring import Thresholds
 
 KEY = "sub_account_service:OpenAI/proj_chat/gpt-4o"
 DAY = timedelta(days=1)
@@ -34,7 +35,7 @@ def usage(days: int = 40, **changes) -> pd.DataFrame:
 
 
 def hits(frame: pd.DataFrame, day: int):
-    return [(h.rule, round(h.actual - h.expected, 2)) for h in ai_hits(frame, [START + day * DAY], DAY, floor_usd=100.0)]
+    return [(h.rule, round(h.actual - h.expected, 2)) for h in ai_hits(frame, [START + day * DAY], DAY, Thresholds())]
 
 
 def test_a_steady_series_has_nothing():

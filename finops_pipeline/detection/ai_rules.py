@@ -1,6 +1,6 @@
 """Rules for AI API spend, over what the cost alone does not show: the price paid per token, the
 share of input read from the cache, the cost of a request. Each compares a period with the
-median of the same ratio over the series' ``baseline_periods`` before it, needs the volume to be
+median of the same ratio over the series' ``Thresholds.ai_baseline_periods`` before it, needs the volume to be
 real, and states what it finds as dollars on the project × model series: the period's cost
 against what it would have cost at the usual ratio. So the severity, incident and alert machinery
 treat them like any other finding, with the numbers a person checks.
@@ -13,39 +13,30 @@ treat them like any other finding, with the numbers a person checks.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
 from finops_pipeline.detection.rules import Hit
+from finops_pipeline.detection.scoring import Thresholds
 
 INPUT_TYPES = ("input", "cached_input")
 
 
-@dataclass(frozen=True)
-class AiThresholds:
-    """What each rule needs besides the $ and % floors of ``Thresholds``."""
-
-    baseline_periods: int = 28  # the periods before whose median is the usual ratio
-    min_baseline_periods: int = 7  # fewer periods with volume than this: no baseline yet
-    unit_cost_rise_pct: float = 25.0  # $ per token this much above its median: a price or tier change
-    cache_min_share: float = 0.2  # a cached share below this was never a cache worth watching
-    cache_drop_share: float = 0.5  # the share fell to at most this part of its median
-    volume_band: tuple[float, float] = (0.5, 2.0)  # input volume within this factor of its median: traffic held
-    cost_per_request_factor: float = 2.0  # a request costing this many times its median (seed 004's threshold)
+# At least this many periods with volume before a ratio has a median to compare with; and the input
+# volume within this factor of its median for a change of the cached share to be the cache's.
+MIN_BASELINE_PERIODS = 7
+VOLUME_BAND = (0.5, 2.0)
 
 
-def _baseline(values: pd.Series, period, t: AiThresholds, step) -> float | None:
+def _baseline(values: pd.Series, period, t: Thresholds, step) -> float | None:
     """The median of ``values`` (indexed by period, NaN where there was no volume) over the
-    ``baseline_periods`` before ``period``; None with too few of them."""
-    before = values[(values.index < period) & (values.index >= period - t.baseline_periods * step)].dropna()
-    return float(before.median()) if len(before) >= t.min_baseline_periods else None
+    ``ai_baseline_periods`` before ``period``; None with too few of them."""
+    before = values[(values.index < period) & (values.index >= period - t.ai_baseline_periods * step)].dropna()
+    return float(before.median()) if len(before) >= MIN_BASELINE_PERIODS else None
 
 
-def ai_hits(usage: pd.DataFrame, periods: Iterable, step, floor_usd: float, t: AiThresholds = AiThresholds()
-            ) -> list[Hit]:
-    """Every rule's hits in ``periods``, each needing an excess of at least ``floor_usd``."""
+def ai_hits(usage: pd.DataFrame, periods: Iterable, step, t: Thresholds) -> list[Hit]:
+    """Every rule's hits in ``periods``, each needing an excess of at least ``t.min_impact_usd``."""
     wanted = set(periods)
     hits: list[Hit] = []
     for key, rows in usage.groupby("series_key", sort=True):
@@ -56,12 +47,12 @@ def ai_hits(usage: pd.DataFrame, periods: Iterable, step, floor_usd: float, t: A
             found = [h for h in (unit_cost_rise(key, by_type, cost, period, step, t),
                                  cache_collapse(key, by_type, cost, period, step, t),
                                  cost_per_request(key, requests, cost, period, step, t)) if h is not None]
-            hits += [h for h in found if h.actual - h.expected >= floor_usd]
+            hits += [h for h in found if h.actual - h.expected >= t.min_impact_usd]
     return hits
 
 
-def unit_cost_rise(key: str, by_type: pd.DataFrame, cost: pd.Series, period, step, t: AiThresholds) -> Hit | None:
-    """A token type's $ per token at least ``unit_cost_rise_pct`` above its median: a price change,
+def unit_cost_rise(key: str, by_type: pd.DataFrame, cost: pd.Series, period, step, t: Thresholds) -> Hit | None:
+    """A token type's $ per token at least ``ai_unit_cost_rise_pct`` above its median: a price change,
     a larger context tier, batch traffic moved to standard. The excess is what the period's tokens
     cost above the median price."""
     excess, notes = 0.0, []
@@ -70,7 +61,7 @@ def unit_cost_rise(key: str, by_type: pd.DataFrame, cost: pd.Series, period, ste
         unit = (spent / quantity.where(quantity > 0)).astype(float)
         now = unit.get(period, np.nan)
         usual = _baseline(unit, period, t, step)
-        if usual is None or usual <= 0 or pd.isna(now) or now < usual * (1 + t.unit_cost_rise_pct / 100):
+        if usual is None or usual <= 0 or pd.isna(now) or now < usual * (1 + t.ai_unit_cost_rise_pct / 100):
             continue
         excess += (now - usual) * float(quantity[period])
         notes.append(f"{token_type} ${now * 1e6:,.2f} per 1M tokens against ${usual * 1e6:,.2f}")
@@ -80,9 +71,9 @@ def unit_cost_rise(key: str, by_type: pd.DataFrame, cost: pd.Series, period, ste
     return Hit("unit_cost_rise", key, period, actual, actual - excess, actual - excess, actual - excess, "; ".join(notes))
 
 
-def cache_collapse(key: str, by_type: pd.DataFrame, cost: pd.Series, period, step, t: AiThresholds) -> Hit | None:
-    """The share of input tokens read from the cache fell to at most ``cache_drop_share`` of its
-    median (which was at least ``cache_min_share``) while the input volume held: the bill rises with
+def cache_collapse(key: str, by_type: pd.DataFrame, cost: pd.Series, period, step, t: Thresholds) -> Hit | None:
+    """The share of input tokens read from the cache fell to at most ``ai_cache_drop_share`` of its
+    median (which was at least ``ai_cache_min_share``) while the input volume held: the bill rises with
     no more traffic. The excess is the tokens that missed the cache, at the input price less the
     cached one (each at its median)."""
     if "quantity" not in by_type or not set(INPUT_TYPES) <= set(by_type["quantity"].columns):
@@ -92,10 +83,10 @@ def cache_collapse(key: str, by_type: pd.DataFrame, cost: pd.Series, period, ste
     share = cached / volume
     usual_share, usual_volume = _baseline(share, period, t, step), _baseline(volume, period, t, step)
     now_share, now_volume = share.get(period, np.nan), volume.get(period, np.nan)
-    if usual_share is None or usual_volume is None or pd.isna(now_share) or usual_share < t.cache_min_share:
+    if usual_share is None or usual_volume is None or pd.isna(now_share) or usual_share < t.ai_cache_min_share:
         return None
-    low, high = t.volume_band
-    if now_share > t.cache_drop_share * usual_share or not low * usual_volume <= now_volume <= high * usual_volume:
+    low, high = VOLUME_BAND
+    if now_share > t.ai_cache_drop_share * usual_share or not low * usual_volume <= now_volume <= high * usual_volume:
         return None
     prices = [_baseline((by_type["cost"][c] / by_type["quantity"][c].where(by_type["quantity"][c] > 0)).astype(float),
                         period, t, step) for c in INPUT_TYPES]
@@ -110,12 +101,12 @@ def cache_collapse(key: str, by_type: pd.DataFrame, cost: pd.Series, period, ste
                "of usual")
 
 
-def cost_per_request(key: str, requests: pd.Series, cost: pd.Series, period, step, t: AiThresholds) -> Hit | None:
-    """A request costing at least ``cost_per_request_factor`` times its median: prompts that grew, a
+def cost_per_request(key: str, requests: pd.Series, cost: pd.Series, period, step, t: Thresholds) -> Hit | None:
+    """A request costing at least ``ai_cost_per_request_factor`` times its median: prompts that grew, a
     model that answers at length. The excess is the period's requests at the difference."""
     per_request = (cost / requests.where(requests > 0)).astype(float)
     now, usual = per_request.get(period, np.nan), _baseline(per_request, period, t, step)
-    if usual is None or usual <= 0 or pd.isna(now) or now < t.cost_per_request_factor * usual:
+    if usual is None or usual <= 0 or pd.isna(now) or now < t.ai_cost_per_request_factor * usual:
         return None
     excess = (now - usual) * float(requests[period])
     actual = float(cost[period])

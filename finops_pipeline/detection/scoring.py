@@ -104,6 +104,14 @@ class Thresholds:
     # A new series (``rules.new_series``) is news in its first week: a service that arrives
     # spending. One adopted over weeks reaches the floor later, and is a baseline, not news.
     new_series_days: int = 7
+    # AI API spend (``ai_rules``): each ratio against its median over this many periods before; $ per
+    # token this % above it; a cached share of input that fell to this part of a median of at least
+    # ai_cache_min_share; a request costing this many times its median (seed 004's threshold).
+    ai_baseline_periods: int = 28
+    ai_unit_cost_rise_pct: float = 25.0
+    ai_cache_min_share: float = 0.2
+    ai_cache_drop_share: float = 0.5
+    ai_cost_per_request_factor: float = 2.0
 
     @classmethod
     def for_granularity(cls, granularity: str) -> Thresholds:

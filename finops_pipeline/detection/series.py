@@ -173,7 +173,7 @@ def detect(
                                       rules.level_shift(values, period, thresholds),
                                       rules.weekend_like_weekday(values, period, thresholds)))
     if ai_usage is not None and len(ai_usage):
-        hits += [h for h in ai_hits(ai_usage, wanted, grain.step, thresholds.min_impact_usd) if h.series_key in history]
+        hits += [h for h in ai_hits(ai_usage, wanted, grain.step, thresholds) if h.series_key in history]
     scored = forecasts[forecasts["target_period"].isin(wanted)]
     hits += _data_gaps(scored, meta, history, costs, grain)
     calibrated = scored if "span_expected" in scored else scored.iloc[:0]

@@ -14,7 +14,6 @@ from finops_pipeline.detection.fit_store import load_fits, store_fits
 from finops_pipeline.detection.forecasting import Fits, ForecastConfig, forecast, refit_anchor
 from finops_pipeline.detection.incidents import name_incidents, summarize
 from finops_pipeline.detection.quality import detection_quality
-from finops_pipeline.detection.ai_rules import AiThresholds
 from finops_pipeline.detection.queries import (ai_usage, chart_panels, new_skus, past_expected, quality_inputs,
                                                root_causes, usage_series, window_forecasts)
 from finops_pipeline.detection.scoring import Thresholds
@@ -81,7 +80,7 @@ def score_window(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, en
     series = usage_series(con, grain, end)
     found = detect(series, window_forecasts(con, grain, start, end), periods, thresholds, grain, min_history_days,
                    new_skus(con, grain, start, end, min_history_days),
-                   ai_usage(con, grain, start, end, AiThresholds().baseline_periods))
+                   ai_usage(con, grain, start, end, thresholds.ai_baseline_periods))
     billed = billed_periods(series)
     causes = root_causes(con, grain, found)
     found["explained_by"] = explained_across(found, causes)
