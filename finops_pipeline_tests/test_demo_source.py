@@ -46,7 +46,7 @@ def test_speaks_focus_1_2(year):
     with duckdb.connect() as con:  # the same staging, checks and write raw_billing runs
         migrate(con)
         loaded = load_source(con, demo.DemoSource(), Window(date(2025, 1, 1), date(2025, 2, 1), DAILY))
-        assert loaded.rows == len(year[year.ChargePeriodStart.dt.month == 1])
+        assert loaded.rows == len(demo.bill(date(2025, 1, 1), date(2025, 2, 1)))  # the cloud and the AI bill
     # Account ids are strings and keep their leading zeros.
     assert "012345678901" in set(year.BillingAccountId) and "098765432109" in set(year.SubAccountId)
 
@@ -92,3 +92,40 @@ def test_injected_anomalies_show_in_the_bill():
 
         during, week_before = cost(truth.start_date), cost(truth.start_date - timedelta(days=7))
         assert during > 0.8 * truth.multiplier * week_before, truth.name
+
+
+def test_the_ai_bill_is_focus_with_tokens_keys_and_its_anomalies_in_it():
+    """OpenAI and Anthropic rows as their admin APIs give them, one per token type and key, and each
+    injected AI anomaly visible in the figures its rule reads."""
+    from finops_pipeline.sources import demo_ai
+
+    def day(d: date) -> pd.DataFrame:
+        rows = demo_ai.generate(d, d + timedelta(days=1))
+        return rows.assign(cost=rows.BilledCost.astype(float), tokens=rows.ConsumedQuantity.astype(float))
+
+    rows = day(date(2025, 3, 4))
+    assert set(rows.ProviderName) == {"OpenAI", "Anthropic"} and set(rows.ServiceSubcategory) == {"Generative AI"}
+    assert {json.loads(t).get("team") for t in rows.Tags} == {"web", "data", "ml"}
+    assert rows.ResourceId.nunique() == len(demo_ai.KEYS) and (rows.x_CostSource == "actual").all()
+    pd.testing.assert_frame_equal(rows, day(date(2025, 3, 4)))
+
+    def figures(truth, d):
+        r = day(d)
+        r = r[(r.SubAccountId == truth.sub_account_id) & (r.ServiceName == truth.service_name)]
+        by_type = r.groupby("x_TokenType")[["tokens", "cost"]].sum()
+        return {"requests": r.x_Requests.astype(float).sum(), "cost": r.cost.sum(),
+                "cached_share": by_type.tokens.get("cached_input", 0.0) / by_type.tokens[["input", "cached_input"]].sum()
+                if "cached_input" in by_type.index else 0.0,
+                "input_price": by_type.cost["input"] / by_type.tokens["input"]}
+
+    for truth in demo_ai.injected_ai_anomalies():
+        during, before = figures(truth, truth.start_date), figures(truth, truth.start_date - timedelta(days=7))
+        if truth.kind == "retry_loop":
+            assert during["requests"] > 0.8 * truth.factor * before["requests"], truth.name
+        elif truth.kind == "cache_collapse":
+            assert during["cached_share"] < 0.1 * before["cached_share"], truth.name
+        elif truth.kind == "unit_cost_rise":
+            assert during["input_price"] == pytest.approx(truth.factor * before["input_price"], rel=1e-6), truth.name
+        else:  # cost_per_request: more tokens in about as many requests
+            per_request = (during["cost"] / during["requests"]) / (before["cost"] / before["requests"])
+            assert per_request > 0.8 * truth.factor, truth.name

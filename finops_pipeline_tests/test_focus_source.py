@@ -243,8 +243,9 @@ def test_several_sources_load_side_by_side_and_one_failing_keeps_the_others(tmp_
     export = write_export(exports / "day.csv", date(2025, 3, 1), date(2025, 3, 2))
     assert load(tmp_path, exports, "2025-03-01", source="demo,focus").success
     per_source = dict(query(tmp_path, "SELECT x_Source, count(*) FROM raw_billing GROUP BY 1"))
-    day = len(demo.generate(date(2025, 3, 1), date(2025, 3, 2)))
-    assert per_source == {"demo": day, "focus": day}
+    day = len(demo.generate(date(2025, 3, 1), date(2025, 3, 2)))  # the cloud bill the export holds
+    served = len(demo.bill(date(2025, 3, 1), date(2025, 3, 2)))  # the demo source serves its AI bill too
+    assert per_source == {"demo": served, "focus": day}
 
     # The export goes bad: the focus rows stay as they were, the demo rows are reloaded, the run fails.
     write_export(export, date(2025, 3, 1), date(2025, 3, 2), EffectiveCost=(1, "oops"))
@@ -254,7 +255,7 @@ def test_several_sources_load_side_by_side_and_one_failing_keeps_the_others(tmp_
 
     # Dropping a source from FINOPS_SOURCE removes its rows from the window on the next load.
     assert load(tmp_path, exports, "2025-03-01", source="demo").success
-    assert dict(query(tmp_path, "SELECT x_Source, count(*) FROM raw_billing GROUP BY 1")) == {"demo": day}
+    assert dict(query(tmp_path, "SELECT x_Source, count(*) FROM raw_billing GROUP BY 1")) == {"demo": served}
 
 
 def test_naive_timestamps_are_utc_days_for_the_loader_and_the_sensor(tmp_path):

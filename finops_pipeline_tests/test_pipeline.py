@@ -12,6 +12,7 @@ from dagster import build_sensor_context
 
 from finops_pipeline.detection.series import contains, series_key
 from finops_pipeline.sources.demo import MONTHLY_CREDIT, ONE_OFF_CREDITS, injected_anomalies
+from finops_pipeline.sources.demo_ai import injected_ai_anomalies
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +31,15 @@ def _in_ground_truth(pipeline, found: pd.DataFrame) -> pd.Series:
     teams = dict(pipeline.query(
         "SELECT DISTINCT series_key, team FROM anomalies WHERE series_level = 'sub_account_service'").values)
     truths = [(t, {"series_level": "sub_account_service", "provider": t.provider, "sub_account_id": t.sub_account_id,
-                   "service_name": t.service_name, "team": teams.get(_truth_key(t))}) for t in injected_anomalies()]
+                   "service_name": t.service_name, "team": teams.get(_truth_key(t))})
+              for t in (*injected_anomalies(), *injected_ai_anomalies())]
+    # An AI anomaly's key is its own series too.
+    keys = {series_key("api_key", t.provider, t.sub_account_id, t.api_key_id): t for t in injected_ai_anomalies()}
     if found.empty:
         return pd.Series(dtype=bool)
     return found.apply(lambda row: any(t.start_date <= row.day <= t.end_date
-                                       and (row.series_key == _truth_key(t) or contains(row, fine)) for t, fine in truths),
-                       axis=1)
+                                       and (row.series_key == _truth_key(t) or contains(row, fine)) for t, fine in truths)
+                       or (row.series_key in keys and keys[row.series_key].covers(row.day)), axis=1)
 
 
 def _sensor_tick(defs, instance, cursor=None):
@@ -56,6 +60,21 @@ def test_every_injected_anomaly_is_found_on_its_series(pipeline):
         assert (hits.direction == "spike").all()
         assert hits.impact_usd.max() > 250, f"{truth.name}: impact understated"
         assert set(hits.severity) & {"warning", "critical"}, f"{truth.name} found only at info severity"
+
+
+def test_every_injected_ai_anomaly_pages_once_on_its_model_with_its_numbers(pipeline):
+    """The AI bill's retry loop, cache collapse, long-context price and grown prompts: each an
+    incident at warning or above on its project × model series, which nothing explains away, found
+    by the rule of its kind (the retry loop by the cost band: more of the same)."""
+    found = _anomalies(pipeline)
+    rule = {"retry_loop": "robust_zscore", "cache_collapse": "cache_collapse", "unit_cost_rise": "unit_cost_rise",
+            "cost_per_request": "cost_per_request"}
+    for truth in injected_ai_anomalies():
+        hits = found[(found.series_key == _truth_key(truth)) & (found.day >= truth.start_date) & (found.day <= truth.end_date)]
+        assert len(hits), f"{truth.name} was not detected"
+        assert hits.explained_by.isna().all() and set(hits.severity) & {"warning", "critical"}, truth.name
+        assert any(rule[truth.kind] in d.split(",") for d in hits.detectors), f"{truth.name}: {set(hits.detectors)}"
+        assert (hits.impact_usd > 150).all(), f"{truth.name}: impact understated"
 
 
 def test_fees_tax_and_credits_raise_no_anomaly(pipeline):

@@ -5,7 +5,7 @@ growth and a year-end dip; about a tenth of the spend carries no ``team`` tag. E
 with Purchase rows (a savings plan, a reservation, enterprise support) and Tax, mid-month brings
 Credits, and commitment-covered usage has BilledCost 0 with its amortized EffectiveCost, as FOCUS
 prescribes. A handful of anomalies are injected from ``demo_injected_anomalies.csv``, which is also
-their ground truth.
+their ground truth. The AI bill beside it (OpenAI and Anthropic) is ``demo_ai``'s.
 
 Every day is generated on its own from a seed derived from the date, so any partition can be built
 alone and is identical every time.
@@ -26,6 +26,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from finops_pipeline.sources import demo_ai
 from finops_pipeline.sources.base import CostBasis, Window
 from finops_pipeline.sources.focus import FOCUS_COLUMNS, billing_period
 
@@ -411,18 +412,27 @@ HOURLY_SHARE = _HOURLY_SHAPE / _HOURLY_SHAPE.sum()
 _PER_UNIT = ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity", "ConsumedQuantity"]
 
 
+def bill(start: date, end: date) -> pd.DataFrame:
+    """What the demo source serves for the charge days in ``[start, end)``: the cloud bill
+    (``generate``) and the AI bill (``demo_ai``), whose rows carry their ``x_`` columns."""
+    frame = pd.concat([generate(start, end), demo_ai.generate(start, end)], ignore_index=True)
+    frame["x_Requests"] = frame["x_Requests"].astype("Int64")
+    return frame
+
+
 def generate_hourly(start: datetime, end: datetime) -> pd.DataFrame:
-    """FOCUS line items for the charge hours in ``[start, end)`` (naive UTC datetimes), as an
-    hourly export carries them: each day's usage spread over its hours by ``HOURLY_SHARE``;
+    """The demo bill (``bill``) for the charge hours in ``[start, end)`` (naive UTC datetimes), as
+    an hourly export carries it: each day's usage spread over its hours by ``HOURLY_SHARE``;
     purchases, tax and credits stay one row in the day's first hour."""
     first, last = pd.Timestamp(start).floor("D"), pd.Timestamp(end).ceil("D")
-    daily = generate(first.date(), last.date())
+    daily = bill(first.date(), last.date())
     usage = daily[daily.ChargeCategory == "Usage"]
     hours = np.tile(np.arange(24), len(usage))
     hourly = usage.loc[usage.index.repeat(24)].reset_index(drop=True)
     share = HOURLY_SHARE[hours]
     for column in _PER_UNIT:
         hourly[column] = (pd.to_numeric(hourly[column]) * share).round(6)
+    hourly["x_Requests"] = (hourly["x_Requests"].astype(float) * share).round().astype("Int64")
     offset = pd.to_timedelta(hours, unit="h")
     hourly["ChargePeriodStart"] = hourly["ChargePeriodStart"] + offset
     hourly["ChargePeriodEnd"] = hourly["ChargePeriodStart"] + pd.Timedelta(hours=1)
@@ -446,4 +456,4 @@ class DemoSource:
     def fetch(self, window: Window) -> pd.DataFrame:
         if window.grain.periods_per_day > 1:  # an export by the hour
             return generate_hourly(window.start, window.end)
-        return generate(window.start, window.end)
+        return bill(window.start, window.end)

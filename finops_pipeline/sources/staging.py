@@ -361,7 +361,9 @@ def stage_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, source: str
     con.register("_frame_rows", frame)  # stays registered: the view below reads it
     typed = ", ".join(f'CAST("{c}" AS {t}) AS "{c}", CAST("{c}" AS VARCHAR) AS "raw__{c}"' for c, t in FOCUS_COLUMNS.items())
     extras = [c for c in frame.columns if c.startswith("x_") and c not in ("x_SourceFile", "x_SourceRow")]
-    packed = (f"to_json(struct_pack({', '.join(f'{_quote(c)} := {_quote(c)}' for c in extras)}))" if extras
+    # A row whose x_ columns are all empty (a cloud row beside AI rows) has none, as a file's would.
+    packed = (f"CASE WHEN {' AND '.join(f'{_quote(c)} IS NULL' for c in extras)} THEN CAST(NULL AS JSON) "
+              f"ELSE to_json(struct_pack({', '.join(f'{_quote(c)} := {_quote(c)}' for c in extras)})) END" if extras
               else "CAST(NULL AS JSON)")
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _incoming AS
