@@ -208,9 +208,11 @@ def test_alert_job_writes_each_anomaly_to_the_outbox_once(pipeline):
     alertable = pipeline.query(
         "SELECT incident_id FROM incidents WHERE severity IN ('warning', 'critical') AND explained_by IS NULL")
     assert set(ledger.incident_id) == set(alertable.incident_id)  # one alert per incident
-    # The five injected anomalies, each alerted on its own series, not on the account, team,
-    # provider and total it moved too.
-    assert len(ledger) == 5 and pipeline.query("SELECT count(*) AS n FROM incidents WHERE explained_by IS NOT NULL").n[0] > 5
+    # The injected anomalies (five cloud, four AI), each alerted on its own series, not on the
+    # account, team, provider and total it moved too, and nothing else.
+    injected = len(injected_anomalies()) + len(injected_ai_anomalies())
+    assert len(ledger) == injected == 9
+    assert pipeline.query("SELECT count(*) AS n FROM incidents WHERE explained_by IS NOT NULL").n[0] > injected
     outbox = pipeline.settings.outbox_dir
     files = sorted(outbox.glob("*.json"))
     assert len(files) == len(ledger)
@@ -230,7 +232,7 @@ def test_detection_quality_counts_every_page_under_its_series_profile(pipeline):
     quality = pipeline.query("SELECT * FROM detection_quality")
     pages = pipeline.query("""SELECT count(*) AS n FROM incidents WHERE severity IN ('warning', 'critical')
                               AND explained_by IS NULL AND signal = 'cost'""").n[0]
-    assert quality.pages.sum() == pages == 5
+    assert quality.pages.sum() == pages == len(injected_anomalies()) + len(injected_ai_anomalies())
     # The demo bill's series are calibrated: each profile scored has series-months behind it.
     assert set(quality.profile) <= {"steady", "weekly", "bursty", "intermittent", "sparse", "uncalibrated"}
     calibrated = quality[quality.profile != "uncalibrated"]
@@ -359,7 +361,7 @@ def test_a_restated_day_revises_its_sent_alerts_and_never_sends_them_twice(pipel
     loop_key = _truth_key(loop)
     db = _copy_without_alerts(pipeline, tmp_path)
     exports = tmp_path / "exports"
-    may = demo.generate(date(2025, 5, 1), date(2025, 6, 1))
+    may = demo.bill(date(2025, 5, 1), date(2025, 6, 1))  # the whole demo bill, its AI rows too
     write_export(exports / "BILLING_PERIOD=2025-05" / "part-0.csv", date(2025, 5, 1), date(2025, 6, 1), frame=may.copy())
 
     def loop_alerts():
