@@ -109,3 +109,17 @@ def test_a_tripled_price_per_token_pages_with_its_excess(warehouse):
     assert len(found) == 1 and "unit_cost_rise" in found[0][0].split(",") and found[0][1] == "warning"
     # 100M input tokens at $5 more per 1M than their median price (the day's noise aside).
     assert found[0][2] == pytest.approx(500.0, rel=0.1)
+
+
+def test_the_alert_says_what_the_rule_saw_in_its_own_figures(warehouse):
+    from finops_pipeline.alerting.incident import Incident
+    from finops_pipeline.alerting.messages import markdown_message, slack_message
+
+    row = warehouse.execute("SELECT * FROM anomalies WHERE series_key = ? AND period_start = ?",
+                            [f"sub_account_service:OpenAI/proj_batch/{MODEL}", PRICE_DAY]).df()
+    incident = Incident.from_row(next(row.itertuples(index=False)))
+    # The price per token; and, the day's input costing three times as much, its cost per request.
+    finding = next(f for f in incident.findings if f.startswith("input $7.50 per 1M tokens against $2.50"))
+    assert finding in json.dumps(slack_message(incident, "http://localhost:3000", None))
+    assert f"- Found: {finding}" in markdown_message(incident, "http://localhost:3000", None)
+    assert Incident.from_record(json.loads(json.dumps(incident.to_record(), default=str))).findings == incident.findings

@@ -146,7 +146,7 @@ def test_the_ledger_revises_a_sent_alert_only_when_its_announced_figures_change(
     def rescore(frame):  # a re-run of the days: the anomalies and incidents tables replaced
         frame = frame.assign(detected_at=pd.Timestamp.now(tz="UTC"), robust_z=None, detectors="prophet", status=None, root_cause=None,
                              explained_by=None, series_key=frame.anomaly_id, profile=None, alert_lower=None,
-                             alert_upper=None, span_usual=None, api_key_id=None)
+                             alert_upper=None, span_usual=None, api_key_id=None, findings=None)
         frame["incident_id"] = assign_incidents(frame)
         replace_window(con, "anomalies", frame, "TRUE", [])
         replace_window(con, "incidents", summarize(frame, pd.Series(dtype="object")), "TRUE", [])

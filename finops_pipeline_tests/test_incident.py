@@ -121,7 +121,7 @@ def con():
     with fresh_warehouse() as con:
         frame = _anomalies().assign(detected_at=pd.Timestamp("2025-07-21", tz="UTC"), robust_z=None, root_cause=None,
                                     explained_by=None, profile=None, alert_lower=None, alert_upper=None, span_usual=None,
-                                    api_key_id=None)
+                                    api_key_id=None, findings=None)
         frame["incident_id"] = assign_incidents(frame)
         replace_window(con, "anomalies", frame, "TRUE", [])
         last_scored = pd.Series({"total": pd.Timestamp("2025-07-20 16:00", tz="UTC")})

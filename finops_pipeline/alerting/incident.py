@@ -80,6 +80,7 @@ class Incident:
     profile: str | None = None  # the series' calibrated profile at the peak (steady, bursty, ...)
     usual: Band | None = None  # its calibrated range at the peak: outside it, the period pages
     api_key: str | None = None  # the AI API key its series is (level api_key)
+    findings: tuple[str, ...] = ()  # what a rule saw at the peak, in its own figures (the AI rules)
 
     @classmethod
     def from_row(cls, row) -> Incident:
@@ -127,6 +128,7 @@ class Incident:
             profile=_text(getattr(row, "profile", None)),
             usual=_band(getattr(row, "alert_lower", None), getattr(row, "alert_upper", None)),
             api_key=_text(getattr(row, "api_key_id", None)),
+            findings=tuple(json.loads(f)) if isinstance(f := getattr(row, "findings", None), str) else (),
         )
 
     def to_record(self) -> dict:
@@ -164,9 +166,10 @@ class Incident:
             "signal": self.signal,
             "profile": self.profile,
             "usual_usd": list(self.usual) if self.usual else None,
-            # Only an API key's series has one: the records of every other series stay as they were
-            # stored, so their fingerprints do not change.
+            # Only when there is one: the records of the other alerts stay as they were stored, so
+            # their fingerprints do not change.
             **({"api_key": self.api_key} if self.api_key else {}),
+            **({"findings": list(self.findings)} if self.findings else {}),
         }
 
     @classmethod
@@ -212,6 +215,7 @@ class Incident:
             profile=record.get("profile"),
             usual=_band(*(record.get("usual_usd") or (None, None))),
             api_key=_text(record.get("api_key")),
+            findings=tuple(record.get("findings") or ()),
         )
 
     @property

@@ -94,6 +94,8 @@ def slack_message(incident: Incident, dagster_url: str, report_ref: str | None, 
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{SEVERITY_ICON[i.severity]} {headline}"}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Top contributors*\n{contributors}"}},
+        *([{"type": "section", "text": {"type": "mrkdwn", "text": "*Found*\n" + "\n".join(
+            f"• {escape_mrkdwn(f)}" for f in i.findings)}}] if i.findings else []),
         *([{"type": "section", "text": {"type": "mrkdwn", "text": f"*Analysis*\n{escape_mrkdwn(analysis)[:2900]}"}}]
           if analysis else []),
         {
@@ -120,6 +122,7 @@ def markdown_message(incident: Incident, dagster_url: str, report_ref: str | Non
         f"- Impact: {money(i.impact_usd, signed=True)} ({i.deviation_pct:+.1f}%, {i.direction})",
         f"- Incident: {incident_summary(i)}",
         *([f"- Usual range: {usual_range(i)}"] if i.usual else []),
+        *[f"- Found: {f}" for f in i.findings],
         f"- Team: {i.team or '-'}; account {i.sub_account or 'all'} ({i.sub_account_id or '-'}); provider {i.provider or 'all'}",
         "",
         "Top contributors:",

@@ -6,6 +6,7 @@ follow invoices and contracts, not consumption, and must neither raise nor hide 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import date
 
@@ -211,6 +212,13 @@ def detect(
         result = Score("spike" if impact > 0 else "drop", impact, dev, None, level, (hit.rule,))
         rows[hit.series_key, hit.period] = _row(hit.series_key, meta.loc[hit.series_key], hit.period, hit.actual,
                                                 hit.expected, hit.lower, hit.upper, result, grain)
+    # What the AI rules saw, in their own figures (a cached share, a price per 1M tokens), for the alert.
+    findings: dict[tuple, list[str]] = {}
+    for hit in hits:
+        if hit.rule in AI_RULES and hit.note:
+            findings.setdefault((hit.series_key, hit.period), []).append(hit.note)
+    for where, notes in findings.items():
+        rows[where]["findings"] = json.dumps(notes)
     out = pd.DataFrame(list(rows.values()), columns=DETECTED_COLUMNS)
     out = _with_calibration(out, calibrated, costs, grain)
     out["explained_by"] = explained_by(out)
@@ -341,7 +349,7 @@ def explained_by(found: pd.DataFrame, share: float = 0.5) -> list[str | None]:
 
 DETECTED_COLUMNS = ["anomaly_id", "period_start", "granularity", "series_level", "series_key", "provider", "sub_account_id",
                     "sub_account_name", "service_name", "team", "api_key_id", "direction", "actual_cost", "expected_cost", "lower_bound",
-                    "upper_bound", "impact_usd", "deviation_pct", "robust_z", "severity", "detectors"]
+                    "upper_bound", "impact_usd", "deviation_pct", "robust_z", "severity", "detectors", "findings"]
 
 
 def _row(key, m, period, actual, expected, lower, upper, result: Score, grain: Grain) -> dict:
