@@ -25,16 +25,18 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from importlib.resources import files
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 
 from finops_pipeline.errors import BillingDataError, SettingsError
 from finops_pipeline.mapping_spec import parse_mapping
+from finops_pipeline.sources.base import Rows
 from finops_pipeline.sources.focus import FOCUS_COLUMNS, billing_period
 
 # Canonical token types → (FOCUS SkuMeter, ConsumedUnit). Vendors' names map onto these.
@@ -358,3 +360,46 @@ def secret(variable: str) -> str:
     if not value:
         raise SettingsError(f"{variable} is not set: the source needs it to read the vendor's usage and costs")
     return value
+
+
+@dataclass(frozen=True)
+class AdminApiSource:
+    """What the AI vendors' admin-API sources share (see ``openai_admin``, ``anthropic_admin``): a
+    base URL, the organization, the team map and prices from the settings, the key from the
+    environment when a window is fetched; each reads its own cost and usage endpoints
+    (``read``) and the rows are ``to_focus``'s. A subclass sets the class variables."""
+
+    provider: ClassVar[str]  # ProviderName
+    sub_account_type: ClassVar[str]  # Project, Workspace
+    key_variable: ClassVar[str]  # the admin key's environment variable
+    key_hint: ClassVar[str]  # where to get one, for the error
+    url_variable: ClassVar[str]  # FINOPS_*_ADMIN_URL
+    default_url: ClassVar[str]
+    organization_variable: ClassVar[str]  # FINOPS_*_ORGANIZATION_ID
+    base_url: str
+    organization_id: str
+    teams: Mapping[str, str] = field(default_factory=dict)
+    prices: PriceTable | None = None
+
+    @classmethod
+    def from_settings(cls, settings):
+        if cls.key_variable not in settings.secrets_set:
+            raise SettingsError(f"FINOPS_SOURCE includes {cls.name}: set {cls.key_variable} to {cls.key_hint}")
+        options = settings.source_options
+        return cls(base_url=options.get(cls.url_variable) or cls.default_url,
+                   organization_id=options.get(cls.organization_variable) or cls.name,
+                   teams=teams_setting(options), prices=prices_setting(options))
+
+    def fetch(self, window) -> Rows:
+        start, end = utc(window.start), utc(window.end)
+        # Costs come by the whole day: the days the window touches.
+        days = (utc(start.date()), utc((end - timedelta(microseconds=1)).date() + timedelta(days=1)))
+        costs, usage = self.read(secret(self.key_variable), days, (start, end), "1h" if window.grain.name == "hourly" else "1d")
+        vendor = Vendor(self.provider, self.organization_id, self.sub_account_type, "default")
+        frame, warnings = to_focus(vendor, costs, usage, self.prices or PriceTable.load(), self.teams)
+        return Rows(in_window(frame, start, end), tuple(warnings))
+
+    def read(self, key: str, days: tuple[datetime, datetime], window: tuple[datetime, datetime], width: str
+             ) -> tuple[list[CostLine], list[UsageLine]]:
+        """The cost lines of ``days`` and the usage lines of ``window`` in ``width`` buckets."""
+        raise NotImplementedError

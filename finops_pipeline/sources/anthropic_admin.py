@@ -11,16 +11,14 @@ The admin key is read from ``ANTHROPIC_ADMIN_KEY`` when a window is fetched, sen
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar
 
-from finops_pipeline.errors import BillingDataError, SettingsError
-from finops_pipeline.sources.ai_billing import (CostLine, PriceTable, UsageLine, Vendor, in_window, parse_amount,
-                                                parse_count, prices_setting, secret, teams_setting, to_focus, utc)
-from finops_pipeline.sources.base import CostBasis, Rows, Window
+from finops_pipeline.errors import BillingDataError
+from finops_pipeline.sources.ai_billing import AdminApiSource, CostLine, UsageLine, parse_amount, parse_count, utc
+from finops_pipeline.sources.base import CostBasis
 from finops_pipeline.sources.http_api import JsonApi
 
 DEFAULT_URL = "https://api.anthropic.com/v1"
@@ -39,37 +37,24 @@ BUCKET_LIMIT = {"1d": 31, "1h": 168}
 
 
 @dataclass(frozen=True)
-class AnthropicSource:
+class AnthropicSource(AdminApiSource):
     """Anthropic's Admin API (``FINOPS_ANTHROPIC_ADMIN_URL``, default https://api.anthropic.com/v1)."""
 
     name: ClassVar[str] = "anthropic"
     cost_basis: ClassVar[CostBasis] = "actual"
+    provider: ClassVar[str] = "Anthropic"
+    sub_account_type: ClassVar[str] = "Workspace"
+    key_variable: ClassVar[str] = KEY_VARIABLE
+    key_hint: ClassVar[str] = "an Anthropic Admin API key (sk-ant-admin…; Console → Settings → Admin keys)"
+    url_variable: ClassVar[str] = "FINOPS_ANTHROPIC_ADMIN_URL"
+    default_url: ClassVar[str] = DEFAULT_URL
+    organization_variable: ClassVar[str] = "FINOPS_ANTHROPIC_ORGANIZATION_ID"
     base_url: str = DEFAULT_URL
     organization_id: str = "anthropic"
-    teams: Mapping[str, str] = field(default_factory=dict)
-    prices: PriceTable | None = None
-    key_variable: str = KEY_VARIABLE
 
-    @classmethod
-    def from_settings(cls, settings) -> AnthropicSource:
-        if KEY_VARIABLE not in settings.secrets_set:
-            raise SettingsError(f"FINOPS_SOURCE includes anthropic: set {KEY_VARIABLE} to an Anthropic Admin API key "
-                                "(sk-ant-admin…; Console → Settings → Admin keys)")
-        options = settings.source_options
-        return cls(base_url=options.get("FINOPS_ANTHROPIC_ADMIN_URL") or DEFAULT_URL,
-                   organization_id=options.get("FINOPS_ANTHROPIC_ORGANIZATION_ID") or "anthropic",
-                   teams=teams_setting(options), prices=prices_setting(options))
-
-    def fetch(self, window: Window) -> Rows:
-        api = JsonApi("Anthropic", self.base_url, {"x-api-key": secret(self.key_variable),
-                                                   "anthropic-version": API_VERSION})
-        start, end = utc(window.start), utc(window.end)
-        days = (utc(start.date()), utc((end - timedelta(microseconds=1)).date() + timedelta(days=1)))
-        costs = read_costs(api, *days)
-        usage = read_usage(api, start, end, "1h" if window.grain.name == "hourly" else "1d")
-        vendor = Vendor("Anthropic", self.organization_id, "Workspace", "default")
-        frame, warnings = to_focus(vendor, costs, usage, self.prices or PriceTable.load(), self.teams)
-        return Rows(in_window(frame, start, end), tuple(warnings))
+    def read(self, key, days, window, width):
+        api = JsonApi("Anthropic", self.base_url, {"x-api-key": key, "anthropic-version": API_VERSION})
+        return read_costs(api, *days), read_usage(api, *window, width)
 
 
 def read_costs(api: JsonApi, start: datetime, end: datetime) -> list[CostLine]:

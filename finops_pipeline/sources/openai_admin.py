@@ -10,16 +10,14 @@ and never logged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import ClassVar
 
-from finops_pipeline.errors import BillingDataError, SettingsError
-from finops_pipeline.sources.ai_billing import (CostLine, PriceTable, UsageLine, Vendor, in_window, parse_amount,
-                                                parse_count, parse_openai_line_item, prices_setting, secret,
-                                                teams_setting, to_focus, utc)
-from finops_pipeline.sources.base import CostBasis, Rows, Window
+from finops_pipeline.errors import BillingDataError
+from finops_pipeline.sources.ai_billing import (AdminApiSource, CostLine, UsageLine, parse_amount, parse_count,
+                                                parse_openai_line_item)
+from finops_pipeline.sources.base import CostBasis
 from finops_pipeline.sources.http_api import JsonApi
 
 DEFAULT_URL = "https://api.openai.com/v1"
@@ -34,37 +32,24 @@ BUCKET_LIMIT = {"1d": 31, "1h": 168}  # the most buckets a usage page may hold
 
 
 @dataclass(frozen=True)
-class OpenAISource:
+class OpenAISource(AdminApiSource):
     """OpenAI's Admin API (``FINOPS_OPENAI_ADMIN_URL``, default https://api.openai.com/v1)."""
 
     name: ClassVar[str] = "openai"
     cost_basis: ClassVar[CostBasis] = "actual"
+    provider: ClassVar[str] = "OpenAI"
+    sub_account_type: ClassVar[str] = "Project"
+    key_variable: ClassVar[str] = KEY_VARIABLE
+    key_hint: ClassVar[str] = "an OpenAI admin key (organization settings → Admin keys), which reads usage and costs"
+    url_variable: ClassVar[str] = "FINOPS_OPENAI_ADMIN_URL"
+    default_url: ClassVar[str] = DEFAULT_URL
+    organization_variable: ClassVar[str] = "FINOPS_OPENAI_ORGANIZATION_ID"
     base_url: str = DEFAULT_URL
     organization_id: str = "openai"
-    teams: Mapping[str, str] = field(default_factory=dict)
-    prices: PriceTable | None = None
-    key_variable: str = KEY_VARIABLE
 
-    @classmethod
-    def from_settings(cls, settings) -> OpenAISource:
-        if KEY_VARIABLE not in settings.secrets_set:
-            raise SettingsError(f"FINOPS_SOURCE includes openai: set {KEY_VARIABLE} to an OpenAI admin key "
-                                "(organization settings → Admin keys), which reads usage and costs")
-        options = settings.source_options
-        return cls(base_url=options.get("FINOPS_OPENAI_ADMIN_URL") or DEFAULT_URL,
-                   organization_id=options.get("FINOPS_OPENAI_ORGANIZATION_ID") or "openai",
-                   teams=teams_setting(options), prices=prices_setting(options))
-
-    def fetch(self, window: Window) -> Rows:
-        api = JsonApi("OpenAI", self.base_url, {"Authorization": f"Bearer {secret(self.key_variable)}"})
-        start, end = utc(window.start), utc(window.end)
-        days = (utc(start.date()), utc((end - timedelta(microseconds=1)).date() + timedelta(days=1)))
-        costs = read_costs(api, *days)
-        width = "1h" if window.grain.name == "hourly" else "1d"
-        usage = [u for endpoint in USAGE_ENDPOINTS for u in read_usage(api, endpoint, start, end, width)]
-        vendor = Vendor("OpenAI", self.organization_id, "Project", "default")
-        frame, warnings = to_focus(vendor, costs, usage, self.prices or PriceTable.load(), self.teams)
-        return Rows(in_window(frame, start, end), tuple(warnings))
+    def read(self, key, days, window, width):
+        api = JsonApi("OpenAI", self.base_url, {"Authorization": f"Bearer {key}"})
+        return read_costs(api, *days), [u for endpoint in USAGE_ENDPOINTS for u in read_usage(api, endpoint, *window, width)]
 
 
 def read_costs(api: JsonApi, start: datetime, end: datetime) -> list[CostLine]:
