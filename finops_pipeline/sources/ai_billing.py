@@ -24,7 +24,7 @@ import json
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -304,6 +304,39 @@ def utc(value: datetime | date) -> datetime:
     if not isinstance(value, datetime):
         return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+# The most usage buckets a page may hold, by bucket width: both vendors' limits.
+USAGE_BUCKETS_PER_PAGE = {"1d": 31, "1h": 168}
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One time bucket of a cost or usage report, with where it is, for error messages."""
+
+    start: datetime
+    end: datetime
+    where: str  # "OpenAI: GET …/organization/costs, bucket 3 (2026-03-02 00:00 UTC)"
+    results: list
+
+
+def read_buckets(api, path: str, params: Mapping[str, object], fields: tuple[str, str],
+                 parse_time: Callable[[object], datetime], form: str) -> Iterator[Bucket]:
+    """Every bucket of every page of ``api``'s report at ``path`` (``http_api.JsonApi``), its bounds
+    read from ``fields`` by ``parse_time`` (``form`` names what they must be, for the error)."""
+    for page in api.pages(path, params):
+        data = page.get("data")
+        if not isinstance(data, list):
+            raise BillingDataError(f"{api.provider}: GET {api.base_url}{path}: the page has no 'data' list")
+        for n, bucket in enumerate(data):
+            where = f"{api.provider}: GET {api.base_url}{path}, bucket {n}"
+            try:
+                start, end = (parse_time(bucket[f]) for f in fields)
+            except (KeyError, TypeError, ValueError):
+                raise BillingDataError(f"{where}: {fields[0]} and {fields[1]} must be {form}, got "
+                                       f"{bucket.get(fields[0])!r} and {bucket.get(fields[1])!r} "
+                                       "(nothing of the window was written)") from None
+            yield Bucket(start, end, f"{where} ({start:%Y-%m-%d %H:%M} UTC)", bucket.get("results") or [])
 
 
 def in_window(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:

@@ -17,7 +17,8 @@ from decimal import Decimal
 from typing import ClassVar
 
 from finops_pipeline.errors import BillingDataError
-from finops_pipeline.sources.ai_billing import AdminApiSource, CostLine, UsageLine, parse_amount, parse_count, utc
+from finops_pipeline.sources.ai_billing import (USAGE_BUCKETS_PER_PAGE, AdminApiSource, CostLine, UsageLine,
+                                                parse_amount, parse_count, read_buckets, utc)
 from finops_pipeline.sources.base import CostBasis
 from finops_pipeline.sources.http_api import JsonApi
 
@@ -33,7 +34,6 @@ TOKEN_TYPES = {
     "output_tokens": "output",
     "server_tool_use.web_search_requests": "web_search",
 }
-BUCKET_LIMIT = {"1d": 31, "1h": 168}
 
 
 @dataclass(frozen=True)
@@ -63,20 +63,19 @@ def read_costs(api: JsonApi, start: datetime, end: datetime) -> list[CostLine]:
     params = {"starting_at": _rfc3339(start), "ending_at": _rfc3339(end), "bucket_width": "1d",
               "group_by[]": ["workspace_id", "description"], "limit": 31}
     lines = []
-    for page in api.pages(path, params):
-        for b_start, b_end, where, results in _buckets(page, api, path):
-            for i, result in enumerate(results):
-                at = f"{where}, results[{i}]"
-                if str(result.get("currency") or "USD").upper() != "USD":
-                    raise BillingDataError(f"{at}.currency is {result.get('currency')!r}: the pipeline reads USD bills "
-                                           "only (nothing of the window was written)")
-                cents = parse_amount(result.get("amount"), f"{at}.amount")
-                token_type = result.get("token_type")
-                kind = TOKEN_TYPES.get(token_type) if token_type else (
-                    "web_search" if result.get("cost_type") == "web_search" else None)
-                description = result.get("description") or result.get("cost_type") or "Claude API"
-                lines.append(CostLine(b_start, b_end, result.get("workspace_id"), result.get("model"), kind,
-                                      cents / Decimal(100), description))
+    for bucket in _buckets(api, path, params):
+        for i, result in enumerate(bucket.results):
+            at = f"{bucket.where}, results[{i}]"
+            if str(result.get("currency") or "USD").upper() != "USD":
+                raise BillingDataError(f"{at}.currency is {result.get('currency')!r}: the pipeline reads USD bills "
+                                       "only (nothing of the window was written)")
+            cents = parse_amount(result.get("amount"), f"{at}.amount")
+            token_type = result.get("token_type")
+            kind = TOKEN_TYPES.get(token_type) if token_type else (
+                "web_search" if result.get("cost_type") == "web_search" else None)
+            description = result.get("description") or result.get("cost_type") or "Claude API"
+            lines.append(CostLine(bucket.start, bucket.end, result.get("workspace_id"), result.get("model"), kind,
+                                  cents / Decimal(100), description))
     return lines
 
 
@@ -84,37 +83,23 @@ def read_usage(api: JsonApi, start: datetime, end: datetime, width: str) -> list
     """Tokens (and web searches) of ``[start, end)`` per ``width`` bucket, model, workspace and key."""
     path = "/organizations/usage_report/messages"
     params = {"starting_at": _rfc3339(start), "ending_at": _rfc3339(end), "bucket_width": width,
-              "group_by[]": ["model", "workspace_id", "api_key_id"], "limit": BUCKET_LIMIT[width]}
+              "group_by[]": ["model", "workspace_id", "api_key_id"], "limit": USAGE_BUCKETS_PER_PAGE[width]}
     lines = []
-    for page in api.pages(path, params):
-        for b_start, b_end, where, results in _buckets(page, api, path):
-            for i, result in enumerate(results):
-                for name, token_type in TOKEN_TYPES.items():
-                    outer, _, inner = name.partition(".")
-                    value = (result.get(outer) or {}).get(inner) if inner else result.get(outer)
-                    quantity = parse_count(value, f"{where}, results[{i}].{name}") or 0
-                    if quantity > 0:
-                        lines.append(UsageLine(b_start, b_end, result.get("workspace_id"), result.get("model"),
-                                               result.get("api_key_id"), token_type, quantity))
+    for bucket in _buckets(api, path, params):
+        for i, result in enumerate(bucket.results):
+            for name, token_type in TOKEN_TYPES.items():
+                outer, _, inner = name.partition(".")
+                value = (result.get(outer) or {}).get(inner) if inner else result.get(outer)
+                quantity = parse_count(value, f"{bucket.where}, results[{i}].{name}") or 0
+                if quantity > 0:
+                    lines.append(UsageLine(bucket.start, bucket.end, result.get("workspace_id"), result.get("model"),
+                                           result.get("api_key_id"), token_type, quantity))
     return lines
 
 
-def _buckets(page: dict, api: JsonApi, path: str) -> list[tuple[datetime, datetime, str, list]]:
-    data = page.get("data")
-    if not isinstance(data, list):
-        raise BillingDataError(f"Anthropic: GET {api.base_url}{path}: the page has no 'data' list")
-    out = []
-    for n, bucket in enumerate(data):
-        where = f"Anthropic: GET {api.base_url}{path}, bucket {n}"
-        try:
-            b_start = utc(datetime.fromisoformat(str(bucket["starting_at"]).replace("Z", "+00:00")))
-            b_end = utc(datetime.fromisoformat(str(bucket["ending_at"]).replace("Z", "+00:00")))
-        except (KeyError, TypeError, ValueError):
-            raise BillingDataError(f"{where}: starting_at and ending_at must be RFC 3339 timestamps, got "
-                                   f"{bucket.get('starting_at')!r} and {bucket.get('ending_at')!r} "
-                                   "(nothing of the window was written)") from None
-        out.append((b_start, b_end, f"{where} ({b_start:%Y-%m-%d %H:%M} UTC)", bucket.get("results") or []))
-    return out
+def _buckets(api: JsonApi, path: str, params: dict):
+    return read_buckets(api, path, params, ("starting_at", "ending_at"),
+                        lambda t: utc(datetime.fromisoformat(str(t).replace("Z", "+00:00"))), "RFC 3339 timestamps")
 
 
 def _rfc3339(moment: datetime) -> str:

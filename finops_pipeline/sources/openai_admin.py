@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from typing import ClassVar
 
 from finops_pipeline.errors import BillingDataError
-from finops_pipeline.sources.ai_billing import (AdminApiSource, CostLine, UsageLine, parse_amount, parse_count,
-                                                parse_openai_line_item)
+from finops_pipeline.sources.ai_billing import (USAGE_BUCKETS_PER_PAGE, AdminApiSource, CostLine, UsageLine,
+                                                parse_amount, parse_count, parse_openai_line_item, read_buckets)
 from finops_pipeline.sources.base import CostBasis
 from finops_pipeline.sources.http_api import JsonApi
 
@@ -28,7 +28,6 @@ USAGE_ENDPOINTS = {
                     ("output", "output_tokens", None)),
     "embeddings": (("input", "input_tokens", None),),
 }
-BUCKET_LIMIT = {"1d": 31, "1h": 168}  # the most buckets a usage page may hold
 
 
 @dataclass(frozen=True)
@@ -57,20 +56,18 @@ def read_costs(api: JsonApi, start: datetime, end: datetime) -> list[CostLine]:
     lines = []
     params = {"start_time": _unix(start), "end_time": _unix(end), "bucket_width": "1d",
               "group_by": ["project_id", "line_item"], "limit": 180}
-    for page in api.pages("/organization/costs", params):
-        for bucket in _buckets(page, api, "/organization/costs"):
-            b_start, b_end, where = bucket["_start"], bucket["_end"], bucket["_where"]
-            for i, result in enumerate(bucket.get("results") or []):
-                amount = result.get("amount") or {}
-                field_at = f"{where}, results[{i}].amount"
-                currency = str(amount.get("currency") or "").lower()
-                if currency != "usd":
-                    raise BillingDataError(f"{field_at}.currency is {amount.get('currency')!r}: the pipeline reads USD "
-                                           "bills only (nothing of the window was written)")
-                value = parse_amount(amount.get("value"), f"{field_at}.value")
-                model, token_type = parse_openai_line_item(result.get("line_item"))
-                lines.append(CostLine(b_start, b_end, result.get("project_id"), model, token_type, value,
-                                      result.get("line_item") or "OpenAI API"))
+    for bucket in _buckets(api, "/organization/costs", params):
+        for i, result in enumerate(bucket.results):
+            amount = result.get("amount") or {}
+            field_at = f"{bucket.where}, results[{i}].amount"
+            currency = str(amount.get("currency") or "").lower()
+            if currency != "usd":
+                raise BillingDataError(f"{field_at}.currency is {amount.get('currency')!r}: the pipeline reads USD "
+                                       "bills only (nothing of the window was written)")
+            value = parse_amount(amount.get("value"), f"{field_at}.value")
+            model, token_type = parse_openai_line_item(result.get("line_item"))
+            lines.append(CostLine(bucket.start, bucket.end, result.get("project_id"), model, token_type, value,
+                                  result.get("line_item") or "OpenAI API"))
     return lines
 
 
@@ -79,41 +76,26 @@ def read_usage(api: JsonApi, endpoint: str, start: datetime, end: datetime, widt
     project and API key."""
     path = f"/organization/usage/{endpoint}"
     params = {"start_time": _unix(start), "end_time": _unix(end), "bucket_width": width,
-              "group_by": ["model", "project_id", "api_key_id"], "limit": BUCKET_LIMIT[width]}
+              "group_by": ["model", "project_id", "api_key_id"], "limit": USAGE_BUCKETS_PER_PAGE[width]}
     lines = []
-    for page in api.pages(path, params):
-        for bucket in _buckets(page, api, path):
-            for i, result in enumerate(bucket.get("results") or []):
-                requests = parse_count(result.get("num_model_requests"), f"{bucket['_where']}, results[{i}].num_model_requests")
-                for token_type, name, minus in USAGE_ENDPOINTS[endpoint]:
-                    quantity = parse_count(result.get(name), f"{bucket['_where']}, results[{i}].{name}") or 0
-                    if minus:
-                        quantity -= parse_count(result.get(minus), f"{bucket['_where']}, results[{i}].{minus}") or 0
-                    if quantity > 0:
-                        lines.append(UsageLine(bucket["_start"], bucket["_end"], result.get("project_id"),
-                                               result.get("model"), result.get("api_key_id"), token_type, quantity,
-                                               requests))
-                        requests = None  # the bucket's requests go on its first row only
+    for bucket in _buckets(api, path, params):
+        for i, result in enumerate(bucket.results):
+            at = f"{bucket.where}, results[{i}]"
+            requests = parse_count(result.get("num_model_requests"), f"{at}.num_model_requests")
+            for token_type, name, minus in USAGE_ENDPOINTS[endpoint]:
+                quantity = parse_count(result.get(name), f"{at}.{name}") or 0
+                if minus:
+                    quantity -= parse_count(result.get(minus), f"{at}.{minus}") or 0
+                if quantity > 0:
+                    lines.append(UsageLine(bucket.start, bucket.end, result.get("project_id"), result.get("model"),
+                                           result.get("api_key_id"), token_type, quantity, requests))
+                    requests = None  # the bucket's requests go on its first row only
     return lines
 
 
-def _buckets(page: dict, api: JsonApi, path: str) -> list[dict]:
-    """The page's buckets, each with its start, end and where it is (for error messages)."""
-    data = page.get("data")
-    if not isinstance(data, list):
-        raise BillingDataError(f"OpenAI: GET {api.base_url}{path}: the page has no 'data' list")
-    out = []
-    for n, bucket in enumerate(data):
-        where = f"OpenAI: GET {api.base_url}{path}, bucket {n}"
-        try:
-            b_start = datetime.fromtimestamp(int(bucket["start_time"]), timezone.utc)
-            b_end = datetime.fromtimestamp(int(bucket["end_time"]), timezone.utc)
-        except (KeyError, TypeError, ValueError):
-            raise BillingDataError(f"{where}: start_time and end_time must be Unix seconds, got "
-                                   f"{bucket.get('start_time')!r} and {bucket.get('end_time')!r} "
-                                   "(nothing of the window was written)") from None
-        out.append({**bucket, "_start": b_start, "_end": b_end, "_where": f"{where} ({b_start:%Y-%m-%d %H:%M} UTC)"})
-    return out
+def _buckets(api: JsonApi, path: str, params: dict):
+    return read_buckets(api, path, params, ("start_time", "end_time"),
+                        lambda t: datetime.fromtimestamp(int(t), timezone.utc), "Unix seconds")
 
 
 def _unix(moment: datetime) -> int:
