@@ -23,7 +23,10 @@ from finops_pipeline.mapping_spec import parse_mapping
 from finops_pipeline.sources.registry import source_names
 
 DEFAULT_START_DATE = "2025-01-01"
-SECRETS = ("OPENAI_API_KEY", "SLACK_BOT_TOKEN", "FINOPS_SLACK_WEBHOOK_URL", "OPENAI_ADMIN_KEY", "ANTHROPIC_ADMIN_KEY")
+SECRETS = ("OPENAI_API_KEY", "SLACK_BOT_TOKEN", "FINOPS_SLACK_WEBHOOK_URL", "OPENAI_ADMIN_KEY", "ANTHROPIC_ADMIN_KEY",
+           "PROMETHEUS_BEARER_TOKEN", "PROMETHEUS_PASSWORD")
+# Source settings named as their tools name them, not FINOPS_*, handed to source plugins too.
+SOURCE_VARIABLES = ("PROMETHEUS_URL", "PROMETHEUS_USERNAME")
 
 
 class Settings(BaseModel):
@@ -47,7 +50,7 @@ class Settings(BaseModel):
     slack_routes: str | None = None  # team → channel map, see alerting.routing
     dagster_url: str = "http://127.0.0.1:3000"
     secrets_set: frozenset[str] = frozenset()  # the names of SECRETS that have a value
-    source_options: Mapping[str, str] = {}  # every FINOPS_* variable, for source plugins' own settings
+    source_options: Mapping[str, str] = {}  # every FINOPS_* and SOURCE_VARIABLES variable, for source plugins
 
     @property
     def grain(self) -> Grain:
@@ -121,5 +124,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         slack_routes=env.get("FINOPS_SLACK_ROUTES") or None,
         dagster_url=(env.get("FINOPS_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
         secrets_set=frozenset(name for name in SECRETS if env.get(name)),
-        source_options={k: v for k, v in env.items() if k.startswith("FINOPS_") and k not in SECRETS},
+        source_options={k: v for k, v in env.items()
+                        if (k.startswith("FINOPS_") or k in SOURCE_VARIABLES) and k not in SECRETS},
     )

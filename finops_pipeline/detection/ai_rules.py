@@ -57,6 +57,8 @@ def unit_cost_rise(key: str, by_type: pd.DataFrame, cost: pd.Series, period, ste
     cost above the median price."""
     excess, notes = 0.0, []
     for token_type in sorted(by_type["quantity"].columns if "quantity" in by_type else []):
+        if token_type == "requests":  # a request's price: cost_per_request's
+            continue
         quantity, spent = by_type["quantity"][token_type], by_type["cost"][token_type]
         unit = (spent / quantity.where(quantity > 0)).astype(float)
         now = unit.get(period, np.nan)
@@ -112,3 +114,61 @@ def cost_per_request(key: str, requests: pd.Series, cost: pd.Series, period, ste
     actual = float(cost[period])
     return Hit("cost_per_request", key, period, actual, actual - excess, actual - excess, actual - excess,
                f"${now:,.4f} a request against ${usual:,.4f}")
+
+
+# The runaway-key rule's look-back: the same point of the week in this many weeks before, of
+# which at least RUNAWAY_MIN_WEEKS must have had usage.
+RUNAWAY_WEEKS = 4
+RUNAWAY_MIN_WEEKS = 2
+
+
+def runaway_key(keys: pd.DataFrame, periods: Iterable, step, week: int, t: Thresholds) -> list[Hit]:
+    """An API key's requests (its tokens, where the vendor gives no request counts) at least
+    ``ai_runaway_factor`` times their median at the same point of the week (``week`` periods
+    apart) over the ``RUNAWAY_WEEKS`` before: a retry loop, a leaked key, a job run on a loop. On
+    the key's series (``queries.ai_key_usage``); the excess is the period's cost beyond its
+    usual share of requests."""
+    wanted = set(periods)
+    hits = []
+    for key, rows in keys.groupby("series_key", sort=True):
+        by_period = rows.groupby("period")[["requests", "tokens", "cost"]].sum(min_count=1)
+        volume_of = "requests" if by_period["requests"].notna().any() else "tokens"
+        volume = by_period[volume_of]
+        for period in sorted(wanted & set(by_period.index)):
+            now = volume.get(period)
+            before = [volume.get(period - k * week * step) for k in range(1, RUNAWAY_WEEKS + 1)]
+            before = [v for v in before if v is not None and pd.notna(v) and v > 0]
+            if pd.isna(now) or len(before) < RUNAWAY_MIN_WEEKS:
+                continue
+            usual = float(np.median(before))
+            if now < t.ai_runaway_factor * usual:
+                continue
+            actual = float(by_period.at[period, "cost"])
+            expected = actual * usual / float(now)
+            hits.append(Hit("runaway_key", key, period, actual, expected, expected, expected,
+                            f"{volume_of} {now:,.0f} against a usual {usual:,.0f} at this time of the week "
+                            f"({now / usual:.1f}×)"))
+    return [h for h in hits if h.actual - h.expected >= t.min_impact_usd]
+
+
+def idle_gpus(gpus: pd.DataFrame, periods: Iterable, t: Thresholds) -> list[Hit]:
+    """GPUs idle for a streak of at least ``gpu_idle_minutes`` (``queries.gpu_usage``: their idle
+    cost is already that of such streaks) burning at least ``gpu_idle_usd_an_hour`` while idle, on
+    their series (the cluster × GPU type): the excess is the idle minutes' cost. Minutes a GPU did
+    not report are absent, not idle, and are said apart."""
+    wanted = set(periods)
+    hits = []
+    for (key, period), rows in gpus[gpus["period"].isin(wanted)].groupby(["series_key", "period"], sort=True):
+        idle = rows[(rows["idle_cost"] > 0) & (rows["idle_minutes"] > 0)]
+        idle = idle[idle["idle_cost"] / (idle["idle_minutes"] / 60) >= t.gpu_idle_usd_an_hour]
+        if idle.empty:
+            continue
+        excess = float(idle["idle_cost"].sum())
+        actual = float(rows["cost"].sum())
+        notes = [f"{r.resource_id} idle {r.idle_minutes} min (longest streak {r.idle_streak_minutes} min), "
+                 f"${r.idle_cost:,.2f} at ${r.idle_cost / (r.idle_minutes / 60):,.2f} an hour"
+                 + (f"; {r.absent_minutes} min absent (no samples)" if r.absent_minutes else "")
+                 for r in idle.sort_values("idle_cost", ascending=False).itertuples()]
+        hits.append(Hit("idle_gpu", key, period, actual, actual - excess, actual - excess, actual - excess,
+                        "; ".join(notes)))
+    return hits

@@ -56,6 +56,24 @@ def ai_usage(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: P
     return as_periods(grain, frame, "period")
 
 
+def ai_key_usage(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: Period, weeks: int) -> pd.DataFrame:
+    """AI usage per period and API key (``series_key``) over ``[start, end)`` and the ``weeks``
+    weeks before (``ai_rules.runaway_key``)."""
+    frame = con.execute(sql("ai_key_usage").format(period=grain.period_column, ai_table=grain.ai_table),
+                        [start - weeks * grain.periods_per_week * grain.step, end]).df()
+    frame["series_key"] = [series_key("api_key", *k) for k in zip(frame.provider, frame.sub_account_id, frame.api_key_id)]
+    return as_periods(grain, frame, "period")
+
+
+def gpu_usage(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: Period, idle_minutes: int) -> pd.DataFrame:
+    """Each GPU's periods in ``[start, end)`` with the cost of its idle streaks of at least
+    ``idle_minutes`` (``ai_rules.idle_gpus``), its series as ``series_key``."""
+    frame = con.execute(sql("gpu_usage").format(period=grain.period_column), [start, end, int(idle_minutes)]).df()
+    frame["series_key"] = [series_key("sub_account_service", *k)
+                           for k in zip(frame.provider, frame.sub_account_id, frame.service_name)]
+    return as_periods(grain, frame, "period")
+
+
 def past_expected(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, end: Period) -> pd.DataFrame:
     """Every series' horizon-0 expected cost in ``[start, end)``: what calibration compares the
     periods' costs with."""

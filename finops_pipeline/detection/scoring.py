@@ -112,6 +112,14 @@ class Thresholds:
     ai_cache_min_share: float = 0.2
     ai_cache_drop_share: float = 0.5
     ai_cost_per_request_factor: float = 2.0
+    # A runaway API key (``ai_rules.runaway_key``): its requests (or, without request counts, its
+    # tokens) this many times their median at the same point of the week, a retry loop or a leaked key.
+    ai_runaway_factor: float = 3.0
+    # An idle GPU (``ai_rules.idle_gpus``): idle (below the source's utilisation floor) for a streak of
+    # this many minutes; it pages when its idle hours burn at least this many USD an hour (the
+    # utilisation is measured, not inferred: what needs deciding is only whether the money matters).
+    gpu_idle_minutes: int = 30
+    gpu_idle_usd_an_hour: float = 2.0
 
     @classmethod
     def for_granularity(cls, granularity: str) -> Thresholds:
@@ -164,10 +172,14 @@ def deviation_pct(actual: float, expected: float) -> float:
 
 
 # Rules whose find names its own cause, in the bill itself, rather than only a value out of line.
-CAUSED_RULES = ("new_sku", "weekend_like_weekday", "unit_cost_rise", "cache_collapse", "cost_per_request")
+CAUSED_RULES = ("new_sku", "weekend_like_weekday", "unit_cost_rise", "cache_collapse", "cost_per_request", "runaway_key",
+                "idle_gpu")
 # The AI rules (``ai_rules``) compare a ratio with its own median; the series' cost noise is not
 # their evidence, so the noise gate does not apply to them.
-AI_RULES = ("unit_cost_rise", "cache_collapse", "cost_per_request")
+AI_RULES = ("unit_cost_rise", "cache_collapse", "cost_per_request", "runaway_key", "idle_gpu")
+# Rules whose whole excess is waste (an idle GPU's cost): it pages at its own floor, not as a
+# share of the series' cost.
+WASTE_RULES = ("idle_gpu",)
 
 
 def severity(impact_usd: float, deviation: float, t: Thresholds, noise_sigmas: float | None = None,

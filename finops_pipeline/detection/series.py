@@ -15,11 +15,12 @@ import pandas as pd
 
 from finops_pipeline.detection import rules
 from finops_pipeline.grain import DAILY, Grain
-from finops_pipeline.detection.ai_rules import ai_hits
+from finops_pipeline.detection.ai_rules import ai_hits, idle_gpus, runaway_key
 from finops_pipeline.detection.scoring import (
     AI_RULES,
     CAUSED_RULES,
     SEVERITIES,
+    WASTE_RULES,
     Score,
     Thresholds,
     anomaly_id,
@@ -101,6 +102,8 @@ def detect(
     min_history_days: int = 28,
     skus: pd.DataFrame | None = None,
     ai_usage: pd.DataFrame | None = None,
+    ai_keys: pd.DataFrame | None = None,
+    gpus: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Score each series in each of ``periods`` against its horizon-0 forecast, run the rules for
     what a band misses (``detection.rules``), and mark each anomaly a finer one explains.
@@ -108,8 +111,8 @@ def detect(
     ``forecasts`` has ``target_period, series_key, expected_cost, lower_bound, upper_bound`` and
     optionally ``model``. A series with no cost in a period it had a forecast for scores as 0: a
     service that stops is an anomaly too. ``skus`` (series_key, period, sku_id, cost) holds the
-    SKUs in their first weeks on a series, for the new-SKU rule; ``ai_usage`` (``queries.ai_usage``)
-    the AI usage the AI rules read.
+    SKUs in their first weeks on a series, for the new-SKU rule; ``ai_usage``, ``ai_keys`` and
+    ``gpus`` (``queries.ai_usage``, ``ai_key_usage``, ``gpu_usage``) what the AI rules read.
     """
     history = history_by_series(series)
     meta = series_metadata(series) if not series.empty else pd.DataFrame()
@@ -175,6 +178,11 @@ def detect(
                                       rules.weekend_like_weekday(values, period, thresholds)))
     if ai_usage is not None and len(ai_usage):
         hits += [h for h in ai_hits(ai_usage, wanted, grain.step, thresholds) if h.series_key in history]
+    if ai_keys is not None and len(ai_keys):
+        hits += [h for h in runaway_key(ai_keys, wanted, grain.step, grain.periods_per_week, thresholds)
+                 if h.series_key in history]
+    if gpus is not None and len(gpus):
+        hits += [h for h in idle_gpus(gpus, wanted, thresholds) if h.series_key in history]
     scored = forecasts[forecasts["target_period"].isin(wanted)]
     hits += _data_gaps(scored, meta, history, costs, grain)
     calibrated = scored if "span_expected" in scored else scored.iloc[:0]
@@ -198,12 +206,14 @@ def detect(
             if hit.rule in CAUSED_RULES:  # and the cause lowers the row's warning floor
                 gate = None if hit.rule in AI_RULES else sigmas(hit.series_key, hit.period, known["actual_cost"],
                                                                     known["expected_cost"])
-                caused = severity(known["impact_usd"], known["deviation_pct"], thresholds, gate, caused=True)
+                caused = (waste_severity(hit.actual - hit.expected, thresholds) if hit.rule in WASTE_RULES else
+                          severity(known["impact_usd"], known["deviation_pct"], thresholds, gate, caused=True))
                 known["severity"] = max(known["severity"], caused, key=SEVERITIES.index)
             continue
         impact, dev = hit.actual - hit.expected, deviation_pct(hit.actual, hit.expected)
         noise_gate = None if hit.rule in AI_RULES else sigmas(hit.series_key, hit.period, hit.actual, hit.expected)
-        level = severity(impact, dev, thresholds, noise_gate, caused=hit.rule in CAUSED_RULES)
+        level = (waste_severity(impact, thresholds) if hit.rule in WASTE_RULES else
+                 severity(impact, dev, thresholds, noise_gate, caused=hit.rule in CAUSED_RULES))
         if hit.rule == "no_line_items":
             level = "info"  # a data gap pages by how long it lasts (see incidents.summarize)
         if hit.rule == "unusual_span" and within_calibration(hit.actual, hit.expected, bounds.get((hit.series_key, hit.period)),
@@ -224,6 +234,12 @@ def detect(
     out["explained_by"] = explained_by(out)
     out["period_start"] = pd.to_datetime(out["period_start"], utc=True)
     return out.sort_values(["period_start", "impact_usd"], ascending=[True, False], ignore_index=True)
+
+
+def waste_severity(impact_usd: float, t: Thresholds) -> str:
+    """A ``WASTE_RULES`` finding (its rule has judged the money to matter): a warning, critical
+    from the critical $ floor."""
+    return "critical" if impact_usd >= t.critical_impact_usd else "warning"
 
 
 def _data_gaps(forecasts: pd.DataFrame, meta: pd.DataFrame, history: dict[str, pd.Series], costs, grain: Grain) -> list:

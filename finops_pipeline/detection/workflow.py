@@ -9,13 +9,14 @@ from datetime import datetime, timezone
 import duckdb
 import pandas as pd
 
+from finops_pipeline.detection.ai_rules import RUNAWAY_WEEKS
 from finops_pipeline.detection.calibration import Calibration, calibrate
 from finops_pipeline.detection.fit_store import load_fits, store_fits
 from finops_pipeline.detection.forecasting import Fits, ForecastConfig, forecast, refit_anchor
 from finops_pipeline.detection.incidents import name_incidents, summarize
 from finops_pipeline.detection.quality import detection_quality
-from finops_pipeline.detection.queries import (ai_usage, chart_panels, new_skus, past_expected, quality_inputs,
-                                               root_causes, usage_series, window_forecasts)
+from finops_pipeline.detection.queries import (ai_key_usage, ai_usage, chart_panels, gpu_usage, new_skus, past_expected,
+                                               quality_inputs, root_causes, usage_series, window_forecasts)
 from finops_pipeline.detection.scoring import Thresholds
 from finops_pipeline.detection.series import billed_periods, detect, explained_across, history_by_series, series_metadata
 from finops_pipeline.feedback import accepted_levels, mark_anomalies
@@ -80,7 +81,9 @@ def score_window(con: duckdb.DuckDBPyConnection, grain: Grain, start: Period, en
     series = usage_series(con, grain, end)
     found = detect(series, window_forecasts(con, grain, start, end), periods, thresholds, grain, min_history_days,
                    new_skus(con, grain, start, end, min_history_days),
-                   ai_usage(con, grain, start, end, thresholds.ai_baseline_periods))
+                   ai_usage(con, grain, start, end, thresholds.ai_baseline_periods),
+                   ai_key_usage(con, grain, start, end, RUNAWAY_WEEKS),
+                   gpu_usage(con, grain, start, end, thresholds.gpu_idle_minutes))
     billed = billed_periods(series)
     causes = root_causes(con, grain, found)
     found["explained_by"] = explained_across(found, causes)

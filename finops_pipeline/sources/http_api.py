@@ -35,6 +35,10 @@ class JsonApi:
     timeout_seconds: float = 60.0
     retries: int = 5
     backoff_seconds: float = 1.0
+    # What to check, by error status, added to the message (the admin APIs' keys by default).
+    advice: Mapping[int, str] = field(default_factory=lambda: {
+        401: " (is the admin key right, and not revoked?)",
+        403: " (does the key have the admin scope for usage and costs?)"})
     session: requests.Session = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -55,9 +59,7 @@ class JsonApi:
         except requests.RequestException as exc:
             raise SourceApiError(f"{self.provider}: {endpoint} failed: {type(exc).__name__}: {_first_line(exc)}") from None
         if response.status_code >= 400:
-            advice = {401: " (is the admin key right, and not revoked?)",
-                      403: " (does the key have the admin scope for usage and costs?)",
-                      429: f" (still rate-limited after {self.retries} retries)"}.get(response.status_code, "")
+            advice = {**self.advice, 429: f" (still rate-limited after {self.retries} retries)"}.get(response.status_code, "")
             raise SourceApiError(f"{self.provider}: {endpoint} answered HTTP {response.status_code}{advice}: "
                                  f"{_error_text(response)}")
         try:

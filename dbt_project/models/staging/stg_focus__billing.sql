@@ -18,6 +18,7 @@ select
     RegionId as region_id,
     ResourceId as resource_id,
     ResourceName as resource_name,
+    ResourceType as resource_type,
     SkuId as sku_id,
     SkuMeter as sku_meter,
     ChargeCategory as charge_category,
@@ -42,5 +43,11 @@ select
     cast(json_extract(x_ProviderColumns, '$.x_Requests') as bigint) as requests,
     -- actual (as billed) or estimated (usage × a price table, until the provider's cost arrives)
     coalesce(json_extract_string(x_ProviderColumns, '$.x_CostSource'), 'actual') as cost_source,
+    -- A GPU's hour from Prometheus (see sources/prometheus.py): mean utilisation, idle minutes,
+    -- the longest idle streak reaching into the hour, minutes without a sample; NULL otherwise.
+    cast(json_extract(x_ProviderColumns, '$.x_GpuBusyPct') as double) as gpu_busy_pct,
+    cast(json_extract(x_ProviderColumns, '$.x_IdleMinutes') as integer) as idle_minutes,
+    cast(json_extract(x_ProviderColumns, '$.x_IdleStreakMinutes') as integer) as idle_streak_minutes,
+    cast(json_extract(x_ProviderColumns, '$.x_AbsentMinutes') as integer) as absent_minutes,
     x_Source as source
 from {{ source('finops', 'raw_billing') }}
