@@ -198,16 +198,29 @@ class _AdminApi(_Server):
 
 
 class OpenAIAdminServer(_AdminApi):
-    """``GET /v1/organization/costs`` and ``/v1/organization/usage/{completions,embeddings}``.
+    """``GET /v1/organization/costs`` and ``/v1/organization/usage/{completions,embeddings,images,
+    audio_speeches,audio_transcriptions}``.
 
     ``costs``: dicts with ``start`` (a UTC day's datetime), ``project_id``, ``line_item`` and
     ``value`` (a Decimal; sent as a JSON number, or as a string when ``as_string``), optional
     ``currency`` (default usd). ``usage``: per endpoint, dicts with ``start`` (an hour),
-    ``model``, ``project_id``, ``api_key_id`` and the endpoint's counts."""
+    ``model``, ``project_id``, ``api_key_id`` (images also ``size`` and ``source``) and the
+    endpoint's counts; an endpoint without any is served as buckets with no results.
+    ``answers``: per usage endpoint (``images``) or ``costs``, what it answers every time instead:
+    an HTTP status (with an OpenAI-style error body), or a 200 body."""
 
     NUMBERS = {"completions": ("input_tokens", "output_tokens", "input_cached_tokens", "input_audio_tokens",
                                "output_audio_tokens", "num_model_requests"),
-               "embeddings": ("input_tokens", "num_model_requests")}
+               "embeddings": ("input_tokens", "num_model_requests"),
+               "images": ("images", "num_model_requests"),
+               "audio_speeches": ("characters", "num_model_requests"),
+               "audio_transcriptions": ("seconds", "num_model_requests")}
+    # The dimensions a result carries (null unless grouped by), per endpoint.
+    DIMENSIONS = {"images": ("model", "project_id", "api_key_id", "size", "source")}
+
+    def __init__(self, *args, answers: dict[str, int | dict] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.answers = dict(answers or {})
 
     @property
     def base_url(self) -> str:
@@ -218,6 +231,12 @@ class OpenAIAdminServer(_AdminApi):
 
     def serve(self, record):
         q = record["query"]
+        answer = self.answers.get(record["path"].removeprefix("/v1/organization/").removeprefix("usage/"))
+        if isinstance(answer, int):
+            kind = "invalid_request_error" if answer < 500 else "server_error"
+            return answer, {}, {"error": {"message": f"{record['path']}: HTTP {answer}", "type": kind}}
+        if answer is not None:
+            return 200, {}, answer
         if "start_time" not in q:
             return 400, {}, {"error": {"message": "Missing required parameter: 'start_time'.", "type": "invalid_request_error"}}
         start = datetime.fromtimestamp(int(q["start_time"][0]), timezone.utc)
@@ -245,7 +264,7 @@ class OpenAIAdminServer(_AdminApi):
         endpoint = record["path"].removeprefix("/v1/organization/usage/")
         if endpoint not in self.NUMBERS:
             return 404, {}, {"error": {"message": f"Unknown path {record['path']}", "type": "invalid_request_error"}}
-        dims = ("model", "project_id", "api_key_id")
+        dims = self.DIMENSIONS.get(endpoint, ("model", "project_id", "api_key_id"))
         buckets = [{"object": "bucket", "start_time": int(a.timestamp()), "end_time": int(b.timestamp()),
                     "results": [{"object": f"organization.usage.{endpoint}.result", **r} for r in results]}
                    for a, b, results in self._grouped(self.usage.get(endpoint, []), start, end, width, dims, groups,

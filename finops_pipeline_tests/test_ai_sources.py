@@ -4,6 +4,7 @@ key and hour from the usage endpoint, estimates marked, and every bad answer nam
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -16,7 +17,9 @@ from benchmarks.protocol_servers import AnthropicAdminServer, OpenAIAdminServer
 from finops_pipeline.defs.ingest.assets import build_raw_billing
 from finops_pipeline.errors import SettingsError
 from finops_pipeline.settings import load_settings
+from finops_pipeline.sources import openai_admin
 from finops_pipeline.sources.ai_billing import PriceTable, parse_openai_line_item
+from finops_pipeline.sources.http_api import JsonApi
 from finops_pipeline.warehouse.resource import WarehouseResource
 from finops_pipeline_tests.conftest import pipeline_env, range_tags
 
@@ -217,6 +220,119 @@ def test_hourly_mode_reads_hourly_usage_and_lands_each_key_on_its_hour(tmp_path)
                              FROM raw_billing WHERE ResourceId = 'key_cron' GROUP BY ALL""") == [(15, timedelta(hours=1))]
 
 
+def openai_media_bill() -> tuple[list[dict], dict]:
+    """``openai_bill`` with image, speech and transcription usage and their day's costs."""
+    costs, usage = openai_bill()
+    costs += [
+        {"start": DAY1, "project_id": "proj_chat", "line_item": "dall-e-3, images", "value": Decimal("0.80")},
+        {"start": DAY1, "project_id": "proj_chat", "line_item": "tts-1, characters", "value": Decimal("0.45")},
+        {"start": DAY1, "project_id": "proj_batch", "line_item": "whisper-1, seconds", "value": Decimal("0.12")},
+    ]
+    usage["images"] = [
+        {"start": hour(DAY1, 10), "model": "dall-e-3", "project_id": "proj_chat", "api_key_id": "key_web",
+         "size": "1024x1024", "source": "image.generation", "images": 12, "num_model_requests": 12},
+        {"start": hour(DAY1, 11), "model": "dall-e-3", "project_id": "proj_chat", "api_key_id": "key_cron",
+         "size": "1792x1024", "source": "image.generation", "images": 8, "num_model_requests": 4},
+        # The next day, no costs yet and no image price: counted, at $0, with a warning.
+        {"start": hour(DAY2, 5), "model": "dall-e-3", "project_id": "proj_chat", "api_key_id": "key_web",
+         "images": 3, "num_model_requests": 3},
+    ]
+    usage["audio_speeches"] = [
+        {"start": hour(DAY1, 12), "model": "tts-1", "project_id": "proj_chat", "api_key_id": "key_web",
+         "characters": 30_000, "num_model_requests": 20},
+    ]
+    usage["audio_transcriptions"] = [
+        {"start": hour(DAY1, 13), "model": "whisper-1", "project_id": "proj_batch", "api_key_id": "key_etl",
+         "seconds": 1_200, "num_model_requests": 10},
+        {"start": hour(DAY2, 6), "model": "whisper-1", "project_id": "proj_batch", "api_key_id": "key_etl",
+         "seconds": 600, "num_model_requests": 5},
+    ]
+    return costs, usage
+
+
+def test_openai_image_and_audio_usage_are_rows_with_their_meters_and_their_share_of_the_costs(tmp_path):
+    with OpenAIAdminServer(*openai_media_bill(), max_buckets=1) as server:
+        result = load(tmp_path, "openai", server.base_url, "2026-03-02", "2026-03-03")
+    assert result.success
+    media = rows(tmp_path, """SELECT ServiceName, ResourceId, SkuId, SkuMeter, ConsumedQuantity, ConsumedUnit,
+                                     PricingQuantity, PricingUnit, BilledCost, ListCost,
+                                     CAST(x_ProviderColumns->>'x_Requests' AS DOUBLE), x_ProviderColumns->>'x_CostSource',
+                                     json_extract_string(Tags, '$.team')
+                              FROM raw_billing WHERE ChargePeriodStart < '2026-03-03'
+                                AND SkuMeter IN ('Images', 'Audio Characters', 'Audio Seconds')
+                              ORDER BY SkuMeter, ResourceId""")
+    assert media == [
+        # tts-1 at $15 per 1M characters: the list price is what was billed.
+        ("tts-1", "key_web", "tts-1:audio_characters", "Audio Characters", Decimal(30_000), "Characters",
+         Decimal("0.03"), "1000000 Characters", Decimal("0.45"), Decimal("0.45"), 20, "actual", "assistants"),
+        # whisper-1 at $0.006 a minute: 20 minutes.
+        ("whisper-1", "key_etl", "whisper-1:audio_seconds", "Audio Seconds", Decimal(1_200), "Seconds", Decimal(20),
+         "60 Seconds", Decimal("0.12"), Decimal("0.12"), 10, "actual", None),
+        # 8 and 12 images share $0.80 (no image price: ListCost is the cost).
+        ("dall-e-3", "key_cron", "dall-e-3:images", "Images", Decimal(8), "Images", Decimal(8), "1 Image",
+         Decimal("0.32"), Decimal("0.32"), 4, "actual", "assistants"),
+        ("dall-e-3", "key_web", "dall-e-3:images", "Images", Decimal(12), "Images", Decimal(12), "1 Image",
+         Decimal("0.48"), Decimal("0.48"), 12, "actual", "assistants"),
+    ]
+    # The day adds up to the cost endpoint's figure, the new line items included.
+    assert rows(tmp_path, "SELECT sum(BilledCost) FROM raw_billing WHERE ChargePeriodStart < '2026-03-03'")[0][0] == \
+        Decimal("22.273456") + Decimal("1.37")
+    # A day without costs: transcription priced from the table, images at $0 and named in the log.
+    assert rows(tmp_path, """SELECT SkuMeter, ConsumedQuantity, BilledCost, x_ProviderColumns->>'x_CostSource'
+                             FROM raw_billing WHERE ChargePeriodStart >= '2026-03-03'
+                               AND SkuMeter IN ('Images', 'Audio Seconds') ORDER BY SkuMeter""") == [
+        ("Audio Seconds", Decimal(600), Decimal("0.06"), "estimated"), ("Images", Decimal(3), Decimal(0), "estimated")]
+    assert any("no price for model 'dall-e-3'" in line for line in result.logs)
+    # Each endpoint read page by page, grouped like the token endpoints.
+    for endpoint in ("images", "audio_speeches", "audio_transcriptions"):
+        asked = [r for r in server.requests if r["path"] == f"/v1/organization/usage/{endpoint}"]
+        assert len(asked) == 2 and all(r["query"]["group_by"] == ["model", "project_id", "api_key_id"] for r in asked)
+
+
+EMPTY_PAGE = {"object": "page", "data": [], "has_more": False, "next_page": None}
+
+
+@pytest.mark.parametrize("answers", [
+    {},  # the endpoints answer, with buckets of no results
+    {"images": EMPTY_PAGE, "audio_speeches": EMPTY_PAGE, "audio_transcriptions": EMPTY_PAGE},
+    {"images": 404, "audio_speeches": 404, "audio_transcriptions": 404},  # a gateway or API without them
+], ids=["no-results", "no-buckets", "not-found"])
+def test_an_organisation_without_image_or_audio_usage_loads_as_before(tmp_path, answers):
+    with OpenAIAdminServer(*openai_bill(), answers=answers) as server:
+        result = load(tmp_path, "openai", server.base_url, "2026-03-02", "2026-03-03")
+    assert result.success
+    assert rows(tmp_path, "SELECT count(*), sum(BilledCost) FROM raw_billing") == [(10, Decimal("23.173456"))]
+    assert rows(tmp_path, "SELECT DISTINCT ConsumedUnit FROM raw_billing WHERE ConsumedUnit IS NOT NULL") == \
+        [("Tokens",)]
+    assert {r["path"].rsplit("/", 1)[1] for r in server.requests} == \
+        {"costs", "completions", "embeddings", "images", "audio_speeches", "audio_transcriptions"}
+
+
+@pytest.mark.parametrize("endpoint, status", [("completions", 500), ("embeddings", 404), ("images", 500)])
+def test_a_failing_usage_endpoint_fails_the_partition_naming_it(tmp_path, monkeypatch, endpoint, status):
+    # No back-off between the five retries, so the test does not wait for them.
+    monkeypatch.setattr(openai_admin, "JsonApi", functools.partial(JsonApi, backoff_seconds=0))
+    with OpenAIAdminServer(*openai_media_bill()) as server:
+        assert load(tmp_path, "openai", server.base_url, "2026-03-02").success
+        before = rows(tmp_path, "SELECT count(*), sum(BilledCost) FROM raw_billing")
+        server.answers[endpoint] = status
+        result = load(tmp_path, "openai", server.base_url, "2026-03-02")
+    assert not result.success
+    assert f"OpenAI: GET {server.base_url}/organization/usage/{endpoint} answered HTTP {status}" in failure(result)
+    asked = sum(r["path"].endswith(f"/{endpoint}") for r in server.requests)
+    assert asked == 2 + (5 if status == 500 else 0)  # the first load's request, then 1 + 5 retries of a 5xx
+    assert rows(tmp_path, "SELECT count(*), sum(BilledCost) FROM raw_billing") == before
+
+
+def test_a_bad_image_count_is_named_with_its_endpoint_bucket_and_field(tmp_path):
+    costs, usage = openai_media_bill()
+    usage["images"][0]["images"] = -3
+    with OpenAIAdminServer(costs, usage) as server:
+        result = load(tmp_path, "openai", server.base_url, "2026-03-02")
+    assert f"OpenAI: GET {server.base_url}/organization/usage/images, bucket 0 (2026-03-02 00:00 UTC), " \
+           "results[0].images is -3, a negative count" in failure(result)
+
+
 def anthropic_bill() -> tuple[list[dict], dict]:
     costs = [
         {"start": DAY1, "workspace_id": "wrkspc_ml", "model": "claude-sonnet-4-20250514",
@@ -288,8 +404,17 @@ def test_line_items_are_read_leniently_and_prices_by_longest_model_prefix():
     assert parse_openai_line_item("fine-tuning, training") == ("fine-tuning, training", None)
     assert parse_openai_line_item("Web search tool calls") == ("Web search tool calls", None)
     assert parse_openai_line_item(None) == (None, None)
+    assert parse_openai_line_item("dall-e-3, images") == ("dall-e-3", "images")
+    assert parse_openai_line_item("tts-1-hd, Characters") == ("tts-1-hd", "audio_characters")
+    assert parse_openai_line_item("whisper-1, seconds") == ("whisper-1", "audio_seconds")
+    assert parse_openai_line_item("whisper-1, minutes") == ("whisper-1", "audio_seconds")
+    assert parse_openai_line_item("gpt-image-1, image input") == ("gpt-image-1", "input")  # tokens, not images
+    assert parse_openai_line_item("whisper") == ("whisper", None)
     prices = PriceTable.load()
     assert prices.price("OpenAI", "gpt-4o-mini-2024-07-18", "output") == Decimal("0.6") / 1_000_000
     assert prices.price("OpenAI", "gpt-4o-2024-08-06", "output") == Decimal("10") / 1_000_000
     assert prices.price("Anthropic", "claude-sonnet-4-20250514", "web_search") == Decimal("0.01")
     assert prices.price("OpenAI", "my-own-model", "input") is None
+    assert prices.price("OpenAI", "tts-1-hd", "audio_characters") == Decimal("30") / 1_000_000
+    assert prices.price("OpenAI", "whisper-1", "audio_seconds") == Decimal("0.006") / 60
+    assert prices.price("OpenAI", "dall-e-3", "images") is None

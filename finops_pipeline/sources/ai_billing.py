@@ -47,8 +47,13 @@ METERS: dict[str, tuple[str, str]] = {
     "cache_write_1h": ("Cache Write Tokens (1 hour)", "Tokens"),
     "output": ("Output Tokens", "Tokens"),
     "web_search": ("Web Search Requests", "Requests"),
+    "images": ("Images", "Images"),
+    "audio_characters": ("Audio Characters", "Characters"),
+    "audio_seconds": ("Audio Seconds", "Seconds"),
 }
-PRICING_UNITS = {"Tokens": ("1000000 Tokens", Decimal(1_000_000)), "Requests": ("1000 Requests", Decimal(1000))}
+PRICING_UNITS = {"Tokens": ("1000000 Tokens", Decimal(1_000_000)), "Requests": ("1000 Requests", Decimal(1000)),
+                 "Images": ("1 Image", Decimal(1)), "Characters": ("1000000 Characters", Decimal(1_000_000)),
+                 "Seconds": ("60 Seconds", Decimal(60))}  # speech is priced per 1M characters, transcription per minute
 X_COLUMNS = ("x_Model", "x_TokenType", "x_ApiKeyId", "x_Requests", "x_CostSource")
 CENT = Decimal("0.00000001")  # the eight decimals raw_billing keeps
 MICRO = Decimal("0.000001")  # the cost marts' precision: shares of a cost are cut at it, so they add up there too
@@ -153,20 +158,29 @@ class PriceTable:
 
 def parse_openai_line_item(text: str | None) -> tuple[str | None, str | None]:
     """OpenAI's free-text ``line_item`` (``gpt-4o-2024-08-06, input``, ``gpt-4o-mini, cached
-    input``) as (model, token type); a line item without a recognisable token type keeps its
-    whole text as the model and no token type (``fine-tuning, training``: a cost, not tokens)."""
+    input``, ``dall-e-3, images``, ``tts-1, characters``, ``whisper-1, seconds``) as (model, token
+    type); a line item without a recognisable token type keeps its whole text as the model and no
+    token type (``fine-tuning, training``: a cost, not tokens)."""
     if not text or not text.strip():
         return None, None
     model, sep, kind = text.rpartition(",")
     kind = kind.strip().lower()
     if not sep or not model.strip():
         return text.strip(), None
+    # Characters and seconds are never tokens, whatever else the kind says; "image" is images only
+    # where the kind names no tokens ("image input" is a token-priced image model's input).
+    if "character" in kind:
+        return model.strip(), "audio_characters"
+    if "second" in kind or "minute" in kind:
+        return model.strip(), "audio_seconds"
     if "cached" in kind or "cache read" in kind:
         return model.strip(), "cached_input"
     if "output" in kind:
         return model.strip(), "output"
     if "input" in kind:
         return model.strip(), "input"
+    if "image" in kind:
+        return model.strip(), "images"
     return text.strip(), None
 
 

@@ -2,32 +2,42 @@
 
 Money: ``GET /organization/costs`` (daily buckets grouped by project and line item; a line item
 such as ``gpt-4o-2024-08-06, input`` is read as model and token type). Volumes:
-``GET /organization/usage/completions`` and ``/usage/embeddings`` (hourly buckets in hourly mode,
-daily otherwise, grouped by model, project and API key). ``ai_billing.to_focus`` joins them.
+``GET /organization/usage/completions`` and ``/usage/embeddings`` (tokens), ``/usage/images``
+(images), ``/usage/audio_speeches`` (characters) and ``/usage/audio_transcriptions`` (seconds), in
+hourly buckets in hourly mode, daily otherwise, grouped by model, project and API key. The image and
+audio endpoints are optional: an HTTP 404 on one of them reads as no usage of it.
+``ai_billing.to_focus`` joins money and volumes.
 The admin key is read from ``OPENAI_ADMIN_KEY`` when a window is fetched, sent as a bearer token,
 and never logged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import ClassVar
 
 from finops_pipeline.errors import BillingDataError
-from finops_pipeline.sources.ai_billing import (USAGE_BUCKETS_PER_PAGE, AdminApiSource, CostLine, UsageLine,
+from finops_pipeline.sources.ai_billing import (USAGE_BUCKETS_PER_PAGE, AdminApiSource, Bucket, CostLine, UsageLine,
                                                 parse_amount, parse_count, parse_openai_line_item, read_buckets)
 from finops_pipeline.sources.base import CostBasis
-from finops_pipeline.sources.http_api import JsonApi
+from finops_pipeline.sources.http_api import JsonApi, SourceApiError
 
 DEFAULT_URL = "https://api.openai.com/v1"
 KEY_VARIABLE = "OPENAI_ADMIN_KEY"
-# Usage endpoints read, with the token counts each has: (token type, field, minus field).
+# Usage endpoints read, with the counts each has: (token type, field, minus field).
 USAGE_ENDPOINTS = {
     "completions": (("input", "input_tokens", "input_cached_tokens"), ("cached_input", "input_cached_tokens", None),
                     ("output", "output_tokens", None)),
     "embeddings": (("input", "input_tokens", None),),
+    "images": (("images", "images", None),),
+    "audio_speeches": (("audio_characters", "characters", None),),
+    "audio_transcriptions": (("audio_seconds", "seconds", None),),
 }
+# Endpoints a 404 on means "none of this here" (a gateway or an older API without them) rather than
+# a broken source: an organisation's token usage must not stop loading for want of image usage.
+OPTIONAL_ENDPOINTS = frozenset({"images", "audio_speeches", "audio_transcriptions"})
 
 
 @dataclass(frozen=True)
@@ -72,13 +82,16 @@ def read_costs(api: JsonApi, start: datetime, end: datetime) -> list[CostLine]:
 
 
 def read_usage(api: JsonApi, endpoint: str, start: datetime, end: datetime, width: str) -> list[UsageLine]:
-    """The token counts of one usage endpoint over ``[start, end)``, per ``width`` bucket, model,
-    project and API key."""
+    """The counts of one usage endpoint over ``[start, end)``, per ``width`` bucket, model, project
+    and API key; none for an optional endpoint (``OPTIONAL_ENDPOINTS``) that answers 404 at once."""
     path = f"/organization/usage/{endpoint}"
     params = {"start_time": _unix(start), "end_time": _unix(end), "bucket_width": width,
               "group_by": ["model", "project_id", "api_key_id"], "limit": USAGE_BUCKETS_PER_PAGE[width]}
-    lines = []
-    for bucket in _buckets(api, path, params):
+    lines: list[UsageLine] = []
+    buckets = _buckets(api, path, params)
+    if endpoint in OPTIONAL_ENDPOINTS:
+        buckets = _unless_absent(api, path, buckets)
+    for bucket in buckets:
         for i, result in enumerate(bucket.results):
             at = f"{bucket.where}, results[{i}]"
             requests = parse_count(result.get("num_model_requests"), f"{at}.num_model_requests")
@@ -91,6 +104,20 @@ def read_usage(api: JsonApi, endpoint: str, start: datetime, end: datetime, widt
                                            result.get("api_key_id"), token_type, quantity, requests))
                     requests = None  # the bucket's requests go on its first row only
     return lines
+
+
+def _unless_absent(api: JsonApi, path: str, buckets: Iterator[Bucket]) -> Iterator[Bucket]:
+    """``buckets``, or none when the endpoint answers 404 before the first of them. A 404 later
+    (a cursor gone stale mid-window) still fails: part of a report is not "not present"."""
+    started = False
+    try:
+        for bucket in buckets:
+            started = True
+            yield bucket
+    except SourceApiError as exc:
+        # JsonApi's errors carry no status, only its wording: "OpenAI: GET <url> answered HTTP 404…".
+        if started or f"GET {api.base_url}{path} answered HTTP 404" not in str(exc):
+            raise
 
 
 def _buckets(api: JsonApi, path: str, params: dict):
