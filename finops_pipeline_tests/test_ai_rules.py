@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from finops_pipeline.detection.ai_rules import ai_hits
+from finops_pipeline.detection.ai_rules import ai_hits, idle_gpus, runaway_key
 from finops_pipeline.detection.scoring import Thresholds
 
 KEY = "sub_account_service:OpenAI/proj_chat/gpt-4o"
@@ -66,3 +66,74 @@ def test_a_retry_loop_is_more_of_the_same_not_theirs():
 
 def test_a_cache_drop_with_traffic_gone_is_not_a_collapse():
     assert hits(usage(day35={"cached_share": 0.05, "volume": 0.2}), 35) == []
+
+
+def key_usage(weeks: int = 6, loop_day: int | None = None, factor: float = 1.0, requests: bool = True) -> pd.DataFrame:
+    """One API key a day: 2,000 requests on weekdays, 400 at weekends, $0.05 each; ``factor``
+    times as many on ``loop_day``."""
+    rows = []
+    for i in range(7 * weeks):
+        day = START + i * DAY
+        n = (400 if day.weekday() >= 5 else 2000) * (factor if i == loop_day else 1.0)
+        rows.append({"period": day, "series_key": "api_key:OpenAI/proj_chat/key_bot", "requests": n if requests else None,
+                     "tokens": n * 3000, "cost": n * 0.05})
+    return pd.DataFrame(rows)
+
+
+def runaway(frame: pd.DataFrame, day: int):
+    return [(h.rule, round(h.actual - h.expected, 2), h.note)
+            for h in runaway_key(frame, [START + day * DAY], DAY, 7, Thresholds())]
+
+
+def test_a_key_in_a_retry_loop_pays_its_requests_beyond_the_usual():
+    # Day 39 is a Monday: 8,000 requests against a usual 2,000; $400 against $100.
+    day = 39
+    assert (START + day * DAY).weekday() == 0
+    [(rule, excess, note)] = runaway(key_usage(loop_day=day, factor=4), day)
+    assert rule == "runaway_key" and excess == 300.0 and "requests 8,000 against a usual 2,000" in note
+
+
+def test_a_weekday_after_a_weekend_is_not_a_runaway():
+    frame = key_usage()
+    assert [h for d in range(42) for h in runaway(frame, d)] == []
+
+
+def test_without_request_counts_tokens_tell_the_runaway():
+    [(rule, excess, note)] = runaway(key_usage(loop_day=39, factor=5, requests=False), 39)
+    assert note.startswith("tokens 30,000,000 against a usual 6,000,000") and excess == 400.0
+
+
+def test_a_small_key_tripling_is_below_the_floor():
+    frame = key_usage(loop_day=39, factor=3)
+    frame["cost"] /= 100  # $1 a day
+    assert runaway(frame, 39) == []
+
+
+def gpu_rows(idle_minutes: int, cost: float = 8 * 3.6, idle_cost: float | None = None, absent: int = 0) -> pd.DataFrame:
+    """One hour of a node's 8 GPUs at $3.60: one of them idle ``idle_minutes`` (its idle cost in
+    ``idle_cost``, as queries.gpu_usage gives it for streaks long enough)."""
+    rows = [{"period": START, "series_key": "sub_account_service:Self-hosted/gpu-prod/GPU A100", "resource_id": f"n1/gpu{i}",
+             "cost": cost / 8, "idle_cost": 0.0, "idle_minutes": 0, "idle_streak_minutes": 0, "absent_minutes": 0}
+            for i in range(8)]
+    rows[3].update(idle_cost=3.6 * idle_minutes / 60 if idle_cost is None else idle_cost, idle_minutes=idle_minutes,
+                   idle_streak_minutes=idle_minutes, absent_minutes=absent)
+    return pd.DataFrame(rows)
+
+
+def test_an_idle_gpu_is_its_idle_minutes_cost_named_by_resource():
+    [hit] = idle_gpus(gpu_rows(45, absent=5), [START], Thresholds.for_granularity("hourly"))
+    assert hit.rule == "idle_gpu" and round(hit.actual - hit.expected, 2) == 2.70 and hit.actual == pytest.approx(28.8)
+    assert hit.note.startswith("n1/gpu3 idle 45 min") and "5 min absent" in hit.note
+
+
+def test_a_cheap_idle_gpu_is_not_worth_a_page():
+    # $1 an hour idle: below gpu_idle_usd_an_hour.
+    assert idle_gpus(gpu_rows(60, idle_cost=1.0), [START], Thresholds()) == []
+    assert idle_gpus(gpu_rows(0), [START], Thresholds()) == []
+
+
+def test_an_idle_gpu_pages_at_its_own_floor_whatever_share_of_the_series_it_is():
+    from finops_pipeline.detection.series import waste_severity
+    t = Thresholds.for_granularity("hourly")
+    [hit] = idle_gpus(gpu_rows(60), [START], t)  # one GPU of eight: 14 % of the hour's cost
+    assert waste_severity(hit.actual - hit.expected, t) == "warning"

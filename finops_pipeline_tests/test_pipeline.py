@@ -63,12 +63,13 @@ def test_every_injected_anomaly_is_found_on_its_series(pipeline):
 
 
 def test_every_injected_ai_anomaly_pages_once_on_its_model_with_its_numbers(pipeline):
-    """The AI bill's retry loop, cache collapse, long-context price and grown prompts: each an
-    incident at warning or above on its project × model series, which nothing explains away, found
-    by the rule of its kind (the retry loop by the cost band: more of the same)."""
+    """The AI bill's retry loop, cache collapse, long-context price and grown prompts, and the GPU
+    cluster's idle node: each an incident at warning or above on its project × model (cluster × GPU
+    type) series, which nothing explains away, found by the rule of its kind (the retry loop by the
+    cost band: more of the same)."""
     found = _anomalies(pipeline)
     rule = {"retry_loop": "robust_zscore", "cache_collapse": "cache_collapse", "unit_cost_rise": "unit_cost_rise",
-            "cost_per_request": "cost_per_request"}
+            "cost_per_request": "cost_per_request", "idle_gpu": "idle_gpu"}
     for truth in injected_ai_anomalies():
         hits = found[(found.series_key == _truth_key(truth)) & (found.day >= truth.start_date) & (found.day <= truth.end_date)]
         assert len(hits), f"{truth.name} was not detected"
@@ -208,10 +209,10 @@ def test_alert_job_writes_each_anomaly_to_the_outbox_once(pipeline):
     alertable = pipeline.query(
         "SELECT incident_id FROM incidents WHERE severity IN ('warning', 'critical') AND explained_by IS NULL")
     assert set(ledger.incident_id) == set(alertable.incident_id)  # one alert per incident
-    # The injected anomalies (five cloud, four AI), each alerted on its own series, not on the
+    # The injected anomalies (five cloud, five AI), each alerted on its own series, not on the
     # account, team, provider and total it moved too, and nothing else.
     injected = len(injected_anomalies()) + len(injected_ai_anomalies())
-    assert len(ledger) == injected == 9
+    assert len(ledger) == injected == 10
     assert pipeline.query("SELECT count(*) AS n FROM incidents WHERE explained_by IS NOT NULL").n[0] > injected
     outbox = pipeline.settings.outbox_dir
     files = sorted(outbox.glob("*.json"))

@@ -26,7 +26,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from finops_pipeline.sources import demo_ai
+from finops_pipeline.sources import demo_ai, demo_prometheus
 from finops_pipeline.sources.base import CostBasis, Window
 from finops_pipeline.sources.focus import FOCUS_COLUMNS, billing_period
 
@@ -414,19 +414,24 @@ _PER_UNIT = ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "Prici
 
 def bill(start: date, end: date) -> pd.DataFrame:
     """What the demo source serves for the charge days in ``[start, end)``: the cloud bill
-    (``generate``) and the AI bill (``demo_ai``), whose rows carry their ``x_`` columns."""
-    frame = pd.concat([generate(start, end), demo_ai.generate(start, end)], ignore_index=True)
+    (``generate``), the AI APIs' bill (``demo_ai``) and the GPU cluster's (``demo_prometheus``),
+    whose rows carry their ``x_`` columns."""
+    frame = pd.concat([generate(start, end), demo_ai.generate(start, end), demo_prometheus.generate(start, end)],
+                      ignore_index=True)
     frame["x_Requests"] = frame["x_Requests"].astype("Int64")
     return frame
 
 
 def generate_hourly(start: datetime, end: datetime) -> pd.DataFrame:
     """The demo bill (``bill``) for the charge hours in ``[start, end)`` (naive UTC datetimes), as
-    an hourly export carries it: each day's usage spread over its hours by ``HOURLY_SHARE``;
+    an hourly export carries it: each day's usage spread over its hours by ``HOURLY_SHARE`` (the
+    GPU cluster's rows are hourly already);
     purchases, tax and credits stay one row in the day's first hour."""
     first, last = pd.Timestamp(start).floor("D"), pd.Timestamp(end).ceil("D")
     daily = bill(first.date(), last.date())
-    usage = daily[daily.ChargeCategory == "Usage"]
+    # The GPU cluster's rows are by the hour already.
+    by_hour = (daily.ChargePeriodEnd - daily.ChargePeriodStart) == pd.Timedelta(hours=1)
+    usage = daily[(daily.ChargeCategory == "Usage") & ~by_hour]
     hours = np.tile(np.arange(24), len(usage))
     hourly = usage.loc[usage.index.repeat(24)].reset_index(drop=True)
     share = HOURLY_SHARE[hours]
@@ -436,7 +441,7 @@ def generate_hourly(start: datetime, end: datetime) -> pd.DataFrame:
     offset = pd.to_timedelta(hours, unit="h")
     hourly["ChargePeriodStart"] = hourly["ChargePeriodStart"] + offset
     hourly["ChargePeriodEnd"] = hourly["ChargePeriodStart"] + pd.Timedelta(hours=1)
-    out = pd.concat([hourly, daily[daily.ChargeCategory != "Usage"]], ignore_index=True)
+    out = pd.concat([hourly, daily[(daily.ChargeCategory != "Usage") | by_hour]], ignore_index=True)
     lo, hi = pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC")
     out = out[(out.ChargePeriodStart >= lo) & (out.ChargePeriodStart < hi)]
     return out.sort_values(["ChargePeriodStart", "SubAccountId", "ServiceName"], kind="stable", ignore_index=True)

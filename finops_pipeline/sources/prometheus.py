@@ -7,7 +7,8 @@ Three metric families, each optional (``FINOPS_PROMETHEUS_METRICS``, default all
   ``DCGM_FI_DEV_GPU_UTIL`` (a percent). One row per GPU and hour: the minutes it reported, priced
   at its type's hourly price (``FINOPS_PROMETHEUS_GPU_PRICES``), estimated; its mean utilisation,
   the minutes it was idle (below ``FINOPS_PROMETHEUS_IDLE_BELOW_PCT``, 10 %), the longest idle
-  streak reaching into the hour, and the minutes it was *absent* (no sample between its first and
+  streak reaching into the hour (counted from at most an hour before it, so an hour reads the same
+  in any window: 120 at most), and the minutes it was *absent* (no sample between its first and
   last one: an exporter or scrape gap, which is not counted idle: what is not seen is not called
   waste). The idle-GPU rule (``detection.ai_rules.idle_gpus``) reads these.
 * ``requests``: the cost-per-request histogram's counters ``ai_request_cost_dollars_sum`` and
@@ -146,7 +147,7 @@ class GpuHour:
     reported_minutes: int
     busy_pct: float | None
     idle_minutes: int
-    idle_streak_minutes: int  # the longest run of idle minutes reaching into the hour
+    idle_streak_minutes: int  # the longest run of idle minutes reaching into the hour, from at most an hour before
     absent_minutes: int
 
 
@@ -171,12 +172,6 @@ def gpu_hours(series: Iterable[Series], start: datetime, hours: int, lookback_st
             continue
         first, last = seen[0], seen[-1]
         idle = ~np.isnan(values) & (values < idle_below_pct)
-        # The idle streak at each minute: consecutive idle minutes up to it (a gap ends a streak).
-        streak = np.zeros(len(values), dtype=int)
-        run = 0
-        for i, flag in enumerate(idle):
-            run = run + 1 if flag else 0
-            streak[i] = run
         for h in range(hours):
             lo, hi = lookback_steps + 60 * h, lookback_steps + 60 * (h + 1)
             if hi <= first or lo > last:
@@ -187,8 +182,17 @@ def gpu_hours(series: Iterable[Series], start: datetime, hours: int, lookback_st
             absent = int(np.sum(~present & (inside > first) & (inside < last)))
             out.append(GpuHour(start + h * HOUR, node, gpu, info[node, gpu][0], info[node, gpu][1], int(present.sum()),
                                float(np.mean(window[present])) if present.any() else None, int(idle[lo:hi].sum()),
-                               int(streak[lo:hi].max()), absent))
+                               _longest_streak(idle[max(0, lo - 60):hi], min(60, lo)), absent))
     return out
+
+
+def _longest_streak(idle: np.ndarray, before: int) -> int:
+    """The longest run of idle minutes (consecutive ``True``; a gap ends one) that reaches past
+    the first ``before`` minutes: an hour's streak, counted from at most an hour before it, so
+    that it is the same whatever window the hour is read in."""
+    index = np.arange(len(idle))
+    streak = index - np.maximum.accumulate(np.where(idle, -1, index))
+    return int(streak[before:].max()) if len(idle) > before else 0
 
 
 def increases(series: Iterable[Series], group: tuple[str, ...], hours: int, lookback_steps: int
