@@ -137,3 +137,13 @@ def test_an_idle_gpu_pages_at_its_own_floor_whatever_share_of_the_series_it_is()
     t = Thresholds.for_granularity("hourly")
     [hit] = idle_gpus(gpu_rows(60), [START], t)  # one GPU of eight: 14 % of the hour's cost
     assert waste_severity(hit.actual - hit.expected, t) == "warning"
+
+
+def test_an_ai_series_usage_is_told_beside_its_usual():
+    from finops_pipeline.detection.ai_rules import usage_note
+    frame = usage(day35={"cached_share": 0.05})
+    note = usage_note(frame, START + 35 * DAY, DAY, Thresholds())
+    assert note == ("usage: 840.0M tokens, 5% of input cached, 20,000 requests, $2.80 per 1M tokens; "
+                    "usually 840.0M tokens, 50% of input cached, 20,000 requests, $2.26 per 1M tokens")
+    keys = key_usage(loop_day=39, factor=4)
+    assert usage_note(keys, START + 39 * DAY, DAY, Thresholds()).startswith("usage: 24.0M tokens, 8,000 requests")

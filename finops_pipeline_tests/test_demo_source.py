@@ -119,6 +119,8 @@ def test_the_ai_bill_is_focus_with_tokens_keys_and_its_anomalies_in_it():
                 "input_price": by_type.cost["input"] / by_type.tokens["input"]}
 
     for truth in demo_ai.injected_ai_anomalies():
+        if truth.kind == "idle_gpu":  # the GPU cluster's: see the next test
+            continue
         during, before = figures(truth, truth.start_date), figures(truth, truth.start_date - timedelta(days=7))
         if truth.kind == "retry_loop":
             assert during["requests"] > 0.8 * truth.factor * before["requests"], truth.name
@@ -129,3 +131,27 @@ def test_the_ai_bill_is_focus_with_tokens_keys_and_its_anomalies_in_it():
         else:  # cost_per_request: more tokens in about as many requests
             per_request = (during["cost"] / during["requests"]) / (before["cost"] / before["requests"])
             assert per_request > 0.8 * truth.factor, truth.name
+
+
+def test_the_gpu_cluster_is_busy_but_for_its_nightly_checkpoint_and_its_injected_idle_node():
+    """The demo's Prometheus-shaped cluster: every GPU billed every hour at its price, a 20-minute
+    checkpoint a night that is never a 30-minute idle streak, and the injected idle node idle from
+    14:00 on its first day to the end of its last."""
+    from finops_pipeline.sources import demo_ai, demo_prometheus
+
+    truth = next(t for t in demo_ai.injected_ai_anomalies() if t.kind == "idle_gpu")
+    rows = demo_prometheus.generate(truth.start_date - timedelta(days=1), truth.end_date + timedelta(days=2))
+    gpus = rows[rows.ResourceType == "GPU"].assign(day=lambda f: f.ChargePeriodStart.dt.date,
+                                                   hour=lambda f: f.ChargePeriodStart.dt.hour)
+    assert (gpus.groupby(["day", "ResourceId"]).size() == 24).all() and gpus.ResourceId.nunique() == 10
+    assert gpus.groupby("ServiceName").BilledCost.apply(lambda c: set(c.astype(float))).to_dict() == {
+        "GPU NVIDIA A100-SXM4-80GB": {3.67}, "GPU NVIDIA L4": {0.80}}
+    node = gpus.ResourceId.str.startswith(truth.api_key_id + "/")
+    idle = gpus[gpus.x_IdleStreakMinutes >= 30]
+    inside = [(truth.start_date, h) for h in range(14, 24)] + [(truth.end_date, h) for h in range(24)]
+    assert node[idle.index].all() and set(zip(idle.day, idle.hour)) == set(inside)
+    # The checkpoint at 02:00 on other days: idle minutes, never a streak of 30.
+    checkpoint = gpus[node & (gpus.hour == 2) & (gpus.day == truth.start_date)]
+    assert (checkpoint.x_IdleMinutes >= 15).all() and (checkpoint.x_IdleStreakMinutes < 30).all()
+    served = rows[rows.x_TokenType == "requests"]
+    assert set(served.ServiceName) == {"llama-3.1-70b-instruct", "bge-large-en"} and (served.x_CostSource == "estimated").all()

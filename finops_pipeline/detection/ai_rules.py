@@ -20,6 +20,7 @@ from finops_pipeline.detection.rules import Hit
 from finops_pipeline.detection.scoring import Thresholds
 
 INPUT_TYPES = ("input", "cached_input")
+TOKEN_TYPES = ("input", "cached_input", "cache_write_5m", "cache_write_1h", "output")
 
 
 # At least this many periods with volume before a ratio has a median to compare with; and the input
@@ -66,7 +67,10 @@ def unit_cost_rise(key: str, by_type: pd.DataFrame, cost: pd.Series, period, ste
         if usual is None or usual <= 0 or pd.isna(now) or now < usual * (1 + t.ai_unit_cost_rise_pct / 100):
             continue
         excess += (now - usual) * float(quantity[period])
-        notes.append(f"{token_type} ${now * 1e6:,.2f} per 1M tokens against ${usual * 1e6:,.2f}")
+        if token_type in TOKEN_TYPES:
+            notes.append(f"{token_type} ${now * 1e6:,.2f} per 1M tokens against ${usual * 1e6:,.2f}")
+        else:  # an image, a search, a character or second of audio
+            notes.append(f"{token_type} ${now:,.4f} each against ${usual:,.4f}")
     if excess <= 0:
         return None
     actual = float(cost[period])
@@ -172,3 +176,37 @@ def idle_gpus(gpus: pd.DataFrame, periods: Iterable, t: Thresholds) -> list[Hit]
         hits.append(Hit("idle_gpu", key, period, actual, actual - excess, actual - excess, actual - excess,
                         "; ".join(notes)))
     return hits
+
+
+def usage_note(rows: pd.DataFrame, period, step, t: Thresholds) -> str | None:
+    """What an AI series used in ``period`` beside its usual (the median of the
+    ``ai_baseline_periods`` before): tokens, the cached share of input, requests and $ per 1M
+    tokens, so an alert on its dollars carries the volumes that explain them. ``rows``: one series'
+    ``queries.ai_usage`` rows (by token type) or ``queries.ai_key_usage`` rows (``tokens``)."""
+    if "token_type" in rows:
+        tokens_of = rows[rows["token_type"].isin(TOKEN_TYPES)]
+        tokens = tokens_of.groupby("period")["quantity"].sum()
+        token_cost = tokens_of.groupby("period")["cost"].sum()
+        by_type = rows.pivot_table(index="period", columns="token_type", values="quantity", aggfunc="sum")
+        share = None
+        if set(INPUT_TYPES) <= set(by_type.columns):
+            fresh, cached = (by_type[c].fillna(0.0) for c in INPUT_TYPES)
+            share = cached / (fresh + cached).where(fresh + cached > 0)
+    else:
+        tokens, token_cost, share = rows.groupby("period")["tokens"].sum(min_count=1), rows.groupby("period")["cost"].sum(), None
+    requests = rows.groupby("period")["requests"].sum(min_count=1)
+    per_million = (token_cost / tokens.where(tokens > 0) * 1e6).astype(float)
+    figures = [("tokens", tokens, lambda v: f"{v / 1e6:,.1f}M tokens"),
+               ("cached", share, lambda v: f"{v:.0%} of input cached"),
+               ("requests", requests, lambda v: f"{v:,.0f} requests"),
+               ("price", per_million, lambda v: f"${v:,.2f} per 1M tokens")]
+    now, usual = [], []
+    for _, values, form in figures:
+        if values is None or pd.isna(values.get(period, np.nan)):
+            continue
+        now.append(form(float(values[period])))
+        before = _baseline(values.astype(float), period, t, step)
+        usual.append(form(before) if before is not None else "—")
+    if not now:
+        return None
+    return f"usage: {', '.join(now)}; usually {', '.join(usual)}"

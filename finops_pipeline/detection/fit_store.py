@@ -13,7 +13,7 @@ import pandas as pd
 from finops_pipeline.detection.forecasting import Fits
 from finops_pipeline.detection.queries import sql
 from finops_pipeline.grain import Grain
-from finops_pipeline.warehouse import table_columns
+from finops_pipeline.warehouse import register, table_columns
 
 
 def load_fits(con: duckdb.DuckDBPyConnection, grain: Grain, anchors: list[str]) -> Fits:
@@ -38,7 +38,7 @@ def store_fits(con: duckdb.DuckDBPyConnection, grain: Grain, fits: Fits, anchors
          for key, (task, window) in sorted(fits.ran.items())],
         columns=columns,
     )
-    con.register("_fits", frame)
+    register(con, "_fits", frame)
     # A run of another day of the week may have stored the same fit meanwhile.
     names = ", ".join(columns)
     con.execute(f"INSERT INTO forecast_fits ({names}) SELECT {names} FROM _fits "

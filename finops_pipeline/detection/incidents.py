@@ -13,6 +13,7 @@ import pandas as pd
 from finops_pipeline.grain import GRAINS
 from finops_pipeline.detection.scoring import SEVERITIES, Thresholds, incident_severity
 from finops_pipeline.detection.series import is_data_gap
+from finops_pipeline.warehouse import register
 
 
 def assign_incidents(anomalies: pd.DataFrame) -> pd.Series:
@@ -96,7 +97,7 @@ def name_incidents(con) -> None:
     again."""
     frame = con.execute("SELECT anomaly_id, series_key, granularity, direction, period_start FROM anomalies").df()
     frame["incident_id"] = assign_incidents(frame)
-    con.register("_incident_ids", frame[["anomaly_id", "incident_id"]])
+    register(con, "_incident_ids", frame[["anomaly_id", "incident_id"]])
     con.execute(
         """UPDATE anomalies SET incident_id = i.incident_id FROM _incident_ids i
            WHERE anomalies.anomaly_id = i.anomaly_id AND anomalies.incident_id IS DISTINCT FROM i.incident_id"""

@@ -13,7 +13,7 @@ import pandas as pd
 from finops_pipeline.detection.scoring import top_contributors_by
 from finops_pipeline.detection.series import LEVEL_COLUMNS, series_key
 from finops_pipeline.grain import Grain, Period
-from finops_pipeline.warehouse import utc_bounds
+from finops_pipeline.warehouse import register, utc_bounds
 from finops_pipeline.warehouse.sql_files import sql_file
 
 
@@ -126,7 +126,7 @@ def root_causes(con: duckdb.DuckDBPyConnection, grain: Grain, found: pd.DataFram
              for i, r in zip(rows.index, rows.itertuples()) for lag in range(5)],
             columns=["_row", "_period", "_lag", *(f"_{c}" for c in columns)],
         )
-        con.register("_wanted", wanted)
+        register(con, "_wanted", wanted)
         names = ", ".join(f"{expression} AS \"{dimension}\"" for dimension, expression in dimensions.items())
         on = "".join(f" AND c.{c} = w._{c}" for c in columns)
         costs = con.execute(_grain_sql("root_cause_slices", grain, names=names, on=on,

@@ -15,7 +15,7 @@ import pandas as pd
 
 from finops_pipeline.detection import rules
 from finops_pipeline.grain import DAILY, Grain
-from finops_pipeline.detection.ai_rules import ai_hits, idle_gpus, runaway_key
+from finops_pipeline.detection.ai_rules import ai_hits, idle_gpus, runaway_key, usage_note
 from finops_pipeline.detection.scoring import (
     AI_RULES,
     CAUSED_RULES,
@@ -222,11 +222,23 @@ def detect(
         result = Score("spike" if impact > 0 else "drop", impact, dev, None, level, (hit.rule,))
         rows[hit.series_key, hit.period] = _row(hit.series_key, meta.loc[hit.series_key], hit.period, hit.actual,
                                                 hit.expected, hit.lower, hit.upper, result, grain)
-    # What the AI rules saw, in their own figures (a cached share, a price per 1M tokens), for the alert.
+    # What the AI rules saw, in their own figures (a cached share, a price per 1M tokens, an idle
+    # GPU), for the alert.
     findings: dict[tuple, list[str]] = {}
     for hit in hits:
         if hit.rule in AI_RULES and hit.note:
             findings.setdefault((hit.series_key, hit.period), []).append(hit.note)
+    # And every anomaly of an AI series, whatever found it: its tokens, cache share, requests and
+    # $ per 1M tokens beside its dollars.
+    for frame in (ai_usage, ai_keys):
+        if frame is None or not len(frame):
+            continue
+        by_key = dict(tuple(frame.groupby("series_key")))
+        for (key, period) in rows:
+            if key in by_key:
+                note = usage_note(by_key[key], period, grain.step, thresholds)
+                if note:
+                    findings.setdefault((key, period), []).append(note)
     for where, notes in findings.items():
         rows[where]["findings"] = json.dumps(notes)
     out = pd.DataFrame(list(rows.values()), columns=DETECTED_COLUMNS)

@@ -418,7 +418,8 @@ def bill(start: date, end: date) -> pd.DataFrame:
     whose rows carry their ``x_`` columns."""
     frame = pd.concat([generate(start, end), demo_ai.generate(start, end), demo_prometheus.generate(start, end)],
                       ignore_index=True)
-    frame["x_Requests"] = frame["x_Requests"].astype("Int64")
+    for column in ("x_Requests", "x_IdleMinutes", "x_IdleStreakMinutes", "x_AbsentMinutes"):
+        frame[column] = frame[column].astype("Int64")
     return frame
 
 

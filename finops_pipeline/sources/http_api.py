@@ -21,7 +21,12 @@ RETRIED_STATUSES = (429, 500, 502, 503, 504)
 
 
 class SourceApiError(BillingDataError):
-    """A billing API refused or failed a request; nothing of the window was written."""
+    """A billing API refused or failed a request; nothing of the window was written. ``status``:
+    the HTTP status it answered, if it answered."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -61,7 +66,7 @@ class JsonApi:
         if response.status_code >= 400:
             advice = {**self.advice, 429: f" (still rate-limited after {self.retries} retries)"}.get(response.status_code, "")
             raise SourceApiError(f"{self.provider}: {endpoint} answered HTTP {response.status_code}{advice}: "
-                                 f"{_error_text(response)}")
+                                 f"{_error_text(response)}", response.status_code)
         try:
             body = response.json()
         except ValueError:

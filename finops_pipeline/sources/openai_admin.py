@@ -115,8 +115,7 @@ def _unless_absent(api: JsonApi, path: str, buckets: Iterator[Bucket]) -> Iterat
             started = True
             yield bucket
     except SourceApiError as exc:
-        # JsonApi's errors carry no status, only its wording: "OpenAI: GET <url> answered HTTP 404…".
-        if started or f"GET {api.base_url}{path} answered HTTP 404" not in str(exc):
+        if started or exc.status != 404:
             raise
 
 

@@ -37,7 +37,7 @@ from finops_pipeline.sources.validation import (
     outside_months,
     write_staged,
 )
-from finops_pipeline.warehouse import unordered, utc_bounds
+from finops_pipeline.warehouse import register, unordered, utc_bounds
 
 # FOCUS 1.3 renamed ProviderName to ServiceProviderName (and added HostProviderName); 1.0 and 1.2
 # files carry ProviderName. Map newer names onto the 1.2 column the pipeline stores.
@@ -358,7 +358,7 @@ def stage_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, source: str
     # the numbers a backfill gave them.
     day = pd.to_datetime(frame["ChargePeriodStart"], utc=True).dt.strftime("%Y-%m-%d")
     frame = frame.assign(x_SourceFile=f"{source}:" + day, x_SourceRow=frame.groupby(day).cumcount() + 1)
-    con.register("_frame_rows", frame)  # stays registered: the view below reads it
+    register(con, "_frame_rows", frame)  # stays registered: the view below reads it
     typed = ", ".join(f'CAST("{c}" AS {t}) AS "{c}", CAST("{c}" AS VARCHAR) AS "raw__{c}"' for c, t in FOCUS_COLUMNS.items())
     extras = [c for c in frame.columns if c.startswith("x_") and c not in ("x_SourceFile", "x_SourceRow")]
     # A row whose x_ columns are all empty (a cloud row beside AI rows) has none, as a file's would.

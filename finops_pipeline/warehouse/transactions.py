@@ -49,6 +49,13 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
         "ORDER BY ordinal_position", [table]).fetchall()]
 
 
+def register(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
+    """``frame`` as the relation ``name``. DuckDB refuses to register while a query's result is
+    unfinished, and a ``fetchone()`` leaves one (a count fetched, not drained): finish it first."""
+    con.complete()
+    con.register(name, frame)
+
+
 def replace_window(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -70,7 +77,7 @@ def replace_window(
         missing = [c for c in columns if c not in rows.columns]
         if missing:
             raise ValueError(f"{table}: frame lacks columns {missing}")
-        con.register("_frame", rows[columns])
+        register(con, "_frame", rows[columns])
         rows = "_frame"
     quoted = ", ".join(f'"{c}"' for c in columns)
     try:

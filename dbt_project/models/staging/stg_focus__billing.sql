@@ -40,14 +40,15 @@ select
     json_extract_string(x_ProviderColumns, '$.x_Model') as ai_model,
     json_extract_string(x_ProviderColumns, '$.x_TokenType') as token_type,
     json_extract_string(x_ProviderColumns, '$.x_ApiKeyId') as api_key_id,
-    cast(json_extract(x_ProviderColumns, '$.x_Requests') as bigint) as requests,
+    cast(cast(json_extract_string(x_ProviderColumns, '$.x_Requests') as double) as bigint) as requests,
     -- actual (as billed) or estimated (usage × a price table, until the provider's cost arrives)
     coalesce(json_extract_string(x_ProviderColumns, '$.x_CostSource'), 'actual') as cost_source,
     -- A GPU's hour from Prometheus (see sources/prometheus.py): mean utilisation, idle minutes,
     -- the longest idle streak reaching into the hour, minutes without a sample; NULL otherwise.
-    cast(json_extract(x_ProviderColumns, '$.x_GpuBusyPct') as double) as gpu_busy_pct,
-    cast(json_extract(x_ProviderColumns, '$.x_IdleMinutes') as integer) as idle_minutes,
-    cast(json_extract(x_ProviderColumns, '$.x_IdleStreakMinutes') as integer) as idle_streak_minutes,
-    cast(json_extract(x_ProviderColumns, '$.x_AbsentMinutes') as integer) as absent_minutes,
+    -- Read as text then number: an export file's x_ columns are text ("0.0"), a source's numbers.
+    cast(json_extract_string(x_ProviderColumns, '$.x_GpuBusyPct') as double) as gpu_busy_pct,
+    cast(cast(json_extract_string(x_ProviderColumns, '$.x_IdleMinutes') as double) as integer) as idle_minutes,
+    cast(cast(json_extract_string(x_ProviderColumns, '$.x_IdleStreakMinutes') as double) as integer) as idle_streak_minutes,
+    cast(cast(json_extract_string(x_ProviderColumns, '$.x_AbsentMinutes') as double) as integer) as absent_minutes,
     x_Source as source
 from {{ source('finops', 'raw_billing') }}
