@@ -123,3 +123,24 @@ def test_the_alert_says_what_the_rule_saw_in_its_own_figures(warehouse):
     assert finding in json.dumps(slack_message(incident, "http://localhost:3000", None))
     assert f"- Found: {finding}" in markdown_message(incident, "http://localhost:3000", None)
     assert Incident.from_record(json.loads(json.dumps(incident.to_record(), default=str))).findings == incident.findings
+
+
+def test_the_report_and_the_model_get_the_usage_beside_the_dollars(warehouse):
+    """Every anomaly of an AI series carries its tokens, requests and $ per 1M tokens against the
+    usual: the alert, the report's figures and the data the LLM is given all show it, and a
+    dollar figure from it is one the model may cite."""
+    from finops_pipeline.alerting.facts import findings_list
+    from finops_pipeline.alerting.incident import Incident
+    from finops_pipeline.alerting.llm import data_figures, incident_data
+
+    row = warehouse.execute("SELECT * FROM anomalies WHERE series_key = ? AND period_start = ?",
+                            [f"sub_account_service:OpenAI/proj_chat/{MODEL}", LOOP_DAY]).df()
+    incident = Incident.from_row(next(row.itertuples(index=False)))
+    (usage,) = [f for f in incident.findings if f.startswith("usage: ")]
+    # The retry loop: about 8 times the project's usual tokens and requests, at the usual price.
+    assert "requests" in usage and "per 1M tokens; usually" in usage
+    assert f"usage: {usage.removeprefix('usage: ')}" in findings_list([incident])
+    data = incident_data(incident, [])
+    assert data["incident"]["findings"] == list(incident.findings)
+    price = float(usage.split("$")[1].split(" ")[0])
+    assert round(price, 2) in data_figures(data)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from finops_pipeline.alerting.incident import Incident
 
 
@@ -25,3 +27,20 @@ def figures_table(incidents: list[Incident]) -> str:
         ]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+def escape_markdown(text: object) -> str:
+    """``text`` (billing data: a model or key name) with markdown's special characters escaped,
+    so it reads as written and cannot add a link or a heading."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
+
+
+def findings_list(incidents: list[Incident]) -> str:
+    """What the rules saw on each incident that has findings (an AI series' tokens, cache share,
+    requests and $ per 1M tokens; an idle GPU's minutes), as a markdown list; empty without any."""
+    lines = [f"- {escape_markdown(i.series_description)} ({i.peak_label}): {escape_markdown(f)}"
+             for i in incidents for f in i.findings]
+    return "\n".join(["", "What the rules saw:", "", *lines]) if lines else ""

@@ -148,7 +148,10 @@ def llm_pricing(model: str, override: str | None = None) -> tuple[float, float]:
 _INCIDENT_FIELDS = ("incident_id", "series_key", "series_level", "provider", "sub_account", "sub_account_id", "service",
                     "team", "severity", "direction", "status", "detectors", "period", "start", "latest", "periods",
                     "actual_usd", "expected_usd", "band_usd", "impact_usd", "deviation_pct", "total_excess_usd",
-                    "top_contributors", "signal", "profile", "usual_usd")
+                    "top_contributors", "signal", "profile", "usual_usd",
+                    # AI series only: the key, and what the rules saw (tokens, cache share, requests,
+                    # $ per 1M tokens; an idle GPU's minutes)
+                    "api_key", "findings")
 _SUMMARY_FIELDS = ("incident_id", "provider", "sub_account", "service", "team", "severity", "direction", "status",
                    "period", "start", "latest", "periods", "actual_usd", "expected_usd", "band_usd", "impact_usd",
                    "deviation_pct", "total_excess_usd", "top_contributors")
@@ -188,7 +191,7 @@ def _num(value) -> float:
 def _given(incident: Incident, fields: tuple[str, ...]) -> dict:
     """``fields`` of the incident's record (the keys the model knows them by), JSON-safe, and its series."""
     record = incident.to_record()
-    given = clean({k: record[k] for k in fields})
+    given = clean({k: record[k] for k in fields if k in record})  # api_key, findings: only when set
     given["series"] = incident.series_description
     return given
 
@@ -239,17 +242,19 @@ def billing_block(data: dict) -> str:
 
 
 def data_figures(data) -> list[float]:
-    """Every dollar figure of ``data`` (keys ending in ``_usd``, and a contributor's actual /
-    expected / delta), as absolute values, plus 0."""
+    """Every dollar figure of ``data`` (keys ending in ``_usd``, a contributor's actual / expected
+    / delta, and the dollars a finding's text states), as absolute values, plus 0."""
     found: set[float] = {0.0}
 
-    def walk(value, money_key: bool):
+    def walk(value, money_key: bool, finding: bool = False):
         if isinstance(value, dict):
             for k, v in value.items():
-                walk(v, money_key or k.endswith("_usd") or k in _MONEY_KEYS)
+                walk(v, money_key or k.endswith("_usd") or k in _MONEY_KEYS, k == "findings")
         elif isinstance(value, list):
             for v in value:
-                walk(v, money_key)
+                walk(v, money_key, finding)
+        elif finding and isinstance(value, str):
+            found.update(round(abs(v), 2) for v, _, _ in dollar_figures(value))
         elif money_key and isinstance(value, (int, float)) and not isinstance(value, bool):
             found.add(round(abs(float(value)), 2))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import openai
 import pandas as pd
 
-from finops_pipeline.alerting.facts import figures_table, money
+from finops_pipeline.alerting.facts import figures_table, findings_list, money
 from finops_pipeline.alerting.incident import Incident
 from finops_pipeline.alerting.llm import (
     ANALYSIS_PROMPT,
@@ -362,7 +362,8 @@ def build_report(incidents: list[Incident], histories: dict[str, list[dict]] | N
     else:
         summary = summarise_run(incidents, client, model, pricing)
     analyses.insert(0, summary)
-    markdown = "\n".join(a.markdown for a in analyses) + "\n## Figures\n\n" + figures_table(incidents) + "\n"
+    markdown = ("\n".join(a.markdown for a in analyses) + "\n## Figures\n\n" + figures_table(incidents) + "\n"
+                + findings_list(incidents) + ("\n" if any(i.findings for i in incidents) else ""))
     return RunReport(
         markdown=markdown,
         analyses=analyses,
