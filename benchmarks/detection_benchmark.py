@@ -5,7 +5,10 @@
    (``bursty_bill.py``, two years of another design: small, bursty and intermittent series,
    anomalies worth $300–$3,000 in total, lost exports; never used to choose a threshold) or
    ``--bill hourly`` (``hourly_bill.py``, five months of hourly line items: diurnal and weekly
-   cycles, heavy tails, scrape gaps; run and scored at the hourly grain).
+   cycles, heavy tails, scrape gaps; run and scored at the hourly grain) or ``--bill ai``
+   (``ai_bill.py``, two years of OpenAI and Anthropic usage and costs made by ``ai_billing.to_focus``,
+   45 API keys, the AI anomaly kinds; never used to choose a threshold). The AI bill's rows carry
+   their ``x_`` columns (model, token type, API key, requests) in the Parquet exports.
 2. Runs the whole pipeline on it, the way a user backfills: ``dagster asset materialize`` of
    raw_billing → dbt models → cost_forecasts → anomalies over every day, as one single-run
    backfill. Its wall time is the backfill figure.
@@ -17,9 +20,18 @@
    alarms per series-month and median delay for each (``detection_metrics.py``; hours, on the
    hourly bill).
 
+On the AI bill the usage series of the false-alarm rate are still the sub-account × service
+series ``pipeline_flags`` reads, which for AI rows are project (workspace) × model, since the model
+is the ServiceName. Flags on every level are scored, the ``api_key`` level included: an AI label
+names its key (``api_key_id``), so a flag on ``api_key:{provider}/{project}/{key}`` matches it as
+``detection_metrics.covers`` matches any key, component by component (the other bills' labels have
+no ``api_key_id``, so a key flag matches none of them); and it may name further series an alert on
+is right about (``also_series``: the model a switch left, a new project's second key), which the
+bill's own ``Bill.covers`` (``ai_bill.covers``) adds.
+
 Usage:
 
-    python benchmarks/detection_benchmark.py [--bill labelled|bursty|hourly] [--start DAY] [--end DAY]
+    python benchmarks/detection_benchmark.py [--bill labelled|bursty|hourly|ai] [--start DAY] [--end DAY]
         [--seed N] [--workdir DIR]
 """
 
@@ -29,6 +41,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -39,7 +52,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for `benchmarks.*`
 
-from benchmarks import bursty_bill, detection_metrics, hourly_bill, labelled_bill, seed_detectors  # noqa: E402
+from benchmarks import ai_bill, bursty_bill, detection_metrics, hourly_bill, labelled_bill, seed_detectors  # noqa: E402
 from benchmarks.harness import REPO, backfill_focus  # noqa: E402
 
 from finops_pipeline.detection.incidents import summarize  # noqa: E402
@@ -60,6 +73,8 @@ class Bill:
     # No detector is scored before it: the pipeline needs four weeks of history and its calibration
     # the four weeks (hours) after; the labels start later still.
     warm_up_days: int = 90
+    # Whether a flag's series is about a label (``detection_metrics.covers`` unless the bill has its own).
+    covers: Callable[[str, pd.Series], bool] = detection_metrics.covers
 
     @property
     def step(self) -> str:
@@ -68,7 +83,8 @@ class Bill:
 
 
 BILLS = {"labelled": Bill(labelled_bill, 7), "bursty": Bill(bursty_bill, 11),
-         "hourly": Bill(hourly_bill, 13, "hourly", date(2025, 1, 1), date(2025, 6, 1), warm_up_days=60)}
+         "hourly": Bill(hourly_bill, 13, "hourly", date(2025, 1, 1), date(2025, 6, 1), warm_up_days=60),
+         "ai": Bill(ai_bill, 17, covers=ai_bill.covers)}
 PIPELINE_ROWS = ("finops-pipeline: alerts (warning and above)", "finops-pipeline: incidents, info included",
                  "finops-pipeline: every anomaly row, explained included")
 
@@ -133,8 +149,8 @@ def evaluate(flags: pd.DataFrame, labels: pd.DataFrame, n_series: int, start: da
              bill: Bill = BILLS["labelled"]) -> dict:
     """``detection_metrics.evaluate`` of flags (series_key, period) over the scored window of [start, end)."""
     scored_from, last = scored_window(start, end, bill.warm_up_days)
-    return detection_metrics.evaluate(flags, labels, n_series, scored_from, last, step=bill.step,
-                                      reach=GRAINS[bill.granularity].incident_reach)
+    return detection_metrics.evaluate(flags, labels, n_series, scored_from, last, covers=bill.covers,
+                                      step=bill.step, reach=GRAINS[bill.granularity].incident_reach)
 
 
 def score_pipeline(flags: tuple[pd.DataFrame, ...], labels: pd.DataFrame, start: date, end: date,
@@ -151,7 +167,7 @@ def main() -> None:
     parser.add_argument("--bill", choices=list(BILLS), default="labelled")
     parser.add_argument("--start", type=date.fromisoformat, help="default: the bill's (2024-01-01; hourly 2025-01-01)")
     parser.add_argument("--end", type=date.fromisoformat, help="exclusive; default: the bill's (2026-01-01; hourly 2025-06-01)")
-    parser.add_argument("--seed", type=int, help="default: 7 for labelled, 11 for bursty, 13 for hourly")
+    parser.add_argument("--seed", type=int, help="default: 7 for labelled, 11 for bursty, 13 for hourly, 17 for ai")
     parser.add_argument("--workdir", type=Path, help="keep the bill and the pipeline's DuckDB here (default: a temp dir)")
     args = parser.parse_args()
     bill = BILLS[args.bill]
