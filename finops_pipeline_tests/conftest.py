@@ -47,6 +47,41 @@ def pipeline_env(**env: str):
                 os.environ[k] = v
 
 
+def backfilled(env: dict[str, str], start: str, last: str) -> Path:
+    """The pipeline of the settings ``env`` run over ``start...last`` as one single-run backfill
+    (its grain's job), incidents rolled up as the alert job starts them; its DuckDB file."""
+    from finops_pipeline.detection.workflow import roll_up_incidents
+
+    with pipeline_env(**env), DagsterInstance.ephemeral() as instance:
+        settings = load_settings(env)
+        job = f"{settings.grain.name}_cost_pipeline"
+        result = build_definitions(settings).resolve_job_def(job).execute_in_process(
+            instance=instance, tags=range_tags(start, last))
+    assert result.success
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        roll_up_incidents(con, settings.grain)
+    return settings.duckdb_path
+
+
+def load_raw_billing(tmp_path: Path, variables: dict[str, str], start: str, end: str | None = None):
+    """raw_billing materialized for ``start..end`` with the settings ``variables``, as the asset
+    runs it; the result, with the run's log lines in ``logs``."""
+    from dagster import materialize
+
+    from finops_pipeline.defs.ingest.assets import build_raw_billing
+    from finops_pipeline.warehouse.resource import WarehouseResource
+
+    variables = {"FINOPS_DATA_DIR": str(tmp_path), **variables}
+    instance = DagsterInstance.ephemeral()
+    with pipeline_env(**variables):
+        settings = load_settings(variables)
+        result = materialize([build_raw_billing(settings)],
+                             resources={"warehouse": WarehouseResource(database=str(settings.duckdb_path))},
+                             tags=range_tags(start, end or start), raise_on_error=False, instance=instance)
+    result.logs = [entry.user_message for entry in instance.all_logs(result.run_id)]  # what the run's log shows
+    return result
+
+
 @pytest.fixture(scope="session")
 def cost_series(tmp_path_factory):
     """dbt's view of every detection series (daily_cost_series), run on a frame of usage rows

@@ -11,15 +11,10 @@ from decimal import Decimal
 import duckdb
 import numpy as np
 import pytest
-from dagster import DagsterInstance
 
 from benchmarks.prometheus_server import PrometheusServer
 from benchmarks.protocol_servers import OpenAIAdminServer
-from finops_pipeline.definitions import build_definitions
-from finops_pipeline.detection.workflow import roll_up_incidents
-from finops_pipeline.grain import HOURLY
-from finops_pipeline.settings import load_settings
-from finops_pipeline_tests.conftest import pipeline_env, range_tags
+from finops_pipeline_tests.conftest import backfilled
 
 pytestmark = pytest.mark.integration
 
@@ -70,14 +65,8 @@ def hourly_ai(tmp_path_factory):
                "OPENAI_ADMIN_KEY": OpenAIAdminServer.KEY, "PROMETHEUS_URL": prometheus.base_url,
                "FINOPS_PROMETHEUS_METRICS": "gpu", "FINOPS_PROMETHEUS_GPU_PRICES": f"{A100}=3.60",
                "FINOPS_PROMETHEUS_ACCOUNT": "gpu-prod"}
-        with pipeline_env(**env), DagsterInstance.ephemeral() as instance:
-            settings = load_settings(env)
-            result = build_definitions(settings).resolve_job_def("hourly_cost_pipeline").execute_in_process(
-                instance=instance, tags=range_tags(f"{START:%Y-%m-%d}", f"{LAST:%Y-%m-%d}"))
-    assert result.success
-    with duckdb.connect(str(settings.duckdb_path)) as con:
-        roll_up_incidents(con, HOURLY)
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        db = backfilled(env, f"{START:%Y-%m-%d}", f"{LAST:%Y-%m-%d}")
+    with duckdb.connect(str(db), read_only=True) as con:
         yield con
 
 

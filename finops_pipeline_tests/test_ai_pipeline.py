@@ -12,14 +12,9 @@ from decimal import Decimal
 import duckdb
 import numpy as np
 import pytest
-from dagster import DagsterInstance
 
 from benchmarks.protocol_servers import OpenAIAdminServer
-from finops_pipeline.definitions import build_definitions
-from finops_pipeline.detection.workflow import roll_up_incidents
-from finops_pipeline.grain import DAILY
-from finops_pipeline.settings import load_settings
-from finops_pipeline_tests.conftest import pipeline_env, range_tags
+from finops_pipeline_tests.conftest import backfilled
 
 pytestmark = pytest.mark.integration
 
@@ -60,14 +55,8 @@ def warehouse(tmp_path_factory):
         env = {"FINOPS_SOURCE": "openai", "FINOPS_START_DATE": f"{START:%Y-%m-%d}", "FINOPS_DATA_DIR": str(data),
                "FINOPS_OPENAI_ADMIN_URL": server.base_url, "OPENAI_ADMIN_KEY": OpenAIAdminServer.KEY,
                "FINOPS_AI_TEAMS": "proj_chat=assistants,proj_batch=data"}
-        with pipeline_env(**env), DagsterInstance.ephemeral() as instance:
-            settings = load_settings(env)
-            result = build_definitions(settings).resolve_job_def("daily_cost_pipeline").execute_in_process(
-                instance=instance, tags=range_tags(f"{START:%Y-%m-%d}", f"{LAST:%Y-%m-%d}"))
-    assert result.success
-    with duckdb.connect(str(settings.duckdb_path)) as con:
-        roll_up_incidents(con, DAILY)  # as the alert job starts
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        db = backfilled(env, f"{START:%Y-%m-%d}", f"{LAST:%Y-%m-%d}")
+    with duckdb.connect(str(db), read_only=True) as con:
         yield con
 
 

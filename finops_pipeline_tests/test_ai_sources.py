@@ -11,17 +11,14 @@ from decimal import Decimal
 
 import duckdb
 import pytest
-from dagster import DagsterInstance, materialize
 
 from benchmarks.protocol_servers import AnthropicAdminServer, OpenAIAdminServer
-from finops_pipeline.defs.ingest.assets import build_raw_billing
 from finops_pipeline.errors import SettingsError
 from finops_pipeline.settings import load_settings
 from finops_pipeline.sources import openai_admin
 from finops_pipeline.sources.ai_billing import PriceTable, parse_openai_line_item
 from finops_pipeline.sources.http_api import JsonApi
-from finops_pipeline.warehouse.resource import WarehouseResource
-from finops_pipeline_tests.conftest import pipeline_env, range_tags
+from finops_pipeline_tests.conftest import load_raw_billing
 
 DAY1 = datetime(2026, 3, 2, tzinfo=timezone.utc)
 DAY2 = DAY1 + timedelta(days=1)
@@ -31,17 +28,10 @@ KEY = OpenAIAdminServer.KEY
 def load(tmp_path, source: str, url: str, start: str, end: str | None = None, granularity: str = "daily",
          key: str = KEY, **env: str):
     """raw_billing materialized for ``start..end`` from ``source`` at ``url``, as the asset runs it."""
-    variables = {"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_SOURCE": source, "FINOPS_GRANULARITY": granularity,
-                 "FINOPS_OPENAI_ADMIN_URL": url, "FINOPS_ANTHROPIC_ADMIN_URL": url,
-                 "OPENAI_ADMIN_KEY": key, "ANTHROPIC_ADMIN_KEY": key, "FINOPS_AI_TEAMS": "proj_chat=assistants", **env}
-    instance = DagsterInstance.ephemeral()
-    with pipeline_env(**variables):
-        settings = load_settings(variables)
-        result = materialize([build_raw_billing(settings)],
-                             resources={"warehouse": WarehouseResource(database=str(settings.duckdb_path))},
-                             tags=range_tags(start, end or start), raise_on_error=False, instance=instance)
-    result.logs = [entry.user_message for entry in instance.all_logs(result.run_id)]  # what the run's log shows
-    return result
+    return load_raw_billing(tmp_path, {"FINOPS_SOURCE": source, "FINOPS_GRANULARITY": granularity,
+                                       "FINOPS_OPENAI_ADMIN_URL": url, "FINOPS_ANTHROPIC_ADMIN_URL": url,
+                                       "OPENAI_ADMIN_KEY": key, "ANTHROPIC_ADMIN_KEY": key,
+                                       "FINOPS_AI_TEAMS": "proj_chat=assistants", **env}, start, end)
 
 
 def rows(tmp_path, sql: str) -> list[tuple]:

@@ -13,11 +13,12 @@ from finops_pipeline.definitions import build_definitions
 from finops_pipeline.settings import load_settings
 from finops_pipeline.sources import registry
 
-PARTITIONED = {"raw_billing", "stg_focus__billing", "daily_costs", "team_costs", "daily_ai_usage", "daily_cost_series",
-               "sku_first_seen", "cost_forecasts", "anomalies"}
+PARTITIONED = {"raw_billing", "stg_focus__billing", "daily_costs", "team_costs", "daily_ai_usage", "gpu_hours",
+               "daily_cost_series", "sku_first_seen", "cost_forecasts", "anomalies"}
 UNPARTITIONED = {"incidents", "detection_quality", "anomaly_report", "anomaly_alerts", "cost_digest"}
 GROUPS = {"raw_billing": "ingest", "stg_focus__billing": "transform", "daily_costs": "transform",
-          "team_costs": "transform", "daily_ai_usage": "transform", "daily_cost_series": "transform", "sku_first_seen": "transform",
+          "team_costs": "transform", "daily_ai_usage": "transform", "gpu_hours": "transform",
+          "daily_cost_series": "transform", "sku_first_seen": "transform",
           "cost_forecasts": "detect", "anomalies": "detect", "incidents": "detect", "detection_quality": "detect",
           "anomaly_report": "alerting", "anomaly_alerts": "alerting", "cost_digest": "alerting"}
 
@@ -108,8 +109,10 @@ def test_a_source_installed_by_another_package_is_found_through_its_entry_point(
 
 
 def test_detection_reads_the_dbt_views_of_its_grain(both):
-    """Lineage shows what forecasts and anomalies read: the series view of the grain."""
+    """Lineage shows what forecasts and anomalies read: the series view of the grain, and the AI
+    rules' usage and GPU hours (so `*anomalies` builds them)."""
     for grain, defs in both.items():
         graph = defs.resolve_asset_graph()
         assert AssetKey(f"{grain}_cost_series") in graph.get(AssetKey("cost_forecasts")).parent_keys
-        assert {AssetKey(f"{grain}_cost_series"), AssetKey("sku_first_seen")} <= graph.get(AssetKey("anomalies")).parent_keys
+        assert {AssetKey(f"{grain}_cost_series"), AssetKey("sku_first_seen"), AssetKey(f"{grain}_ai_usage"),
+                AssetKey("gpu_hours")} <= graph.get(AssetKey("anomalies")).parent_keys

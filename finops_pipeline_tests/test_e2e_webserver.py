@@ -36,8 +36,8 @@ STARTUP_TIMEOUT_S = 180
 BACKFILL_TIMEOUT_S = 300
 
 PARTITIONS = ["2025-03-03", "2025-03-04", "2025-03-05"]
-BACKFILLED_ASSETS = ["raw_billing", "stg_focus__billing", "daily_costs", "team_costs", "daily_ai_usage", "daily_cost_series",
-                     "sku_first_seen", "cost_forecasts", "anomalies"]
+BACKFILLED_ASSETS = ["raw_billing", "stg_focus__billing", "daily_costs", "team_costs", "daily_ai_usage", "gpu_hours",
+                     "daily_cost_series", "sku_first_seen", "cost_forecasts", "anomalies"]
 LINEAGE = ["raw_billing", "stg_focus__billing", "daily_costs", "daily_cost_series", "cost_forecasts", "anomalies",
            "incidents", "anomaly_report", "anomaly_alerts"]
 GROUPS = {
@@ -46,6 +46,7 @@ GROUPS = {
     "daily_costs": "transform",
     "team_costs": "transform",
     "daily_ai_usage": "transform",
+    "gpu_hours": "transform",
     "daily_cost_series": "transform",
     "sku_first_seen": "transform",
     "cost_forecasts": "detect",

@@ -10,14 +10,10 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pytest
-from dagster import DagsterInstance, materialize
-
 from benchmarks.prometheus_server import PrometheusServer
-from finops_pipeline.defs.ingest.assets import build_raw_billing
 from finops_pipeline.errors import SettingsError
 from finops_pipeline.settings import load_settings
-from finops_pipeline.warehouse.resource import WarehouseResource
-from finops_pipeline_tests.conftest import pipeline_env, range_tags
+from finops_pipeline_tests.conftest import load_raw_billing
 from finops_pipeline_tests.test_ai_sources import failure, rows
 
 DAY = datetime(2026, 3, 2, tzinfo=timezone.utc)
@@ -42,16 +38,9 @@ def between(times: np.ndarray, start_hour: float, end_hour: float) -> np.ndarray
 
 
 def load(tmp_path, url: str, start: str = "2026-03-02", end: str | None = None, **env: str):
-    variables = {"FINOPS_DATA_DIR": str(tmp_path), "FINOPS_SOURCE": "prometheus", "PROMETHEUS_URL": url,
-                 "FINOPS_PROMETHEUS_GPU_PRICES": PRICES, "FINOPS_PROMETHEUS_ACCOUNT": "gpu-prod", **env}
-    instance = DagsterInstance.ephemeral()
-    with pipeline_env(**variables):
-        settings = load_settings(variables)
-        result = materialize([build_raw_billing(settings)],
-                             resources={"warehouse": WarehouseResource(database=str(settings.duckdb_path))},
-                             tags=range_tags(start, end or start), raise_on_error=False, instance=instance)
-    result.logs = [entry.user_message for entry in instance.all_logs(result.run_id)]
-    return result
+    return load_raw_billing(tmp_path, {"FINOPS_SOURCE": "prometheus", "PROMETHEUS_URL": url,
+                                       "FINOPS_PROMETHEUS_GPU_PRICES": PRICES, "FINOPS_PROMETHEUS_ACCOUNT": "gpu-prod",
+                                       **env}, start, end)
 
 
 def gpu_hours(tmp_path) -> dict[tuple, tuple]:

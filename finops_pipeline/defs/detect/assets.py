@@ -85,7 +85,8 @@ def build_detect_assets(settings: Settings) -> list[AssetsDefinition]:
         kinds={"python"},
         # The views it reads (the series, the SKUs' first days, the line items for root causes)
         # and what is under them: reading stg_focus__billing reads raw_billing itself.
-        deps=[cost_forecasts, series, AssetKey("sku_first_seen"), AssetKey(grain.cost_table), STG_BILLING, RAW_BILLING],
+        deps=[cost_forecasts, series, AssetKey("sku_first_seen"), AssetKey(grain.cost_table), AssetKey(grain.ai_table),
+              AssetKey("gpu_hours"), STG_BILLING, RAW_BILLING],
         pool=WAREHOUSE_POOL,
         metadata={"dagster/table_name": "main.anomalies"},
     )
