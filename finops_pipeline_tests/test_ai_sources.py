@@ -160,6 +160,22 @@ def test_a_refused_key_fails_the_partition_naming_the_endpoint_never_the_key(tmp
     assert rows(tmp_path, "SELECT count(*), sum(BilledCost) FROM raw_billing") == before  # nothing lost
 
 
+def test_a_key_revoked_mid_window_fails_it_whole_and_keeps_what_was_loaded(tmp_path):
+    """The first page answers, the key is revoked before the second: nothing of the window is
+    half-written, what an earlier run loaded stays."""
+    costs, usage = openai_bill()
+    with OpenAIAdminServer(costs, usage) as server:
+        assert load(tmp_path, "openai", server.base_url, "2026-03-02", "2026-03-03").success
+    before = rows(tmp_path, "SELECT count(*), sum(BilledCost) FROM raw_billing")
+    revoked = (401, {}, {"error": {"type": "invalid_request_error", "message": "Incorrect API key provided"}})
+    with OpenAIAdminServer(costs, usage, script=[None, revoked], max_buckets=1) as server:
+        result = load(tmp_path, "openai", server.base_url, "2026-03-02", "2026-03-03")
+    message = failure(result)
+    assert f"GET {server.base_url}/organization/costs answered HTTP 401" in message and "Incorrect API key" in message
+    assert len(server.requests) == 2 and "page" in server.requests[1]["query"]  # the second page was refused
+    assert rows(tmp_path, "SELECT count(*), sum(BilledCost) FROM raw_billing") == before
+
+
 @pytest.mark.parametrize("bad, expected", [
     (lambda c: c[0].update(currency="eur"), "bucket 0 (2026-03-02 00:00 UTC), results[0].amount.currency is 'eur'"),
     (lambda c: c[0].update(value="n/a", as_string=True), None),
