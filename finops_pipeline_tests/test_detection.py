@@ -356,6 +356,20 @@ def test_a_sustained_change_pages_on_the_day_its_total_crosses_the_floor():
     assert severity_after(9, impact=-98.0, way="drop") == "warning"  # 98 % gone for 9 days: $882
 
 
+def test_a_new_series_without_calibrated_bounds_pages_on_its_total_too():
+    """A new project spending $200 a day: each day info, its span's usualness unknown (no
+    calibrated bounds yet, stored as NULL). Unknown is not usual: after five days ($1,000) the
+    incident pages on its total, as any other would."""
+    from finops_pipeline.detection.incidents import assign_incidents, summarize
+
+    frame = _flagged([(f"2025-10-{d:02d}", "spike", 200.0, "info") for d in range(6, 11)], expected=0.0)
+    frame["span_usual"] = pd.array([pd.NA] * len(frame), dtype="boolean")  # as read back from DuckDB
+    frame["incident_id"] = assign_incidents(frame)
+    assert summarize(frame, pd.Series(dtype="object")).iloc[0].severity == "warning"
+    frame["span_usual"] = pd.array([True] * len(frame), dtype="boolean")  # known to be the series' habit
+    assert summarize(frame, pd.Series(dtype="object")).iloc[0].severity == "info"
+
+
 def test_a_level_marked_expected_becomes_the_baseline_at_the_next_refit():
     history = _weekly(119)  # 2025-01-06 .. 2025-05-04: 1,000 a day, less at weekends
     shift_from = date(2025, 4, 21)
@@ -461,6 +475,30 @@ def test_an_account_whose_rows_stop_arriving_is_a_data_gap_told_once_for_the_acc
         row = table.set_index("series_key").loc["sub_account:AWS/0123"]
         assert (row.signal, row.severity) == ("data_gap", severity)
     assert set(all_days.loc[all_days.signal == "data_gap", "series_key"]) == set(gaps.series_key)
+
+
+def test_a_rotated_api_key_going_quiet_is_not_a_data_gap():
+    """key_old stops on March 14 (rotated: key_new carries its traffic from that day); the project
+    and provider keep their rows. No data gap: a key is a credential, not a delivery."""
+    days = [date(2025, 3, 1) + timedelta(days=i) for i in range(20)]
+    switch = date(2025, 3, 14)
+    rows = []
+    for d in days:
+        for level, key, api_key in (("total", "total", None), ("provider", "provider:OpenAI", None),
+                                    ("api_key", "api_key:OpenAI/proj/key_old", "key_old"),
+                                    ("api_key", "api_key:OpenAI/proj/key_new", "key_new")):
+            if (api_key == "key_old" and d >= switch) or (api_key == "key_new" and d < switch):
+                continue
+            rows.append({"series_key": key, "series_level": level, "provider": "OpenAI" if level != "total" else None,
+                         "sub_account_id": "proj" if api_key else None, "sub_account_name": "proj" if api_key else None,
+                         "service_name": None, "team": "web" if api_key else None, "api_key_id": api_key,
+                         "period": d, "cost": 500.0})
+    series = pd.DataFrame(rows)
+    forecasts = pd.DataFrame([{"target_period": d, "series_key": k, "expected_cost": 500.0, "lower_bound": 400.0,
+                               "upper_bound": 600.0} for d in days[-5:] for k in ("total", "api_key:OpenAI/proj/key_old")])
+    found = detect(series, forecasts, days[-5:])
+    assert not found.detectors.str.contains("no_line_items").any()
+    assert set(found.series_key) <= {"api_key:OpenAI/proj/key_old"}  # a drop to 0, at most: never a gap
 
 
 def test_an_hourly_series_missing_a_few_hours_is_not_paged_as_a_data_gap():

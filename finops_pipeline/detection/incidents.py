@@ -61,7 +61,8 @@ def summarize(anomalies: pd.DataFrame, last_scored: pd.Series, thresholds: Thres
         total = float(group["impact_usd"].sum())
         # A run of periods each of whose span cost within its calibrated range is the series' usual
         # (a training run of three days on a series that has them): its total earns nothing.
-        usual = "span_usual" in group and group["span_usual"].eq(True).all()
+        # Unknown (no calibrated bounds yet: a new series) is not usual: NA must not pass as True.
+        usual = "span_usual" in group and bool(group["span_usual"].eq(True).fillna(False).all())
         by_totals = "info" if usual else incident_severity(total, float(group["expected_cost"].sum()), len(group), t)
         # Mostly periods without line items (the span rule may see the gap's low days after it):
         # missing rows, not spending, paged by how long they last, whatever the $.

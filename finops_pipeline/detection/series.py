@@ -257,13 +257,14 @@ def waste_severity(impact_usd: float, t: Thresholds) -> str:
 def _data_gaps(forecasts: pd.DataFrame, meta: pd.DataFrame, history: dict[str, pd.Series], costs, grain: Grain) -> list:
     """``rules.no_line_items`` for every forecast series without line items in its period: the
     rest of its bill is its provider's (a provider's: the other providers'). Team series are
-    tags, not deliveries, and are left out."""
+    tags and API keys credentials, not deliveries, and are left out: a key that goes quiet was
+    rotated or its job ended, and a lost export shows on its project and provider."""
     hits = []
     for key, period, expected in zip(forecasts["series_key"], forecasts["target_period"], forecasts["expected_cost"]):
         if key == "total" or key not in history or costs(key).has(period):
             continue
         level = meta.loc[key, "series_level"]
-        if level == "team":
+        if level in ("team", "api_key"):  # a tag, a key: rotated or idle keys stop, exports do not
             continue
         rest = "total" if level == "provider" else series_key("provider", meta.loc[key, "provider"])
         arrives = rest in history and costs(rest).has(period)

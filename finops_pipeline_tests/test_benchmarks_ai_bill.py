@@ -1,25 +1,17 @@
 """The AI benchmark bill (``benchmarks/ai_bill.py``): what a user of ``detection_benchmark.py --bill
 ai`` relies on. Pure and fast (no pipeline): a one-year bill, with and without its anomalies, is
-generated once for the module.
-
-Run with ``pytest tests/test_benchmarks_ai_bill.py`` (the suite's ``testpaths`` is
-``finops_pipeline_tests``).
-"""
+generated once for the module."""
 
 from __future__ import annotations
 
-import sys
 from datetime import date, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for `benchmarks.*`
-
-from benchmarks import ai_bill  # noqa: E402
-from finops_pipeline.detection.series import series_key  # noqa: E402
-from finops_pipeline.sources.focus import FOCUS_COLUMNS  # noqa: E402
+from benchmarks import ai_bill
+from finops_pipeline.detection.series import series_key
+from finops_pipeline.sources.focus import FOCUS_COLUMNS
 
 START, END, SEED = date(2024, 1, 1), date(2025, 1, 1), 5
 
