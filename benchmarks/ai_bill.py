@@ -1,7 +1,8 @@
 """A labelled AI-spend bill: two years of OpenAI and Anthropic usage and costs, made the way the
 vendors' admin APIs report them and turned into FOCUS rows by ``ai_billing.to_focus`` (the code the
-real sources use), so that the AI detection can be measured on a bill none of its thresholds was
-chosen on (``detection_benchmark.py --bill ai``).
+real sources use), and a self-hosted GPU estate made the way Prometheus holds it and turned into
+rows by ``PrometheusSource.rows``, so that the AI detection can be measured on a bill none of its
+thresholds was chosen on (``detection_benchmark.py --bill ai``).
 
 Its design is not the demo's (``finops_pipeline/sources/demo_ai.py``: six keys, a constant weekday
 volume, 5 % noise, one factor per anomaly). Here each API key is a process of its own, drawn over the
@@ -63,8 +64,48 @@ coarser series holding them (project, provider, model, team, total) and the ``al
 for this bill. ``expected_impact_usd`` is the cost above what the bill would have cost without the
 event, ``baseline_usd_per_day`` the project × model series' normal cost a day in the window.
 
+**A self-hosted GPU estate** (ProviderName ``Self-hosted``), made as a cluster's Prometheus holds
+it and turned into FOCUS rows by ``PrometheusSource.rows`` (the real source's code), a day at a
+time with its hour of look-back, one source per cluster (the SubAccountId). Its design is not the
+demo's (``demo_prometheus.py``: one cluster of three fixed nodes, every day alike). Here
+(``NODES``): three clusters (``gpu-east``, ``gpu-west``, ``gpu-lab``), 12 nodes and 40 GPUs over the
+span (at most 38 at once) of three types at hourly prices (``GPU_PRICES``: A100 $3.67, H100 $6.98,
+L4 $0.80), four teams of their own (``inference``, ``ml-infra``, ``data-science``, ``research-lab``:
+the API bill's team series stay its own). Each GPU reports its utilisation
+(``DCGM_FI_PROF_GR_ENGINE_ACTIVE``) a minute, by habit:
+
+* ``inference``: load following its users' day (the cluster's time zone; peak mid-afternoon,
+  22–32 % at night, lighter at weekends), slowly growing, a GPU's own offset and noise; a replica
+  restarting now and then (one GPU at 0–5 % for 2–8 minutes);
+* ``training``: runs of 2–14 days back to back at 82–97 %, a checkpoint every 2–6 hours (every
+  GPU of the node at 0–5 % for 4–25 minutes), the next run loading for 3–15 minutes: idle minutes
+  whose streak never reaches the idle rule's 30;
+* ``batch``: the node is allocated only while a job runs (``BATCH``: nightly ETL on most weekdays,
+  a lab's experiments and small jobs by day), 2–12 minutes of loading at 0–5 % before it starts,
+  released when it ends: no samples, so no rows, between jobs (within a day, the source counts the
+  minutes between two jobs absent).
+
+Exporter scrape gaps of 5–40 minutes (every ~20 days a node: absent minutes, unbilled) and nodes
+that join or leave (``node_added``, ``node_removed``: benign, labelled for two weeks on their
+series) come with the estate. Anomalies (``idle_gpu``, ``IDLE_EVENTS``), after the warm-up with
+28 quiet days around each on its series: a node (every GPU) or a single GPU left allocated at 0–5 %
+for 6 hours to 4 days after what it ran ended (a batch job whose allocation was not released, a
+training run with no successor, a deployment scaled to zero on its reserved node, a replica's
+process that died), ten across the three types and clusters (fewer on a bill shorter than two
+years), from tens to hundreds of dollars each. Whether one is worth
+a page is the project's policy (``PAGE_FLOOR_USD_AN_HOUR``: idle GPUs burning $2 an hour): a single
+L4 left idle ($0.80 an hour) is labelled benign (``idle_below_floor``, two of them); a node of four
+L4s ($3.20 an hour together, $0.80 each) is an anomaly. A GPU label's ``series_key`` is its cluster
+× GPU type series as the pipeline names it (``sub_account_service:Self-hosted/{cluster}/GPU
+{type}``), its ``api_key_id`` empty; its ``expected_impact_usd`` is the idle GPUs' cost in the
+window (the waste: where the allocation would have been released, also the cost above the bill
+without it), its ``description`` names the node, the GPU and the times. The GPU labels follow the
+API bill's, numbered on from them.
+
 One seed gives one bill; ``generate(..., anomalies=False)`` gives the same bill without its
-anomalies (benign events kept), so the injected rows can be told apart. Usage:
+anomalies (benign events kept), so the injected rows can be told apart; ``gpus=False``, the API
+bill alone, the same rows and labels as with the GPUs (the estate draws from a random stream of its
+own). Usage:
 
     python benchmarks/ai_bill.py OUT_DIR [--start 2024-01-01 --end 2026-01-01 --seed 17]
 """
@@ -90,9 +131,12 @@ from benchmarks.labelled_bill import LABEL_COLUMNS, run  # noqa: E402
 from finops_pipeline.detection.series import series_key  # noqa: E402
 from finops_pipeline.sources.ai_billing import CostLine, PriceTable, UsageLine, Vendor, to_focus  # noqa: E402
 from finops_pipeline.sources.focus import FOCUS_COLUMNS, TIMESTAMP_COLUMNS  # noqa: E402
+from finops_pipeline.sources.prometheus import LOOK_BACK, STEP, PrometheusSource, Series  # noqa: E402
 
 AI_LABEL_COLUMNS = [*LABEL_COLUMNS, "api_key_id", "also_series"]
-X_COLUMNS = ("x_Model", "x_TokenType", "x_ApiKeyId", "x_Requests", "x_CostSource")
+AI_X_COLUMNS = ("x_Model", "x_TokenType", "x_ApiKeyId", "x_Requests", "x_CostSource")
+GPU_X_COLUMNS = ("x_GpuBusyPct", "x_IdleMinutes", "x_IdleStreakMinutes", "x_AbsentMinutes")  # the Prometheus source's
+X_COLUMNS = (*AI_X_COLUMNS, *GPU_X_COLUMNS)
 ANOMALY_KINDS = ("runaway_key", "leaked_key", "cache_collapse", "unit_cost_rise", "cost_per_request", "model_switch",
                  "new_project")
 BENIGN_KINDS = ("model_migration", "gradual_adoption", "key_rotation")
@@ -750,6 +794,9 @@ def _as_focus(frame: pd.DataFrame) -> pd.DataFrame:
         else:
             frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     frame["x_Requests"] = frame["x_Requests"].astype("Int64")
+    frame["x_GpuBusyPct"] = pd.to_numeric(frame["x_GpuBusyPct"]).astype(float)
+    for column in ("x_IdleMinutes", "x_IdleStreakMinutes", "x_AbsentMinutes"):
+        frame[column] = pd.to_numeric(frame[column]).astype("Int64")
     for column in ("x_Model", "x_TokenType", "x_ApiKeyId", "x_CostSource"):
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
@@ -766,12 +813,363 @@ def covers(flag_key: str, label) -> bool:
                                          for key in also.split(";") if key)
 
 
-def generate(start: date, end: date, seed: int = 17, anomalies: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+# --- the self-hosted GPU estate: minute-sampled utilisation through PrometheusSource.rows -------
+
+GPU_PROVIDER = "Self-hosted"
+A100, H100, L4 = "NVIDIA A100-SXM4-80GB", "NVIDIA H100 80GB HBM3", "NVIDIA L4"
+GPU_PRICES = {A100: Decimal("3.67"), H100: Decimal("6.98"), L4: Decimal("0.80")}  # USD an hour a GPU
+GPU_METRIC = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"  # a ratio: PrometheusSource scales it by 100
+# What is worth a page for an idle GPU: the project's policy (``Thresholds.gpu_idle_usd_an_hour``,
+# restated here so a label never follows the code it measures): idle GPUs burning at least $2 an
+# hour. An event's idle GPUs together below it are labelled benign (``idle_below_floor``).
+PAGE_FLOOR_USD_AN_HOUR = 2.0
+IDLE = (0.0, 0.05)  # an idle GPU's utilisation (ratio), well under the source's 10 % floor
+LOOK = int(LOOK_BACK / STEP)  # the minutes each day's rows read before it (idle streaks reaching into its first hour)
+DAY = 1440
+# cluster → the UTC offset of its users' day (inference load, batch start times)
+CLUSTERS = {"gpu-east": -5, "gpu-west": -8, "gpu-lab": 1}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A GPU node: its cluster (the SubAccountId), GPUs, team and habit (``inference``: diurnal
+    load; ``training``: busy around the clock but for checkpoint dips; ``batch``: allocated only
+    while a job runs); the ISO day it joined or left the cluster, if within the bill."""
+
+    cluster: str
+    name: str
+    gpu_type: str
+    gpus: int
+    team: str
+    habit: str
+    added: str | None = None
+    removed: str | None = None
+
+
+NODES = (
+    NodeSpec("gpu-east", "east-inf-a100-1", A100, 4, "inference", "inference"),
+    NodeSpec("gpu-east", "east-inf-a100-2", A100, 4, "inference", "inference", removed="2025-08-18"),
+    NodeSpec("gpu-east", "east-inf-h100-1", H100, 2, "inference", "inference", added="2025-07-28"),
+    NodeSpec("gpu-east", "east-trn-h100-1", H100, 4, "ml-infra", "training"),
+    NodeSpec("gpu-east", "east-trn-h100-2", H100, 4, "ml-infra", "training", added="2024-09-09"),
+    NodeSpec("gpu-west", "west-inf-l4-1", L4, 2, "inference", "inference", removed="2024-12-09"),
+    NodeSpec("gpu-west", "west-inf-l4-2", L4, 2, "inference", "inference"),
+    NodeSpec("gpu-west", "west-inf-l4-3", L4, 2, "inference", "inference", added="2024-11-04"),
+    NodeSpec("gpu-west", "west-trn-a100-1", A100, 4, "ml-infra", "training"),
+    NodeSpec("gpu-west", "west-batch-a100-1", A100, 4, "data-science", "batch"),
+    NodeSpec("gpu-lab", "lab-h100-1", H100, 4, "research-lab", "batch", added="2024-06-03"),
+    NodeSpec("gpu-lab", "lab-l4-1", L4, 4, "research-lab", "batch", added="2024-06-03"),
+)
+# Batch habits: (share of weekdays with a job, of weekend days, local start hours, median hours, σ of log hours)
+BATCH = {"west-batch-a100-1": (0.85, 0.3, (1, 4), 5.0, 0.45), "lab-h100-1": (0.55, 0.15, (9, 19), 9.0, 0.6),
+         "lab-l4-1": (0.5, 0.1, (9, 18), 3.0, 0.5)}
+# Idle GPUs (node: all its GPUs; gpu: one), in the order placed, with their hours (low, high):
+# ten worth a page and two single L4s that are not.
+IDLE_EVENTS = (
+    ("west-batch-a100-1", "node", (6, 96)), ("lab-h100-1", "node", (6, 96)), ("east-trn-h100-1", "node", (6, 96)),
+    ("west-trn-a100-1", "node", (6, 96)), ("east-inf-a100-1", "gpu", (6, 96)), ("east-trn-h100-2", "gpu", (6, 96)),
+    ("west-batch-a100-1", "gpu", (6, 96)), ("lab-l4-1", "node", (24, 96)), ("east-inf-h100-1", "gpu", (6, 96)),
+    ("east-inf-a100-2", "node", (6, 96)), ("west-inf-l4-2", "gpu", (6, 12)), ("lab-l4-1", "gpu", (8, 30)),
+)
+GPU_ANOMALY_KINDS = ("idle_gpu",)
+GPU_BENIGN_KINDS = ("node_added", "node_removed", "idle_below_floor")
+_WHY = {("batch", "node"): "its job ended and the allocation was not released",
+        ("batch", "gpu"): "one pod of its job never exited",
+        ("training", "node"): "its training run ended and the next did not start",
+        ("training", "gpu"): "its training run went on without it",
+        ("inference", "node"): "its deployment was scaled to zero and the node stayed reserved",
+        ("inference", "gpu"): "a replica's process died and its GPU stayed reserved"}
+
+
+def gpu_series_key(cluster: str, gpu_type: str) -> str:
+    """The series the pipeline gives a cluster's GPUs of one type (``idle_gpu`` pages on it)."""
+    return series_key("sub_account_service", GPU_PROVIDER, cluster, f"GPU {gpu_type}")
+
+
+@dataclass
+class _Estate:
+    """The GPU nodes over the span, a minute at a time. Minute ``p`` is ``p − LOOK`` minutes from
+    the first day's midnight UTC (the first day's look-back is ``p < LOOK``). Each node has a
+    ``level`` a minute (NaN: not allocated, no samples; 0: idle; else its utilisation before
+    noise) and exporter ``gaps``; ``overrides`` set GPUs idle over [lo, hi) (the anomalies' only
+    in the injected bill, an inference replica's restart in both)."""
+
+    days: pd.DatetimeIndex
+    rng: np.random.Generator
+    seed: int
+    labels: list = field(default_factory=list)
+    busy: dict = field(default_factory=lambda: defaultdict(list))
+
+    def __post_init__(self):
+        self.n = len(self.days)
+        self.span = LOOK + self.n * DAY
+        self.alive, self.level, self.gaps, self.spread, self.sigma = {}, {}, {}, {}, {}
+        self.jobs: dict[str, list[list[int]]] = {}  # batch: [allocated, start, end]
+        self.low: dict[str, list[tuple[int, int]]] = defaultdict(list)  # node-wide idle minutes: dips, loading
+        self.overrides: dict[str, list[tuple]] = defaultdict(list)  # (gpu or None, lo, hi, injected only)
+        self.events: list[tuple] = []
+
+    def minute(self, iso: str, hour: int) -> int:
+        return LOOK + int((pd.Timestamp(iso) - self.days[0]).days) * DAY + 60 * hour
+
+    def day_of(self, p: int) -> int:
+        return (p - LOOK) // DAY
+
+    def free(self, series, lo: int, hi: int) -> bool:
+        return all(hi < a or lo > b for a, b in self.busy[series])
+
+    def reserve(self, series, lo: int, hi: int) -> None:
+        self.busy[series].append((lo - QUIET_DAYS, hi + QUIET_DAYS))
+
+    # --- habits -------------------------------------------------------------------------------
+
+    def schedule(self, spec: NodeSpec) -> None:
+        rng = self.rng
+        lo = max(0, self.minute(spec.added, 15)) if spec.added else 0
+        hi = min(self.span, self.minute(spec.removed, 15)) if spec.removed else self.span
+        self.alive[spec.name] = (lo, hi)
+        level = np.full(self.span, np.nan, dtype=np.float32)
+        self.level[spec.name] = level
+        self.sigma[spec.name] = float(rng.uniform(0.02, 0.04))
+        self.spread[spec.name] = rng.normal(0, 0.03 if spec.habit == "inference" else 0.01, spec.gpus)
+        gaps = np.zeros(self.span, dtype=bool)
+        alive_days = max(0, hi - lo) / DAY
+        for start in rng.integers(lo, max(lo + 1, hi), rng.poisson(alive_days / 20)):  # an exporter gap every ~20 days
+            gaps[start:start + int(rng.integers(5, 41))] = True
+        self.gaps[spec.name] = gaps
+        if hi <= lo:
+            return
+        if spec.habit == "inference":
+            self._inference(spec, lo, hi)
+        elif spec.habit == "training":
+            self._training(spec, lo, hi)
+        else:
+            self._batch(spec, lo, hi)
+
+    def _inference(self, spec: NodeSpec, lo: int, hi: int) -> None:
+        """Load following its users' day (peak mid-afternoon, lighter at weekends), slowly growing;
+        a replica restart now and then (a GPU at 0–5 % for 2–8 minutes)."""
+        rng, offset = self.rng, CLUSTERS[spec.cluster]
+        floor, peak, growth = rng.uniform(0.22, 0.32), rng.uniform(0.7, 0.85), rng.uniform(0.0, 0.1)
+        p = np.arange(lo, hi)
+        local = (p - LOOK) / 60.0 + offset  # hours since the first day's local midnight
+        hour, weekday = local % 24, (self.days[0].weekday() + np.floor(local / 24).astype(int)) % 7
+        shape = (0.5 + 0.5 * np.cos(2 * np.pi * (hour - 15) / 24)) ** 1.5
+        weekly = np.where(weekday >= 5, rng.uniform(0.6, 0.8), 1.0)
+        amplitude = (peak - floor) * weekly * (1 + growth * (p - LOOK) / DAY / 365)
+        self.level[spec.name][lo:hi] = np.minimum(floor + amplitude * shape, 0.95)
+        for g in range(spec.gpus):
+            for start in rng.integers(lo, hi, rng.poisson((hi - lo) / DAY / 15)):
+                self.overrides[spec.name].append((g, int(start), int(start + rng.integers(2, 9)), False))
+
+    def _training(self, spec: NodeSpec, lo: int, hi: int) -> None:
+        """Runs of 2–14 days back to back, each at its level, a checkpoint every 2–6 hours (all
+        GPUs at 0–5 % for 4–25 minutes), the next run loading for 3–15 minutes."""
+        rng, level, start = self.rng, self.level[spec.name], lo
+        while start < hi:
+            end = min(hi, start + int(rng.uniform(2, 14) * DAY))
+            level[start:end] = rng.uniform(0.82, 0.97)
+            every = int(rng.integers(120, 361))
+            for dip in range(start + every, end - 60, every):
+                self.low[spec.name].append((dip, dip + int(rng.integers(4, 26))))
+            if end < hi:
+                self.low[spec.name].append((end, end + int(rng.integers(3, 16))))
+            start = end
+
+    def _batch(self, spec: NodeSpec, lo: int, hi: int) -> None:
+        """Jobs on some days, each allocating the node 2–12 minutes before it starts (0–5 %: the
+        image and data loading) and releasing it when it ends; nothing is allocated between."""
+        rng = self.rng
+        weekday_share, weekend_share, (first, last), median, sigma = BATCH[spec.name]
+        days = np.arange(self.day_of(lo), self.day_of(hi - 1) + 1)
+        weekend = (self.days[0].weekday() + days) % 7 >= 5
+        runs = rng.random(len(days)) < np.where(weekend, weekend_share, weekday_share)
+        starts = LOOK + days * DAY + ((rng.uniform(first, last, len(days)) - CLUSTERS[spec.cluster]) * 60).astype(int)
+        lengths = (median * np.exp(rng.normal(0, sigma, len(days))) * 60).astype(int).clip(30)
+        leads = rng.integers(2, 13, len(days))
+        jobs, free_from = [], lo
+        for start, length, lead in zip(starts[runs], lengths[runs], leads[runs]):
+            start = max(int(start), free_from + int(lead) + 10)  # queued behind the job before
+            if start - lead < lo or start + length > hi:
+                continue
+            jobs.append([int(start - lead), int(start), int(start + length), float(rng.uniform(0.55, 0.95))])
+            free_from = start + length
+        self.jobs[spec.name] = jobs
+
+    def write_levels(self) -> None:
+        """The levels of the jobs (after the anomalies removed those their idle time took) and the
+        node-wide idle minutes."""
+        for name, jobs in self.jobs.items():
+            for allocated, start, end, level in jobs:
+                self.level[name][allocated:start] = 0.0
+                self.level[name][start:end] = level
+        for name, spans in self.low.items():
+            for lo, hi in spans:
+                self.level[name][lo:min(hi, self.alive[name][1])] = 0.0
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def node_changes(self) -> None:
+        """A node that joins or leaves within the bill: labelled on its series for two weeks."""
+        for spec in NODES:
+            for kind, iso in (("node_added", spec.added), ("node_removed", spec.removed)):
+                if iso is None:
+                    continue
+                d = self.day_of(self.minute(iso, 0))
+                if 0 <= d < self.n - 14:
+                    self.reserve((spec.cluster, spec.gpu_type), d, d + 13)
+                    self.events.append((kind, spec, None, d, d + 13))
+
+    def idle(self, name: str, scope: str, hours: tuple[float, float]) -> bool:
+        """``name``'s GPUs (all, or one) left allocated at 0–5 % for ``hours`` after what it ran
+        ended, after the warm-up, its series quiet around it."""
+        rng = self.rng
+        spec = next(s for s in NODES if s.name == name)
+        lo, hi = self.alive[name]
+        series = (spec.cluster, spec.gpu_type)
+        for _ in range(200):
+            length = int(np.exp(rng.uniform(np.log(hours[0]), np.log(hours[1]))) * 60)
+            d = int(rng.integers(WARM_UP_DAYS, max(WARM_UP_DAYS + 1, self.n - 16 - length // DAY)))
+            if spec.habit == "batch":
+                ends = [job for job in self.jobs[name] if self.day_of(job[2]) == d]
+                if not ends:
+                    continue
+                t0 = ends[0][2]
+            else:
+                t0 = LOOK + d * DAY + int(rng.integers(0, DAY))
+            t1 = t0 + length
+            d0, d1 = self.day_of(t0), self.day_of(t1 - 1)
+            if t0 < lo + 2 * DAY or t1 + DAY > hi or d1 >= self.n - 14 or not self.free(series, d0, d1):
+                continue
+            gpu = None if scope == "node" else int(rng.integers(spec.gpus))
+            if spec.habit == "batch":  # the node stays allocated: no job of its starts before it is released
+                self.jobs[name] = [job for job in self.jobs[name] if not t0 <= job[0] < t1 + 60]
+            self.overrides[name].append((gpu, t0, t1, True))
+            self.reserve(series, d0, d1)
+            self.events.append(("idle", spec, gpu, t0, t1))
+            return True
+        return False
+
+    # --- the minutes and the rows ---------------------------------------------------------------
+
+    def values(self, index: int, spec: NodeSpec, lo: int, hi: int, injected: bool) -> np.ndarray:
+        """Each GPU's utilisation (ratio) in minutes [lo, hi): NaN where it had no sample."""
+        level = self.level[spec.name][lo:hi]
+        mine = [o for o in self.overrides[spec.name] if o[1] < hi and o[2] > lo and (injected or not o[3])]
+        shape = (spec.gpus, hi - lo)
+        if np.isnan(level).all() and not any(o[3] for o in mine):
+            return np.full(shape, np.nan)
+        rng = np.random.default_rng([self.seed, 0x6770, index, self.day_of(lo) + 1])
+        idle = rng.uniform(*IDLE, shape)
+        out = level[None, :] + self.spread[spec.name][:, None] + rng.normal(0, self.sigma[spec.name], shape)
+        out = np.where(level[None, :] == 0, idle, out)
+        for gpu, a, b, _ in mine:
+            a, b = max(a, lo) - lo, min(b, hi) - lo
+            rows = slice(None) if gpu is None else slice(gpu, gpu + 1)
+            out[rows, a:b] = idle[rows, a:b]
+        out[:, self.gaps[spec.name][lo:hi]] = np.nan
+        return out.clip(0.0, 1.0)
+
+    def rows(self, injected: bool) -> pd.DataFrame:
+        """The cluster's FOCUS rows, a day at a time through ``PrometheusSource.rows`` (the real
+        source's code), each day's series starting at its look-back as a query would give them."""
+        sources = {c: PrometheusSource(url="bench", account=c, gpu_prices=GPU_PRICES) for c in CLUSTERS}
+        tails = {spec.name: self.values(i, spec, 0, LOOK, injected) for i, spec in enumerate(NODES)}
+        frames = []
+        for d in range(self.n):
+            start = self.days[d].to_pydatetime().replace(tzinfo=timezone.utc)
+            by_cluster = defaultdict(list)
+            for i, spec in enumerate(NODES):
+                lo = LOOK + d * DAY
+                own = self.values(i, spec, lo, lo + DAY, injected)
+                window, tails[spec.name] = np.concatenate([tails[spec.name], own], axis=1), own[:, -LOOK:]
+                for g in range(spec.gpus):
+                    if not np.isnan(window[g]).all():
+                        labels = {"__name__": GPU_METRIC, "Hostname": spec.name, "gpu": str(g),
+                                  "modelName": spec.gpu_type, "team": spec.team}
+                        by_cluster[spec.cluster].append(Series(labels, window[g]))
+            for cluster, series in by_cluster.items():
+                frames.append(sources[cluster].rows(start, start + timedelta(days=1), series, 100.0, {}).frame)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(FOCUS_COLUMNS))
+
+    def present(self, spec: NodeSpec, lo: int, hi: int, gpu: int | None = None, injected: bool = False) -> float:
+        """GPU minutes of ``spec`` sampled in [lo, hi) (the minutes the source bills)."""
+        allocated = ~np.isnan(self.level[spec.name][lo:hi])
+        if injected:
+            for g, a, b, _ in self.overrides[spec.name]:
+                if g == gpu and a < hi and b > lo:
+                    allocated[max(a, lo) - lo:min(b, hi) - lo] = True
+        seen = allocated & ~self.gaps[spec.name][lo:hi]
+        return float(seen.sum()) * (spec.gpus if gpu is None else 1)
+
+    def series_cost(self, cluster: str, gpu_type: str, d0: int, d1: int) -> float:
+        """The series' cost a day over days [d0, d1] without the anomalies."""
+        lo, hi = LOOK + d0 * DAY, LOOK + (d1 + 1) * DAY
+        minutes = sum(self.present(s, lo, hi) for s in NODES if s.cluster == cluster and s.gpu_type == gpu_type)
+        return minutes / 60 * float(GPU_PRICES[gpu_type]) / (d1 - d0 + 1)
+
+    def label_events(self, first_id: int) -> list[dict]:
+        out = []
+        for kind, spec, gpu, lo, hi in self.events:
+            price = float(GPU_PRICES[spec.gpu_type])
+            if kind == "idle":
+                d0, d1 = self.day_of(lo), self.day_of(hi - 1)
+                count = spec.gpus if gpu is None else 1
+                rate = price * count
+                impact = self.present(spec, lo, hi, gpu, injected=True) / 60 * price
+                since = self.days[0] + pd.Timedelta(minutes=lo - LOOK)
+                what = f"{spec.name} ({spec.gpus} × {spec.gpu_type})" if gpu is None else \
+                    f"GPU {gpu} of {spec.name} ({spec.gpu_type})"
+                benign = rate < PAGE_FLOOR_USD_AN_HOUR
+                description = (f"{what} idle at 0–5 % for {(hi - lo) / 60:.1f} h from {since:%Y-%m-%d %H:%M} UTC: "
+                               f"{_WHY[spec.habit, scope_of(gpu)]}; ${impact:,.2f} idle at ${rate:.2f} an hour")
+                if benign:
+                    description += f", under the ${PAGE_FLOOR_USD_AN_HOUR:.0f}/h floor: not worth a page"
+                elif price < PAGE_FLOOR_USD_AN_HOUR:
+                    description += f" together (${price:.2f} a GPU, each under ${PAGE_FLOOR_USD_AN_HOUR:.0f}/h)"
+                kind = "idle_below_floor" if benign else "idle_gpu"
+            else:
+                d0, d1, impact, benign = lo, hi, 0.0, True
+                description = (f"{spec.name} ({spec.gpus} × {spec.gpu_type}, {spec.habit}) "
+                               + ("joins" if kind == "node_added" else "leaves") + f" {spec.cluster}")
+            out.append({
+                "event_id": first_id + len(out), "kind": kind, "benign": benign,
+                "start": self.days[d0].date(), "end": self.days[d1].date(), "provider": GPU_PROVIDER,
+                "sub_account_id": spec.cluster, "service_name": f"GPU {spec.gpu_type}",
+                "series_key": gpu_series_key(spec.cluster, spec.gpu_type), "team": spec.team,
+                "expected_impact_usd": round(impact, 2),
+                "baseline_usd_per_day": round(self.series_cost(spec.cluster, spec.gpu_type, d0, d1), 2),
+                "description": description, "api_key_id": None, "also_series": None})
+        return out
+
+
+def scope_of(gpu: int | None) -> str:
+    return "node" if gpu is None else "gpu"
+
+
+def _gpu_estate(days: pd.DatetimeIndex, seed: int, injected: bool, first_id: int) -> tuple[pd.DataFrame, list[dict]]:
+    """The GPU clusters' FOCUS rows and labels; its own random stream, so the AI rows of a seed
+    are the same with or without it."""
+    estate = _Estate(days, np.random.default_rng([seed, 0x6770]), seed)
+    for spec in NODES:
+        estate.schedule(spec)
+    estate.node_changes()
+    if estate.n > WARM_UP_DAYS + 60:
+        for name, scope, hours in IDLE_EVENTS:
+            estate.idle(name, scope, hours)
+    estate.write_levels()
+    return estate.rows(injected), estate.label_events(first_id)
+
+
+def generate(start: date, end: date, seed: int = 17, anomalies: bool = True, gpus: bool = True
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(line items with their x_ columns, labels) for the charge days in ``[start, end)``; the same
     for the same seed. ``anomalies=False``: the same bill without its anomalies (their labels still
-    returned, to compare)."""
+    returned, to compare). ``gpus=False``: the API bill alone (the same rows and labels as with
+    the GPUs: the estate draws from a random stream of its own)."""
     rng = np.random.default_rng(seed)
-    bill = _Bill(pd.date_range(start, end, freq="D", inclusive="left"), rng)
+    days = pd.date_range(start, end, freq="D", inclusive="left")
+    bill = _Bill(days, rng)
     for spec in KEYS:
         bill.add_key(spec)
     for event in MIGRATIONS:
@@ -789,14 +1187,20 @@ def generate(start: date, end: date, seed: int = 17, anomalies: bool = True) -> 
     cost_lines, usage = _lines(bill, anomalies)
     prices = price_table()
     frames = [to_focus(vendor, cost_lines[p], usage[p], prices, TEAMS)[0] for p, vendor in VENDORS.items()]
-    items = _as_focus(pd.concat(frames, ignore_index=True))
-    items = items.sort_values(["ChargePeriodStart", "SubAccountId", "ServiceName", "ChargeCategory"], kind="stable",
-                              ignore_index=True)
+    parts = [_as_focus(pd.concat(frames, ignore_index=True))]
     labels = pd.DataFrame(bill.labels, columns=AI_LABEL_COLUMNS[1:])
     labels = labels.sort_values(["start", "benign", "kind", "series_key"], kind="stable", ignore_index=True)
+    if gpus:  # after the API bill's labels, numbered on from them (theirs unchanged)
+        rows, gpu_labels = _gpu_estate(days, seed, anomalies, len(bill.labels) + 1)
+        parts.append(_as_focus(rows))
+        gpu_labels = pd.DataFrame(gpu_labels, columns=AI_LABEL_COLUMNS[1:]).astype(labels.dtypes.to_dict())
+        labels = pd.concat([labels, gpu_labels.sort_values(["start", "benign", "kind", "series_key"], kind="stable")],
+                           ignore_index=True)
+    items = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    items = items.sort_values(["ChargePeriodStart", "SubAccountId", "ServiceName", "ChargeCategory"], kind="stable",
+                              ignore_index=True)
     labels.insert(0, "label_id", [f"{k}-{n:03d}" for n, k in enumerate(labels["kind"], 1)])
     return items, labels[AI_LABEL_COLUMNS]
-
 
 if __name__ == "__main__":
     run(__doc__, generate, seed=17)

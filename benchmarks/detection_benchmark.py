@@ -7,8 +7,10 @@
    ``--bill hourly`` (``hourly_bill.py``, five months of hourly line items: diurnal and weekly
    cycles, heavy tails, scrape gaps; run and scored at the hourly grain) or ``--bill ai``
    (``ai_bill.py``, two years of OpenAI and Anthropic usage and costs made by ``ai_billing.to_focus``,
-   45 API keys, the AI anomaly kinds; never used to choose a threshold). The AI bill's rows carry
-   their ``x_`` columns (model, token type, API key, requests) in the Parquet exports.
+   45 API keys, the AI anomaly kinds, and a self-hosted GPU estate of three clusters made by
+   ``PrometheusSource.rows``, idle GPUs labelled; never used to choose a threshold). The AI bill's
+   rows carry their ``x_`` columns (model, token type, API key, requests; a GPU's busy %, idle,
+   idle-streak and absent minutes) in the Parquet exports.
 2. Runs the whole pipeline on it, the way a user backfills: ``dagster asset materialize`` of
    raw_billing → dbt models → cost_forecasts → anomalies over every day, as one single-run
    backfill. Its wall time is the backfill figure.
