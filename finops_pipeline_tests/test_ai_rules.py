@@ -126,10 +126,15 @@ def test_an_idle_gpu_is_its_idle_minutes_cost_named_by_resource():
     assert hit.note.startswith("n1/gpu3 idle 45 min") and "5 min absent" in hit.note
 
 
-def test_a_cheap_idle_gpu_is_not_worth_a_page():
+def test_a_cheap_idle_gpu_is_not_worth_a_page_but_a_node_of_them_is():
     # $1 an hour idle: below gpu_idle_usd_an_hour.
     assert idle_gpus(gpu_rows(60, idle_cost=1.0), [START], Thresholds()) == []
     assert idle_gpus(gpu_rows(0), [START], Thresholds()) == []
+    # Four such GPUs of one node idle together burn $4 an hour: that pages.
+    node = gpu_rows(0)
+    node.loc[:3, ["idle_cost", "idle_minutes", "idle_streak_minutes"]] = [1.0, 60, 60]
+    [hit] = idle_gpus(node, [START], Thresholds())
+    assert round(hit.actual - hit.expected, 2) == 4.0 and hit.note.count(" idle 60 min") == 4
 
 
 def test_an_idle_gpu_pages_at_its_own_floor_whatever_share_of_the_series_it_is():

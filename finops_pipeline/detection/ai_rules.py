@@ -157,15 +157,16 @@ def runaway_key(keys: pd.DataFrame, periods: Iterable, step, week: int, t: Thres
 
 def idle_gpus(gpus: pd.DataFrame, periods: Iterable, t: Thresholds) -> list[Hit]:
     """GPUs idle for a streak of at least ``gpu_idle_minutes`` (``queries.gpu_usage``: their idle
-    cost is already that of such streaks) burning at least ``gpu_idle_usd_an_hour`` while idle, on
-    their series (the cluster × GPU type): the excess is the idle minutes' cost. Minutes a GPU did
+    cost is already that of such streaks) that together burn at least ``gpu_idle_usd_an_hour``
+    while idle, on their series (the cluster × GPU type): the excess is the idle minutes' cost. Minutes a GPU did
     not report are absent, not idle, and are said apart."""
     wanted = set(periods)
     hits = []
     for (key, period), rows in gpus[gpus["period"].isin(wanted)].groupby(["series_key", "period"], sort=True):
         idle = rows[(rows["idle_cost"] > 0) & (rows["idle_minutes"] > 0)]
-        idle = idle[idle["idle_cost"] / (idle["idle_minutes"] / 60) >= t.gpu_idle_usd_an_hour]
-        if idle.empty:
+        # What the idle GPUs burn together an hour: a node of four $0.80 GPUs left idle matters as
+        # much as one $3.20 GPU; one cheap GPU alone does not.
+        if idle.empty or (idle["idle_cost"] / (idle["idle_minutes"] / 60)).sum() < t.gpu_idle_usd_an_hour:
             continue
         excess = float(idle["idle_cost"].sum())
         actual = float(rows["cost"].sum())

@@ -116,8 +116,8 @@ class Thresholds:
     # tokens) this many times their median at the same point of the week, a retry loop or a leaked key.
     ai_runaway_factor: float = 3.0
     # An idle GPU (``ai_rules.idle_gpus``): idle (below the source's utilisation floor) for a streak of
-    # this many minutes; it pages when its idle hours burn at least this many USD an hour (the
-    # utilisation is measured, not inferred: what needs deciding is only whether the money matters).
+    # this many minutes; it pages when a series' idle GPUs together burn at least this many USD an
+    # hour (utilisation is measured, not inferred: what needs deciding is whether the money matters).
     gpu_idle_minutes: int = 30
     gpu_idle_usd_an_hour: float = 2.0
 
