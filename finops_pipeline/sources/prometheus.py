@@ -253,8 +253,9 @@ class PrometheusSource:
         if unknown or not families:
             raise SettingsError(f"FINOPS_PROMETHEUS_METRICS={options.get('FINOPS_PROMETHEUS_METRICS')!r}: use one or more "
                                 f"of {', '.join(FAMILIES)}, comma-separated")
-        metrics = parse_mapping(options.get("FINOPS_PROMETHEUS_GPU_METRICS"), "FINOPS_PROMETHEUS_GPU_METRICS",
-                                "metric=ratio|percent") if options.get("FINOPS_PROMETHEUS_GPU_METRICS") else dict(GPU_METRICS)
+        # Given, the list replaces the defaults: its order is the order of preference.
+        metrics = (_settings_map(options, "FINOPS_PROMETHEUS_GPU_METRICS", {}, "metric=ratio|percent")
+                   or dict(GPU_METRICS))
         bad = [f"{m}={s}" for m, s in metrics.items() if s not in SCALES]
         if bad:
             raise SettingsError(f"FINOPS_PROMETHEUS_GPU_METRICS: say whether each metric is a ratio or a percent: {', '.join(bad)}")
@@ -276,13 +277,13 @@ class PrometheusSource:
             raise SettingsError(f"FINOPS_PROMETHEUS_IDLE_BELOW_PCT={idle!r}: use a percent of utilisation above 0")
         if "PROMETHEUS_PASSWORD" in settings.secrets_set and not options.get("PROMETHEUS_USERNAME"):
             raise SettingsError("PROMETHEUS_PASSWORD is set without PROMETHEUS_USERNAME: basic auth needs both")
-        return cls(url=url, account=options.get("FINOPS_PROMETHEUS_ACCOUNT") or "prometheus",
-                   provider=options.get("FINOPS_PROMETHEUS_PROVIDER") or "Self-hosted", families=families,
+        return cls(url=url, account=options.get("FINOPS_PROMETHEUS_ACCOUNT") or cls.account,
+                   provider=options.get("FINOPS_PROMETHEUS_PROVIDER") or cls.provider, families=families,
                    gpu_metrics=metrics,
                    gpu_labels=_settings_map(options, "FINOPS_PROMETHEUS_GPU_LABELS", GPU_LABELS, "role=label"),
                    gpu_prices=prices, idle_below_pct=idle_below,
-                   request_metric=options.get("FINOPS_PROMETHEUS_REQUEST_METRIC") or "ai_request_cost_dollars",
-                   token_metric=options.get("FINOPS_PROMETHEUS_TOKEN_METRIC") or "ai_api_tokens_total",
+                   request_metric=options.get("FINOPS_PROMETHEUS_REQUEST_METRIC") or cls.request_metric,
+                   token_metric=options.get("FINOPS_PROMETHEUS_TOKEN_METRIC") or cls.token_metric,
                    ai_labels=_settings_map(options, "FINOPS_PROMETHEUS_AI_LABELS", AI_LABELS, "role=label"),
                    username=options.get("PROMETHEUS_USERNAME") or None)
 
@@ -348,11 +349,11 @@ class PrometheusSource:
         return rows
 
     def _request_rows(self, start: datetime, hours: int, dollars: dict, counts: dict) -> list[dict]:
-        rows = []
+        rows, none = [], np.zeros(hours)
         for key in sorted(set(dollars) | set(counts), key=str):
             model, team = key
             for h in range(hours):
-                cost, requests = dollars.get(key, np.zeros(hours))[h], counts.get(key, np.zeros(hours))[h]
+                cost, requests = dollars.get(key, none)[h], counts.get(key, none)[h]
                 if cost <= 0 and requests <= 0:
                     continue
                 n = int(round(requests))
