@@ -48,8 +48,13 @@ def ai_hits(usage: pd.DataFrame, periods: Iterable, step, t: Thresholds) -> list
             found = [h for h in (unit_cost_rise(key, by_type, cost, period, step, t),
                                  cache_collapse(key, by_type, cost, period, step, t),
                                  cost_per_request(key, requests, cost, period, step, t)) if h is not None]
-            hits += [h for h in found if h.actual - h.expected >= t.min_impact_usd]
+            hits += _material(found, t)
     return hits
+
+
+def _material(hits: Iterable[Hit], t: Thresholds) -> list[Hit]:
+    """The hits whose excess reaches the anomaly $ floor, ``t.min_impact_usd``."""
+    return [h for h in hits if h.actual - h.expected >= t.min_impact_usd]
 
 
 def unit_cost_rise(key: str, by_type: pd.DataFrame, cost: pd.Series, period, step, t: Thresholds) -> Hit | None:
@@ -152,14 +157,14 @@ def runaway_key(keys: pd.DataFrame, periods: Iterable, step, week: int, t: Thres
             hits.append(Hit("runaway_key", key, period, actual, expected, expected, expected,
                             f"{volume_of} {now:,.0f} against a usual {usual:,.0f} at this time of the week "
                             f"({now / usual:.1f}×)"))
-    return [h for h in hits if h.actual - h.expected >= t.min_impact_usd]
+    return _material(hits, t)
 
 
 def idle_gpus(gpus: pd.DataFrame, periods: Iterable, t: Thresholds) -> list[Hit]:
     """GPUs idle for a streak of at least ``gpu_idle_minutes`` (``queries.gpu_usage``: their idle
     cost is already that of such streaks) that together burn at least ``gpu_idle_usd_an_hour``
-    while idle, on their series (the cluster × GPU type): the excess is the idle minutes' cost. Minutes a GPU did
-    not report are absent, not idle, and are said apart."""
+    while idle, on their series (the cluster × GPU type): the excess is the idle minutes' cost.
+    Minutes a GPU did not report are absent, not idle, and are said apart."""
     wanted = set(periods)
     hits = []
     for (key, period), rows in gpus[gpus["period"].isin(wanted)].groupby(["series_key", "period"], sort=True):
